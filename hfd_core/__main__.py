@@ -1,0 +1,5 @@
+"""Entry point of ``python -m hfd_core``."""
+
+from hfd_core.cli import main
+
+raise SystemExit(main())

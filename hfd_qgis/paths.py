@@ -1,0 +1,17 @@
+"""Where the plugin finds its files, both in the repository and in an installed plugin folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PLUGIN_DIR = Path(__file__).resolve().parent
+
+
+def resources_dir() -> Path:
+    """`resources/` inside an installed plugin, else the repository's `resources/`."""
+    installed = PLUGIN_DIR / "resources"
+    return installed if installed.is_dir() else PLUGIN_DIR.parent / "resources"
+
+
+def icon_path() -> str:
+    return str(resources_dir() / "icons" / "hfd.svg")
