@@ -41,7 +41,7 @@ $(STAMP)/venv: pyproject.toml | system-packages
 	[ -x $(PY) ] || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q torch==$(TORCH_VERSION) $(TORCH_PIP_OPTS)
 	$(PY) -m pip install -q "pytest>=7" "pytest-qgis>=2" ruff
-	echo "$(CURDIR)" > "$(SITE_PACKAGES)/hfd-sar-project.pth"
+	$(PY) -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'hfd-sar-project.pth').write_text('$(CURDIR)\\n')"
 	$(PY) -c "import torch, numpy, rasterio, skimage, qgis.core, hfd_core; print('torch', torch.__version__, 'numpy', numpy.__version__, 'rasterio', rasterio.__version__)"
 	@touch $@
 
