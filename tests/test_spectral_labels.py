@@ -1,0 +1,68 @@
+"""Spectral labelling rules: each rule on hand-made pixels, and agreement with a real CORINE map."""
+
+import numpy as np
+import pytest
+
+from hfd_core import IGNORE_INDEX
+from hfd_core.data.spectral_labels import (
+    BARE,
+    BUILT_UP,
+    LOW_VEGETATION,
+    TREE,
+    WATER,
+    spectral_labels,
+)
+
+# B02, B03, B04, B08, B11, B12 (reflectance x 10000), typical L2A values.
+PIXELS = {
+    "water": ((600, 900, 500, 300, 200, 150), WATER),
+    "forest": ((250, 420, 210, 3800, 1700, 780), TREE),
+    "pasture": ((400, 680, 330, 3900, 1800, 820), LOW_VEGETATION),
+    "roof": ((1100, 1200, 1300, 1800, 2200, 1900), BUILT_UP),
+    "soil": ((700, 1000, 1400, 2000, 2800, 2300), BARE),
+    "cloud": ((4000, 4100, 4200, 4500, 3000, 2500), IGNORE_INDEX),
+    "snow": ((1800, 1900, 1700, 1600, 300, 200), IGNORE_INDEX),
+    "sparse": ((600, 800, 900, 1900, 2200, 1600), IGNORE_INDEX),
+}
+
+
+@pytest.mark.parametrize("name", PIXELS)
+def test_rule_for_typical_pixel(name):
+    values, expected = PIXELS[name]
+    image = np.array(values, np.float32)[:, None, None]
+    assert spectral_labels(image)[0, 0] == expected
+
+
+def test_invalid_pixels_and_shape():
+    image = np.full((6, 2, 2), 500, np.float32)
+    image[0, 0, 0] = np.nan
+    image[3, 1, 1] = 0
+    labels = spectral_labels(image)
+    assert labels[0, 0] == IGNORE_INDEX and labels[1, 1] == IGNORE_INDEX
+    with pytest.raises(ValueError):
+        spectral_labels(np.zeros((4, 2, 2)))
+
+
+def test_l1c_path_radiance_is_removed():
+    forest_l2a = np.array(PIXELS["forest"][0], np.float32)[:, None, None]
+    forest_l1c = forest_l2a + np.array([900, 550, 300, 0, 0, 0], np.float32)[:, None, None]
+    assert spectral_labels(forest_l1c, level="L2A")[0, 0] != TREE
+    assert spectral_labels(forest_l1c, level="L1C")[0, 0] == TREE
+
+
+@pytest.mark.shared_data
+def test_agrees_with_corine_reference_map(shared_data):
+    """Tree cover vs low vegetation against the per-pixel CORINE map of BigEarthNet v2 patch T33UUP_26_57."""
+    rasterio = pytest.importorskip("rasterio")
+    patch = next((shared_data / "bigearthnet_v2" / "patches").glob("*T33UUP_26_57"))
+    ten = np.load(patch / "s2_10m_B02_B03_B04_B08.npy").astype(np.float32)
+    twenty = np.load(patch / "s2_20m_B05_B06_B07_B8A_B11_B12.npy").astype(np.float32)
+    swir = twenty[4:6].repeat(2, axis=1).repeat(2, axis=2)
+    labels = spectral_labels(np.concatenate([ten, swir]))
+    with rasterio.open(patch / "reference_map_CLC_from_rico-hdl.tif") as src:
+        corine = src.read(1)
+    reference = np.where(np.isin(corine, [311, 313]), TREE, LOW_VEGETATION)  # forests vs arable/pasture
+    labelled = labels != IGNORE_INDEX
+    assert labelled.mean() > 0.9
+    agreement = (labels[labelled] == reference[labelled]).mean()
+    assert agreement > 0.8, agreement
