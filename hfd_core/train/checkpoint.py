@@ -1,0 +1,47 @@
+"""Full training state in ``last.ckpt``: written atomically every epoch, read back by ``--resume``.
+
+The file is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(weights_only=True)``: model, optimizer, scheduler and grad-scaler state dicts, the finished
+epoch, the best validation score and its epoch, the per-epoch history, normalisation stats and the config.
+Random generators are reseeded from (seed, epoch, rank) at the start of every epoch (see ``loop.py``), so the
+seed and the epoch stored here fully determine the random state of the next epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from hfd_core.errors import InputError
+
+CHECKPOINT_NAME = "last.ckpt"
+BEST_MODEL_NAME = "best.pt"
+CHECKPOINT_FORMAT = "hfd-train-checkpoint"
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write ``state`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """Read a checkpoint written by ``save_checkpoint``; InputError when the file is something else."""
+    try:
+        state = torch.load(Path(path), map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged or foreign files
+        raise InputError(f"cannot read training checkpoint {path}: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path} is not an HFD-Net training checkpoint")
+    return state

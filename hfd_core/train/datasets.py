@@ -1,0 +1,123 @@
+"""Scenes for the command line: ``--dataset NAME --root DIR [--split train|test|all]``.
+
+Every dataset is a ``DatasetSpec`` in ``DATASETS``; ``register_dataset`` adds more (e.g. the bundled samples).
+A dataset with official splits (OMBRIA) reads them; for the others, "test" is a fixed hold-out of whole groups
+(locations) chosen by ``split_by_group`` with ``TEST_FRACTION`` and ``TEST_SEED``, and "train" is the rest, so
+a model trained on "train" never saw the "test" locations. Training carves its validation set out of "train" the
+same way (``--val-fraction``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hfd_core.data import Scene, split_by_group
+from hfd_core.errors import InputError
+from hfd_core.modelfile import ClassInfo
+
+SPLITS = ("train", "test", "all")
+TEST_FRACTION = 0.2
+TEST_SEED = 12345
+#: Colours of classes when a dataset does not name them (id order).
+DEFAULT_COLORS = (
+    "#1f3b73",
+    "#2e86de",
+    "#27ae60",
+    "#f1c40f",
+    "#e67e22",
+    "#c0392b",
+    "#8e44ad",
+    "#7f8c8d",
+    "#16a085",
+    "#d35400",
+)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to read one public layout, and what its inputs and classes are."""
+
+    name: str
+    read: Callable[[Path, str], list[Scene]]  # (root, official split or "all") -> scenes
+    official_splits: tuple[str, ...] = ()
+    sar_kind: str = "sar_db"
+    eo_kind: str = "eo_reflectance"
+    classes: tuple[ClassInfo, ...] | None = None
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> None:
+    """Make ``spec`` available to ``load_scenes`` and to the ``--dataset`` option of the commands."""
+    DATASETS[spec.name] = spec
+
+
+def default_classes(num_classes: int) -> list[ClassInfo]:
+    return [
+        ClassInfo(id=i, name=f"class {i}", color=DEFAULT_COLORS[i % len(DEFAULT_COLORS)])
+        for i in range(num_classes)
+    ]
+
+
+def load_scenes(dataset: str, root: str | Path, split: str = "all") -> list[Scene]:
+    """Scenes of ``split`` of ``dataset`` under ``root``; InputError for unknown names or empty reads."""
+    if dataset not in DATASETS:
+        raise InputError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(DATASETS))}")
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"dataset folder not found: {root}")
+    spec = DATASETS[dataset]
+    if spec.official_splits:
+        names = spec.official_splits if split == "all" else (split,)
+        scenes = [scene for name in names for scene in spec.read(root, name)]
+    else:
+        scenes = spec.read(root, "all")
+        if split != "all":
+            train, test = split_by_group(scenes, TEST_FRACTION, TEST_SEED)
+            scenes = train if split == "train" else test
+    if not scenes:
+        raise InputError(f"no scenes of split {split!r} found for dataset {dataset!r} under {root}")
+    return scenes
+
+
+def _whole(reader: Callable[[Path], list[Scene]]) -> Callable[[Path, str], list[Scene]]:
+    return lambda root, _split: reader(root)
+
+
+def _register_builtin() -> None:
+    from hfd_core.data import (
+        read_ombria,
+        read_sen1floods11,
+        read_sen12ms,
+        read_triplet_folder,
+        read_whu_opt_sar,
+    )
+
+    register_dataset(
+        DatasetSpec(
+            "sen1floods11",
+            _whole(read_sen1floods11),
+            classes=(ClassInfo(0, "not water", "#d9d9d9"), ClassInfo(1, "water", "#2e86de")),
+        )
+    )
+    register_dataset(DatasetSpec("sen12ms", _whole(read_sen12ms)))
+    register_dataset(DatasetSpec("whu-opt-sar", _whole(read_whu_opt_sar)))
+    register_dataset(DatasetSpec("folder", _whole(read_triplet_folder)))
+    register_dataset(
+        DatasetSpec(
+            "ombria",
+            read_ombria,
+            official_splits=("train", "test"),
+            sar_kind="ombria_png",
+            eo_kind="ombria_png",
+            classes=(ClassInfo(0, "not flooded", "#d9d9d9"), ClassInfo(1, "flood", "#2e86de")),
+        )
+    )
+
+
+_register_builtin()
