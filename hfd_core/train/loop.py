@@ -258,6 +258,8 @@ def fit(
     best_path = out_dir / BEST_MODEL_NAME
     num_classes = metadata.config.num_classes
     steps = _steps_per_epoch(len(train_set), config, ctx)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
 
     module = model
     if ctx.is_distributed:
