@@ -1,0 +1,120 @@
+"""Whole-scene evaluation and `python -m hfd_core evaluate --json`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_train_fixtures import EO_BANDS, SAR_BANDS, toy_scene
+from torch import nn
+
+from hfd_core import IGNORE_INDEX
+from hfd_core.cli import main
+from hfd_core.data import Scene
+from hfd_core.errors import InputError
+from hfd_core.modelfile import ClassInfo, ModelMetadata, save_model
+from hfd_core.models import HFDNet, HFDNetConfig
+from hfd_core.train.datasets import DATASETS, DatasetSpec
+from hfd_core.train.evaluation import evaluate_scenes, predict_scene
+
+CLASSES = [ClassInfo(0, "dry", "#000000"), ClassInfo(1, "wet", "#0000ff")]
+
+
+class SignOfFirstBand(nn.Module):
+    """Class 1 where the (normalised) first band is positive: a model whose predictions are known exactly."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([-x[:, :1], x[:, :1]], dim=1)
+
+
+def _metadata(role: str = "student", bands=SAR_BANDS, tile_size: int = 16) -> ModelMetadata:
+    config = HFDNetConfig(in_channels=len(bands), num_classes=2, widths=(4, 8, 8, 8), align_dim=8)
+    return ModelMetadata(
+        role=role,
+        config=config,
+        bands=list(bands),
+        input_kind="sar_db",
+        mean=[0.0] * len(bands),
+        std=[1.0] * len(bands),
+        classes=CLASSES,
+        tile_size=tile_size,
+    )
+
+
+def _scene(sar: np.ndarray, label: np.ndarray, name: str = "chip") -> Scene:
+    return Scene(name=name, group=name, sar=sar, eo=None, label=label, sar_bands=list(SAR_BANDS), eo_bands=[])
+
+
+def test_predict_scene_covers_odd_sizes_and_marks_nodata():
+    rng = np.random.default_rng(0)
+    sar = rng.normal(size=(2, 37, 45)).astype(np.float32)
+    sar[:, 3, 4] = np.nan
+    prediction = predict_scene(
+        SignOfFirstBand(), _metadata(tile_size=16), _scene(sar, None), torch.device("cpu")
+    )
+    assert prediction.shape == (37, 45) and prediction.dtype == np.uint8
+    assert prediction[3, 4] == IGNORE_INDEX
+    expected = (sar[0] > 0).astype(np.uint8)
+    expected[3, 4] = IGNORE_INDEX
+    assert np.array_equal(prediction, expected)
+
+
+def test_scores_match_hand_computed_values():
+    sar = np.ones((2, 4, 4), np.float32)
+    sar[0, :, :2] = -1  # predicts dry on the left half, wet on the right half
+    perfect = _scene(sar, (sar[0] > 0).astype(np.uint8), "perfect")
+    wrong = _scene(sar, np.ones((4, 4), np.uint8), "all_wet")  # left half wrong: 8 wet pixels called dry
+    wrong.label[0, 0] = IGNORE_INDEX
+    report = evaluate_scenes(SignOfFirstBand(), _metadata(), [perfect, wrong], device="cpu")
+    assert report["confusion_matrix"] == [[8, 0], [7, 16]]
+    assert report["per_class_iou"]["dry"] == pytest.approx(8 / 15)
+    assert report["per_class_iou"]["wet"] == pytest.approx(16 / 23)
+    assert report["oa"] == pytest.approx(24 / 31)
+    assert report["per_chip"][0]["miou"] == pytest.approx(1.0)
+    # second chip: dry IoU 0 (no dry truth, 7 false dry), wet IoU 8/15
+    assert report["per_chip_miou"] == pytest.approx((1.0 + (0.0 + 8 / 15) / 2) / 2)
+
+
+def test_model_input_follows_the_role():
+    scene = toy_scene(0)
+    teacher_meta = _metadata("teacher", EO_BANDS)
+    assert predict_scene(SignOfFirstBand(), teacher_meta, scene, torch.device("cpu")).shape == (32, 32)
+    with pytest.raises(InputError, match="bands"):
+        predict_scene(SignOfFirstBand(), _metadata("student", ["HH", "HV"]), scene, torch.device("cpu"))
+    scene.eo = None
+    with pytest.raises(InputError, match="EO"):
+        predict_scene(SignOfFirstBand(), teacher_meta, scene, torch.device("cpu"))
+
+
+def test_evaluate_command_writes_json(tmp_path, monkeypatch, capsys):
+    scenes = [toy_scene(i) for i in range(3)]
+    monkeypatch.setitem(DATASETS, "toy", DatasetSpec("toy", lambda root, split: scenes))
+    model_path = tmp_path / "student.pt"
+    save_model(model_path, HFDNet(_metadata().config), _metadata())
+    out = tmp_path / "scores.json"
+    code = main(
+        [
+            "evaluate",
+            "--dataset",
+            "toy",
+            "--root",
+            str(tmp_path),
+            "--split",
+            "all",
+            "--model",
+            str(model_path),
+            "--json",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["dataset"] == "toy" and report["split"] == "all" and report["num_scenes"] == 3
+    assert set(report) >= {"miou", "per_class_iou", "oa", "kappa", "f1", "confusion_matrix", "per_chip_miou"}
+    assert sum(map(sum, report["confusion_matrix"])) == 3 * 32 * 32
+    assert report["per_chip_miou"] == pytest.approx(np.mean([c["miou"] for c in report["per_chip"]]))
+    assert f"{report['miou']:.4f}" in capsys.readouterr().out
