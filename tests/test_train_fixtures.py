@@ -1,7 +1,7 @@
 """Small synthetic scenes for the training and evaluation tests (test fixtures, not satellite data).
 
-The label is a smooth random blob map; the "SAR" and "EO" channels are noisy functions of it, so a tiny network
-can learn the task in a few steps.
+The label is a smooth random blob map; the "SAR" and "EO" channels are noisy functions of it, so a tiny
+network can learn the task in a few steps.
 """
 
 from __future__ import annotations

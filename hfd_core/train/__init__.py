@@ -1,6 +1,7 @@
 """Teacher training, student distillation, checkpoints, evaluation and the training commands.
 
-``train_teacher`` / ``train_student`` are the programmatic API (also used by QGIS fine-tuning); see ``api.py``.
+``train_teacher`` / ``train_student`` are the programmatic API (also used by QGIS fine-tuning); see
+``api.py``.
 """
 
 from hfd_core.train.api import train_student, train_teacher

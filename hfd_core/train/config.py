@@ -11,8 +11,8 @@ class TrainConfig:
     """Everything that decides a training run; stored in checkpoints and in the model file's metadata.
 
     ``model`` holds HFDNetConfig overrides (``widths``, ``align_dim``, ``align``); input channels and the
-    number of classes come from the data. ``distill_scales`` lists the feature pyramid levels (0 = finest) that the
-    feature distillation compares, ``None`` for all of them.
+    number of classes come from the data. ``distill_scales`` lists the feature pyramid levels (0 = finest)
+    that the feature distillation compares, ``None`` for all of them.
     """
 
     out_dir: str = "runs/train"
@@ -55,7 +55,8 @@ class TrainCallbacks:
 
     ``on_epoch_end(epoch, values)`` gets the 1-based epoch and a dict with ``train_loss`` and the validation
     scores (``val_miou``, ``val_oa``, ``val_kappa``, ...). ``should_stop()`` is polled between batches:
-    when it returns True training stops and the best model so far is kept. ``on_progress(percent)`` reports 0..100.
+    when it returns True training stops and the best model so far is kept. ``on_progress(percent)`` reports
+    0..100.
     """
 
     on_epoch_end: Callable[[int, dict], None] | None = None

@@ -3,8 +3,8 @@
 Every dataset is a ``DatasetSpec`` in ``DATASETS``; ``register_dataset`` adds more (e.g. the bundled samples).
 A dataset with official splits (OMBRIA) reads them; for the others, "test" is a fixed hold-out of whole groups
 (locations) chosen by ``split_by_group`` with ``TEST_FRACTION`` and ``TEST_SEED``, and "train" is the rest, so
-a model trained on "train" never saw the "test" locations. Training carves its validation set out of "train" the
-same way (``--val-fraction``).
+a model trained on "train" never saw the "test" locations. Training carves its validation set out of "train"
+the same way (``--val-fraction``).
 """
 
 from __future__ import annotations

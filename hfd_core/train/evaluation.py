@@ -1,10 +1,10 @@
 """Whole-scene evaluation of a model file on labelled scenes: pooled and per-chip scores.
 
-Each scene is read the way the model expects (teacher: EO, student: SAR, from ``metadata.role``), normalised with
-the model's stored statistics, padded to a multiple of 16 and predicted window by window (windows of the model's
-tile size; the last row/column of windows is moved inwards so every window is full). Pixels whose input is NaN are
-nodata. Scores: pooled confusion matrix over all scenes (mIoU, per-class IoU, OA, kappa, F1) and ``per_chip_miou``,
-the mean over scenes of each scene's mIoU (the OmbriaNet evaluation protocol).
+Each scene is read the way the model expects (teacher: EO, student: SAR, from ``metadata.role``), normalised
+with the model's stored statistics, padded to a multiple of 16 and predicted window by window (windows of the
+model's tile size; the last row/column of windows is moved inwards so every window is full). Pixels whose
+input is NaN are nodata. Scores: pooled confusion matrix over all scenes (mIoU, per-class IoU, OA, kappa, F1)
+and ``per_chip_miou``, the mean over scenes of each scene's mIoU (the OmbriaNet evaluation protocol).
 """
 
 from __future__ import annotations

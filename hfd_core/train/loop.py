@@ -12,7 +12,8 @@ Choices (the paper is silent on them or assumes a GPU):
   makes ``resume`` exact (with ``num_workers=0`` or any fixed number of workers) without storing generator
   states.
 * Validation: pooled confusion matrix over a regular grid of tiles of the validation scenes; the model with
-  the best validation mIoU is kept as ``best.pt`` (with no validation scenes, the lowest training loss decides).
+  the best validation mIoU is kept as ``best.pt`` (with no validation scenes, the lowest training loss
+  decides).
 * Cancel: ``should_stop`` is polled between batches; the unfinished epoch is discarded (neither validated nor
   checkpointed) and the best model so far is kept.
 * Several processes (torchrun): gradients are averaged by DDP, BatchNorm buffers are copied from rank 0 after
@@ -248,7 +249,7 @@ def fit(
     callbacks: TrainCallbacks,
     ctx: DistContext,
 ) -> TrainResult:
-    """Train ``model`` (already on ``ctx.device``) and keep the best epoch as a model file built on ``metadata``.
+    """Train ``model`` (already on ``ctx.device``); keep the best epoch as a model file built on ``metadata``.
 
     ``metadata.training`` and ``metadata.metrics`` are filled in here; the rest (role, bands, stats, classes)
     comes from the caller.
