@@ -1,0 +1,80 @@
+"""Heterogeneous feature distillation (HFDM) and, for comparison, logit distillation.
+
+``FeatureDistillationLoss`` pulls the SAR student's aligned pyramid features toward the frozen EO teacher's
+at every level given (finest first). SAR and EO features of the same place differ in scale, so each feature
+vector is standardised over its channels before comparing (per pixel: zero mean, unit variance, no learned
+affine; our choice where the paper is silent, it makes the loss compare feature *patterns* and keeps levels
+comparable). The loss of a level is the mean squared difference over channels, averaged over valid pixels
+(the SAR valid mask pooled to the level's grid: a coarse pixel counts when at least half of it is valid).
+Levels are combined with ``level_weights`` (equal by default, normalised to sum 1). Teacher features are
+detached: gradients only reach the student.
+
+``LogitDistillationLoss`` is the DisOptNet-style baseline: KL divergence between temperature-softened class
+distributions of teacher and student, times T^2, averaged over valid pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _level_mask(valid: Tensor | None, like: Tensor) -> Tensor:
+    """(N, H, W) float mask on the grid of ``like`` from a full-resolution boolean mask (or all ones)."""
+    if valid is None:
+        return like.new_ones((like.shape[0], *like.shape[-2:]), dtype=torch.float32)
+    pooled = F.interpolate(valid[:, None].float(), size=like.shape[-2:], mode="area")[:, 0]
+    return (pooled >= 0.5).float()
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    count = mask.sum()
+    return (values * mask).sum() / count.clamp(min=1.0)
+
+
+class FeatureDistillationLoss(nn.Module):
+    """Multi-scale feature distillation between student and teacher pyramids (see the module docstring)."""
+
+    def __init__(self, level_weights: tuple[float, ...] | None = None, standardize: bool = True):
+        super().__init__()
+        self.level_weights = level_weights
+        self.standardize = standardize
+
+    def _prepare(self, features: Tensor) -> Tensor:
+        features = features.float()
+        if not self.standardize:
+            return features
+        mean = features.mean(dim=1, keepdim=True)
+        std = features.var(dim=1, keepdim=True, unbiased=False).add(1e-5).sqrt()
+        return (features - mean) / std
+
+    def forward(self, student: list[Tensor], teacher: list[Tensor], valid: Tensor | None = None) -> Tensor:
+        if len(student) != len(teacher) or not student:
+            raise ValueError(f"need matching feature lists, got {len(student)} and {len(teacher)} levels")
+        weights = self.level_weights or (1.0,) * len(student)
+        if len(weights) != len(student):
+            raise ValueError(f"{len(weights)} level weights for {len(student)} levels")
+        total = sum(weights)
+        loss = student[0].new_zeros((), dtype=torch.float32)
+        for weight, s, t in zip(weights, student, teacher, strict=True):
+            if s.shape != t.shape:
+                raise ValueError(f"student feature {tuple(s.shape)} and teacher {tuple(t.shape)} differ")
+            squared = (self._prepare(s) - self._prepare(t.detach())).pow(2).mean(dim=1)
+            loss = loss + (weight / total) * _masked_mean(squared, _level_mask(valid, s))
+        return loss
+
+
+class LogitDistillationLoss(nn.Module):
+    """Temperature-softened KL(teacher || student) per pixel, masked (DisOptNet-style baseline)."""
+
+    def __init__(self, temperature: float = 2.0):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor, valid: Tensor | None = None) -> Tensor:
+        t = self.temperature
+        log_student = F.log_softmax(student_logits.float() / t, dim=1)
+        log_teacher = F.log_softmax(teacher_logits.detach().float() / t, dim=1)
+        kl = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1)
+        return _masked_mean(kl, _level_mask(valid, student_logits)) * t * t

@@ -1,0 +1,151 @@
+"""One-file model format: weights plus everything needed to use them.
+
+The file is ``torch.save`` of a plain dict ``{"format": "hfd-net", "format_version": 1, "metadata_json": str,
+"state_dict": {name: tensor}}``. Loading uses ``torch.load(weights_only=True)``, which refuses to unpickle
+arbitrary objects, so a model file from a stranger cannot run code. Saving goes through a temporary file in
+the same folder and ``os.replace``: a crash never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from hfd_core import IGNORE_INDEX, __version__
+from hfd_core.errors import ModelFileError
+from hfd_core.models import HFDNet, HFDNetConfig
+
+FORMAT = "hfd-net"
+FORMAT_VERSION = 1
+ROLES = ("teacher", "student")
+
+
+@dataclass
+class ClassInfo:
+    """One output class: id (0..K-1), name, colour ``#rrggbb``."""
+
+    id: int
+    name: str
+    color: str
+
+
+@dataclass
+class ModelMetadata:
+    """What a model expects and what it was trained on."""
+
+    role: str
+    config: HFDNetConfig
+    bands: list[str]
+    input_kind: str
+    mean: list[float]
+    std: list[float]
+    classes: list[ClassInfo]
+    tile_size: int = 256
+    nodata: int = IGNORE_INDEX
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    version: str = __version__
+
+    def to_json(self) -> str:
+        values = asdict(self)
+        values["config"] = self.config.to_dict()
+        return json.dumps(values)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMetadata:
+        values = json.loads(text)
+        values["config"] = HFDNetConfig.from_dict(values["config"])
+        values["classes"] = [ClassInfo(**c) for c in values["classes"]]
+        return cls(**values)
+
+    def validate(self) -> None:
+        """ModelFileError when the fields contradict each other."""
+        config = self.config
+        problems = []
+        if self.role not in ROLES:
+            problems.append(f"role {self.role!r} is not one of {ROLES}")
+        if not len(self.bands) == len(self.mean) == len(self.std) == config.in_channels:
+            problems.append(
+                f"{len(self.bands)} bands, {len(self.mean)} means, {len(self.std)} stds for "
+                f"{config.in_channels} input channels"
+            )
+        if [c.id for c in self.classes] != list(range(config.num_classes)):
+            problems.append(f"class ids {[c.id for c in self.classes]} are not 0..{config.num_classes - 1}")
+        if any(s <= 0 for s in self.std):
+            problems.append("a band has a non-positive standard deviation")
+        if problems:
+            raise ModelFileError("inconsistent model metadata: " + "; ".join(problems))
+
+
+def save_model(path: str | Path, model: HFDNet, metadata: ModelMetadata) -> None:
+    """Write ``model`` and ``metadata`` to ``path`` atomically."""
+    metadata.validate()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "metadata_json": metadata.to_json(),
+        "state_dict": state,
+    }
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_metadata(path: str | Path) -> ModelMetadata:
+    """Metadata of a model file (the weights are read too, but no network is built)."""
+    return _read(path)[1]
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[HFDNet, ModelMetadata]:
+    """The network in eval mode on ``device`` and its metadata; ModelFileError with the reason otherwise."""
+    state, metadata = _read(path)
+    model = HFDNet(metadata.config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ModelFileError(
+            f"{path}: weights do not match the architecture in its metadata ({error})"
+        ) from None
+    return model.to(device).eval(), metadata
+
+
+def _read(path: str | Path) -> tuple[dict, ModelMetadata]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for garbage, truncation, pickled objects
+        raise ModelFileError(
+            f"{path} is not a readable HFD-Net model file (damaged or another format): {error}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is a torch file but not an HFD-Net model file")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has model format version {version}; this plugin ({__version__}) reads version "
+            f"{FORMAT_VERSION}: update the plugin or re-export the model"
+        )
+    try:
+        metadata = ModelMetadata.from_json(payload["metadata_json"])
+        metadata.validate()
+        state = dict(payload["state_dict"])
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: model metadata is missing or invalid ({error})") from None
+    return state, metadata

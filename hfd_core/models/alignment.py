@@ -1,0 +1,79 @@
+"""Heterogeneous feature alignment module (HFAM).
+
+Where the paper is silent we follow the alignment-based feature pyramids (SFNet's flow alignment, AlignSeg):
+an upsampled coarse map is not simply added to a finer one, it is first *warped* by a learned offset field.
+
+* ``FlowAlign``: from the concatenation [fine, bilinear-upsampled coarse] a 3x3 convolution predicts a
+  2-channel offset field (in pixels of the fine grid); the coarse map is resampled at the shifted
+  positions with ``grid_sample`` (bilinear). The offset convolution starts at zero, so a fresh
+  module is a plain bilinear upsampling and learning only moves it away from that when it helps.
+  ``learned=False`` (the ablation) keeps bilinear upsampling.
+* ``FeatureAlignmentModule``: lateral 1x1 convolutions bring every encoder level to ``dim`` channels; a
+  top-down path adds the aligned coarser level to each finer one (then a depthwise-separable 3x3 smooths it);
+  the resulting pyramid (finest first) is what distillation compares. For the classifier every level is
+  aligned again onto the finest grid, the levels are concatenated and fused by a 1x1 convolution.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hfd_core.models.blocks import ConvBNReLU, SeparableConvBNReLU
+
+
+def _base_grid(height: int, width: int, like: Tensor) -> Tensor:
+    """Normalised (x, y) sampling positions of pixel centres, shape (1, H, W, 2), align_corners=False."""
+    ys = (torch.arange(height, device=like.device, dtype=like.dtype) + 0.5) * (2.0 / height) - 1.0
+    xs = (torch.arange(width, device=like.device, dtype=like.dtype) + 0.5) * (2.0 / width) - 1.0
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack((grid_x, grid_y), dim=-1).unsqueeze(0)
+
+
+class FlowAlign(nn.Module):
+    """Upsample ``coarse`` onto the grid of ``fine``, warped by an offset field learned from both."""
+
+    def __init__(self, dim: int, learned: bool = True):
+        super().__init__()
+        self.offset = nn.Conv2d(2 * dim, 2, 3, padding=1) if learned else None
+        if self.offset is not None:
+            nn.init.zeros_(self.offset.weight)
+            nn.init.zeros_(self.offset.bias)
+
+    def forward(self, fine: Tensor, coarse: Tensor) -> Tensor:
+        height, width = fine.shape[-2:]
+        upsampled = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+        if self.offset is None:
+            return upsampled
+        offset = self.offset(torch.cat((fine, upsampled), dim=1)).float()  # pixels of the fine grid, (dx, dy)
+        scale = torch.tensor((2.0 / width, 2.0 / height), device=fine.device)
+        grid = _base_grid(height, width, offset) + offset.permute(0, 2, 3, 1) * scale
+        return F.grid_sample(
+            coarse.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
+        ).to(coarse.dtype)
+
+
+class FeatureAlignmentModule(nn.Module):
+    """Aligned multi-scale pyramid and its fusion (see the module docstring)."""
+
+    def __init__(self, in_widths: tuple[int, ...], dim: int, learned: bool = True):
+        super().__init__()
+        self.lateral = nn.ModuleList(ConvBNReLU(width, dim, kernel_size=1) for width in in_widths)
+        self.top_down_align = nn.ModuleList(FlowAlign(dim, learned) for _ in in_widths[:-1])
+        self.smooth = nn.ModuleList(SeparableConvBNReLU(dim) for _ in in_widths[:-1])
+        self.fusion_align = nn.ModuleList(FlowAlign(dim, learned) for _ in in_widths[1:])
+        self.fuse = ConvBNReLU(dim * len(in_widths), dim, kernel_size=1)
+
+    def forward(self, encoder_features: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """Fused finest-level map and the aligned pyramid (finest first)."""
+        laterals = [lateral(f) for lateral, f in zip(self.lateral, encoder_features, strict=True)]
+        pyramid = [laterals[-1]]
+        for level in range(len(laterals) - 2, -1, -1):
+            merged = laterals[level] + self.top_down_align[level](laterals[level], pyramid[0])
+            pyramid.insert(0, self.smooth[level](merged))
+        finest = pyramid[0]
+        aligned = [finest] + [
+            align(finest, level) for align, level in zip(self.fusion_align, pyramid[1:], strict=True)
+        ]
+        return self.fuse(torch.cat(aligned, dim=1)), pyramid
