@@ -284,6 +284,8 @@ def fit(
     canceled = False
     for epoch in range(start_epoch + 1, config.epochs + 1):
         seed_everything(epoch_seed(config.seed, epoch, ctx.rank))
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)  # random windows differ per epoch, reproducibly (exact resume)
         loader = _make_loader(train_set, config, ctx, epoch)
         losses = _train_epoch(
             model, objective, iter(loader), steps, optimizer, scheduler, scaler, config, callbacks, ctx, epoch
