@@ -38,16 +38,25 @@ SAR_BANDS = ["VV", "VH"]
 EO_BANDS = list(RULE_BANDS)
 #: Locations held out for validation: one per source family where a source has several locations.
 BUNDLED_VALIDATION_GROUPS = ("bigearthnet-29SND", "bigearthnet-T33UUP-r3c8", "sen12mscr-ROIs2017")
-#: Band positions of RULE_BANDS in a 13-band L1C product (B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B10 B11 B12).
+#: Band positions of RULE_BANDS in a 13-band L1C product
+#: (B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B10 B11 B12).
 L1C_13_BAND_INDEX = [1, 2, 3, 7, 11, 12]
 
 
-def _labelled_scene(name: str, group: str, sar: np.ndarray, eo: np.ndarray, level: str,
-                    label: np.ndarray | None = None) -> Scene:
+def _labelled_scene(
+    name: str, group: str, sar: np.ndarray, eo: np.ndarray, level: str, label: np.ndarray | None = None
+) -> Scene:
     if label is None:
         label = spectral_labels(eo, level=level)
-    return Scene(name=name, group=group, sar=sar.astype(np.float32), eo=eo.astype(np.float32),
-                 label=label.astype(np.uint8), sar_bands=list(SAR_BANDS), eo_bands=list(EO_BANDS))
+    return Scene(
+        name=name,
+        group=group,
+        sar=sar.astype(np.float32),
+        eo=eo.astype(np.float32),
+        label=label.astype(np.uint8),
+        sar_bands=list(SAR_BANDS),
+        eo_bands=list(EO_BANDS),
+    )
 
 
 def _upsample2(band: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -70,7 +79,9 @@ def read_bigearthnet_v1(root: Path) -> list[Scene]:
         sar = np.stack([_read_band(next(s1_dir.glob(f"*_{b}.tif"))) for b in SAR_BANDS])
         shape = sar.shape[1:]
         eo = np.stack([_upsample2(_read_band(next(s2_dir.glob(f"*_{b}.tif"))), shape) for b in EO_BANDS])
-        scenes.append(_labelled_scene(f"bigearthnet-{tile}-{row}_{col}", f"bigearthnet-{tile}", sar, eo, "L2A"))
+        scenes.append(
+            _labelled_scene(f"bigearthnet-{tile}-{row}_{col}", f"bigearthnet-{tile}", sar, eo, "L2A")
+        )
     return scenes
 
 
@@ -99,8 +110,13 @@ def read_bigearthnet_v2(root: Path) -> list[Scene]:
 def _warp_onto(src_path: Path, grid: rasterio.io.DatasetReader) -> np.ndarray:
     destination = np.zeros((grid.height, grid.width), np.float32)
     with rasterio.open(src_path) as src:
-        reproject(rasterio.band(src, 1), destination, dst_transform=grid.transform, dst_crs=grid.crs,
-                  resampling=Resampling.bilinear)
+        reproject(
+            rasterio.band(src, 1),
+            destination,
+            dst_transform=grid.transform,
+            dst_crs=grid.crs,
+            resampling=Resampling.bilinear,
+        )
     return destination
 
 
@@ -115,8 +131,9 @@ def read_ssl4eo(root: Path) -> list[Scene]:
             with rasterio.open(s1_date / "VV.tif") as grid:
                 sar = np.stack([grid.read(1), _read_band(s1_date / "VH.tif")])
                 eo = np.stack([_warp_onto(s2_date / f"B{int(b[1:])}.tif", grid) for b in EO_BANDS])
-            scenes.append(_labelled_scene(f"ssl4eo-{location.name}-{s1_day}", f"ssl4eo-{location.name}",
-                                          sar, eo, "L2A"))
+            scenes.append(
+                _labelled_scene(f"ssl4eo-{location.name}-{s1_day}", f"ssl4eo-{location.name}", sar, eo, "L2A")
+            )
     return scenes
 
 
@@ -145,8 +162,11 @@ def read_sen1floods11_pairs(root: Path) -> list[Scene]:
         label[label == WATER] = IGNORE_INDEX
         label[hand == 1] = WATER
         label[hand == -1] = IGNORE_INDEX
-        scenes.append(_labelled_scene(f"sen1floods11-{stem}", f"sen1floods11-{stem.split('_')[0]}",
-                                      sar, eo, "L1C", label))
+        scenes.append(
+            _labelled_scene(
+                f"sen1floods11-{stem}", f"sen1floods11-{stem.split('_')[0]}", sar, eo, "L1C", label
+            )
+        )
     return scenes
 
 
@@ -177,3 +197,9 @@ def split_bundled(scenes: list[Scene]) -> tuple[list[Scene], list[Scene]]:
     """Training and validation scenes: the validation locations are fixed (BUNDLED_VALIDATION_GROUPS)."""
     validation = [s for s in scenes if s.group in BUNDLED_VALIDATION_GROUPS]
     return [s for s in scenes if s.group not in BUNDLED_VALIDATION_GROUPS], validation
+
+
+def read_bundled_split(root: str | Path, split: str) -> list[Scene]:
+    """``split`` "train" (all but the validation locations) or "test" (the validation locations)."""
+    train, validation = split_bundled(read_bundled_scenes(root))
+    return train if split == "train" else validation

@@ -1,6 +1,7 @@
 """Scenes for the command line: ``--dataset NAME --root DIR [--split train|test|all]``.
 
-Every dataset is a ``DatasetSpec`` in ``DATASETS``; ``register_dataset`` adds more (e.g. the bundled samples).
+Every dataset is a ``DatasetSpec`` in ``DATASETS``; ``register_dataset`` adds more. ``bundled`` is the
+bundled model's training set (``data.bundled``): its "test" split is the fixed validation locations.
 A dataset with official splits (OMBRIA) reads them; for the others, "test" is a fixed hold-out of whole groups
 (locations) chosen by ``split_by_group`` with ``TEST_FRACTION`` and ``TEST_SEED``, and "train" is the rest, so
 a model trained on "train" never saw the "test" locations. Training carves its validation set out of "train"
@@ -97,6 +98,8 @@ def _register_builtin() -> None:
         read_triplet_folder,
         read_whu_opt_sar,
     )
+    from hfd_core.data.bundled import read_bundled_split
+    from hfd_core.data.spectral_labels import LAND_COVER_CLASSES
 
     register_dataset(
         DatasetSpec(
@@ -108,6 +111,14 @@ def _register_builtin() -> None:
     register_dataset(DatasetSpec("sen12ms", _whole(read_sen12ms)))
     register_dataset(DatasetSpec("whu-opt-sar", _whole(read_whu_opt_sar)))
     register_dataset(DatasetSpec("folder", _whole(read_triplet_folder)))
+    register_dataset(
+        DatasetSpec(
+            "bundled",
+            read_bundled_split,
+            official_splits=("train", "test"),
+            classes=tuple(ClassInfo(*c) for c in LAND_COVER_CLASSES),
+        )
+    )
     register_dataset(
         DatasetSpec(
             "ombria",
