@@ -77,3 +77,6 @@ demo: install
 
 clean:
 	rm -rf build dist $(STAMP) .pytest_cache
+
+# Training and experiment targets (train-bundled, reproduce-ombria, ablate-ombria) live in mk/.
+include $(wildcard mk/*.mk)
