@@ -1,0 +1,131 @@
+"""Publish the bundled model: copy teacher and student from a `make train-bundled` run into resources/models/
+and generate MODEL_CARD.md from the run's model files and held-out evaluations (nothing typed by hand).
+
+    python scripts/bundled_model_card.py --run runs/bundled --models resources/models --command "make ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from hfd_core.data.bundled import BUNDLED_VALIDATION_GROUPS
+from hfd_core.modelfile import load_model, save_model
+
+RUNS = (
+    ("teacher", "Teacher (EO: Sentinel-2)", "EO"),
+    ("student", "HFD student (SAR, distilled)", "SAR"),
+    ("student_sar_only", "SAR-only student (no teacher)", "SAR"),
+)
+#: Tile size the published models advertise for inference (training used smaller random windows).
+INFERENCE_TILE_SIZE = 256
+
+TEMPLATE = Path(__file__).with_name("bundled_model_card.md")
+
+
+def _class_rows(metadata) -> str:
+    return "\n".join(f"| {c.id} | {c.name} | `{c.color}` |" for c in metadata.classes)
+
+
+def _score_table(reports: dict[str, dict], class_names: list[str]) -> str:
+    header = "| model | input | mIoU | OA | kappa | " + " | ".join(f"IoU {n}" for n in class_names) + " |"
+    lines = [header, "|" + "---|" * (5 + len(class_names))]
+    for run, title, modality in RUNS:
+        report = reports[run]
+        ious = [report["per_class_iou"][n] for n in class_names]
+        cells = " | ".join("n/a" if iou != iou else f"{iou:.3f}" for iou in ious)  # NaN: class absent
+        lines.append(
+            f"| {title} | {modality} | {report['miou']:.3f} | {report['oa']:.3f} | "
+            f"{report['kappa']:.3f} | {cells} |"
+        )
+    return "\n".join(lines)
+
+
+def _verdict(reports: dict[str, dict]) -> str:
+    distilled, baseline = reports["student"]["miou"], reports["student_sar_only"]["miou"]
+    gap = distilled - baseline
+    if gap > 0:
+        return (
+            f"On the held-out locations the distilled student scores {distilled:.3f} mIoU against "
+            f"{baseline:.3f} for the SAR-only student trained with the same budget and seed (+{gap:.3f})."
+        )
+    return (
+        f"On the held-out locations the distilled student does **not** beat the SAR-only student: "
+        f"{distilled:.3f} vs {baseline:.3f} mIoU ({gap:+.3f}), same budget and seed. With this little data "
+        "(one seed, three validation locations) the difference is within the noise; see "
+        "docs/experiments/ombria.md for the comparison on a larger set."
+    )
+
+
+def _training_rows(metadata) -> str:
+    config = metadata.training.get("config", {})
+    keys = (
+        "epochs",
+        "batch_size",
+        "lr",
+        "tile_size",
+        "samples_per_epoch",
+        "augment",
+        "distill_weight",
+        "seed",
+    )
+    rows = [f"| {k} | {config[k]} |" for k in keys if k in config]
+    rows.append(f"| best epoch (validation mIoU) | {metadata.training.get('best_epoch')} |")
+    rows.append(
+        f"| training scenes / locations | {metadata.training.get('train_scenes')} / "
+        f"{len(metadata.training.get('train_groups', []))} |"
+    )
+    rows.append(
+        f"| validation locations (early stopping) | {', '.join(metadata.training.get('val_groups', []))} |"
+    )
+    return "\n".join(rows)
+
+
+def write_card(run: Path, models: Path, command: str) -> str:
+    reports = {name: json.loads((run / name / "test.json").read_text()) for name, _, _ in RUNS}
+    metadata = {name: load_model(run / name / "best.pt")[1] for name, _, _ in RUNS}
+    models.mkdir(parents=True, exist_ok=True)
+    for name, published in (("teacher", "teacher.pt"), ("student", "student.pt")):
+        model, meta = load_model(run / name / "best.pt")
+        meta.tile_size = INFERENCE_TILE_SIZE
+        meta.metrics = {**meta.metrics, "held_out": {k: reports[name][k] for k in ("miou", "oa", "kappa")}}
+        if name == "student":
+            meta.training = {**meta.training, "teacher": "teacher.pt"}
+        save_model(models / published, model, meta)
+
+    student = metadata["student"]
+    class_names = [c.name for c in student.classes]
+    test_chips = reports["student"]["num_scenes"]
+    sizes = {p.name: p.stat().st_size / 1e6 for p in sorted(models.glob("*.pt"))}
+    card = TEMPLATE.read_text().format(
+        num_classes=len(class_names),
+        teacher_bands=", ".join(metadata["teacher"].bands),
+        command=command,
+        files=", ".join(f"`{name}` {size:.1f} MB" for name, size in sizes.items()),
+        class_rows=_class_rows(student),
+        val_groups=", ".join(student.training.get("val_groups", [])),
+        training_rows=_training_rows(student),
+        widths=list(student.config.widths),
+        align_dim=student.config.align_dim,
+        align="on" if student.config.align else "off",
+        test_chips=test_chips,
+        test_groups=", ".join(BUNDLED_VALIDATION_GROUPS),
+        score_table=_score_table(reports, class_names),
+        verdict=_verdict(reports),
+    )
+    (models / "MODEL_CARD.md").write_text(card)
+    return card
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--models", type=Path, required=True)
+    parser.add_argument("--command", default="make train-bundled")
+    args = parser.parse_args()
+    print(write_card(args.run, args.models, args.command))
+
+
+if __name__ == "__main__":
+    main()
