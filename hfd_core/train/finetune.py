@@ -1,0 +1,313 @@
+"""Fine-tune a SAR student on one area from a SAR raster and an overlapping EO raster (and optional labels).
+
+Steps:
+1. Read the student's SAR bands and the teacher's EO bands (``band_indices``), bring the EO (bilinear) and the
+   labels (nearest) onto the SAR grid, and keep only the overlap: the SAR grid is cropped to the rows and
+   columns where the EO has data, and SAR pixels without EO become nodata (NaN). No overlap: InputError.
+2. Hold out spatial blocks (``tile_size`` squares, ``validation_fraction`` of the full blocks, seeded) for
+   validation; the rest of the overlap, with those blocks blanked, is the training scene. Blocks rather than
+   random pixels, because neighbouring pixels are nearly copies of each other.
+3. ``train_student`` from the base student, distilled from the frozen teacher. Targets: the labels where
+   given, else the teacher's prediction on the EO (``pseudo_labels``). Validation is against the labels, or
+   without labels against the teacher's EO map (agreement with the teacher).
+4. Score the base student on the same validation blocks first, so the log shows before and after.
+5. Write the best epoch to ``output_path`` with this run (inputs, scores before/after) appended to
+   ``training["fine_tuning"]``. The output may not be the base student or the teacher file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from hfd_core import IGNORE_INDEX
+from hfd_core.data import Scene
+from hfd_core.data.triplets import warp_to_grid
+from hfd_core.errors import InputError
+from hfd_core.modelfile import ModelMetadata, load_model, read_metadata, save_model
+from hfd_core.train.api import train_student
+from hfd_core.train.config import TrainCallbacks, TrainConfig
+from hfd_core.train.distributed import resolve_device
+from hfd_core.train.evaluation import evaluate_scenes, predict_scene
+
+log = logging.getLogger(__name__)
+
+#: Band names of whole Sentinel-2 products in file order, by band count (L1C has B10, L2A does not).
+SENTINEL2_LAYOUTS = {
+    13: ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"],
+    12: ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"],
+}
+#: A validation block needs at least this share of valid SAR pixels.
+MIN_VALID_SHARE = 0.5
+#: Random training windows per epoch, per tile-sized area of the training scene.
+WINDOWS_PER_AREA = 2
+
+
+@dataclass
+class FinetuneResult:
+    """Outcome: the written model, per-epoch history, best epoch scores and the base model's score."""
+
+    output_path: Path
+    history: list[dict]
+    best_epoch: int
+    best_metrics: dict
+    base_metrics: dict
+    label_free: bool
+    canceled: bool
+    train_pixels: int
+    validation_blocks: int
+
+
+def band_indices(path: str | Path, wanted: list[str], explicit: list[int] | None = None) -> list[int]:
+    """1-based band numbers of ``wanted`` in the raster ``path``.
+
+    ``explicit`` (1-based) wins when given. Otherwise bands are found by their descriptions, then by the
+    band order of a whole Sentinel-2 product (12 or 13 bands), then a raster with exactly ``len(wanted)``
+    bands is taken as already in that order. InputError when none applies.
+    """
+    with rasterio.open(path) as src:
+        count, descriptions = src.count, [(d or "").strip().upper() for d in src.descriptions]
+    if explicit:
+        if len(explicit) != len(wanted) or not all(1 <= b <= count for b in explicit):
+            raise InputError(
+                f"{Path(path).name}: bands {explicit} do not give the {len(wanted)} bands {wanted} "
+                f"(the raster has {count} bands)"
+            )
+        return list(explicit)
+    upper = [name.upper() for name in wanted]
+    if all(name in descriptions for name in upper):
+        return [descriptions.index(name) + 1 for name in upper]
+    layout = SENTINEL2_LAYOUTS.get(count)
+    if layout is not None and all(name in layout for name in wanted):
+        return [layout.index(name) + 1 for name in wanted]
+    if count == len(wanted):
+        return list(range(1, count + 1))
+    raise InputError(
+        f"{Path(path).name} has {count} bands; the model needs {len(wanted)} bands {wanted}. Name the bands "
+        "in the file, give a whole Sentinel-2 product (12 or 13 bands), or choose the band numbers"
+    )
+
+
+def _read_sar(path: str | Path, bands: list[int]) -> tuple[np.ndarray, rasterio.io.DatasetReader]:
+    src = rasterio.open(path)
+    sar = src.read(bands).astype(np.float32)
+    if src.nodata is not None:
+        sar[sar == src.nodata] = np.nan
+    return sar, src
+
+
+def _crop_to(valid: np.ndarray) -> tuple[slice, slice]:
+    rows, cols = np.nonzero(valid.any(axis=1))[0], np.nonzero(valid.any(axis=0))[0]
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def _validation_blocks(sar: np.ndarray, block: int, fraction: float, seed: int) -> list[tuple[int, int]]:
+    """Top-left corners of the held-out blocks: full ``block`` squares with enough valid SAR."""
+    if fraction <= 0:
+        return []
+    valid = np.isfinite(sar).all(axis=0)
+    rows, cols = valid.shape
+    full = [
+        (r, c)
+        for r in range(0, rows - block + 1, block)
+        for c in range(0, cols - block + 1, block)
+        if valid[r : r + block, c : c + block].mean() >= MIN_VALID_SHARE
+    ]
+    count = max(1, round(fraction * math.ceil(rows / block) * math.ceil(cols / block)))
+    if len(full) < 2 or count >= len(full):
+        raise InputError(
+            f"the SAR/EO overlap ({rows} x {cols} pixels) is too small to hold out {fraction:.0%} of it in "
+            f"{block} x {block} blocks and still train: use a smaller tile size or validation fraction 0"
+        )
+    order = np.random.default_rng(seed).permutation(len(full))[:count]
+    return [full[i] for i in sorted(order)]
+
+
+def prepare_scenes(
+    sar_path: str | Path,
+    eo_path: str | Path,
+    student: ModelMetadata,
+    teacher: ModelMetadata,
+    label_path: str | Path | None = None,
+    *,
+    tile_size: int = 256,
+    validation_fraction: float = 0.2,
+    sar_bands: list[int] | None = None,
+    eo_bands: list[int] | None = None,
+    seed: int = 0,
+) -> tuple[list[Scene], list[Scene]]:
+    """Training scene and validation block scenes on the SAR grid, over the SAR/EO overlap (module doc)."""
+    sar_index = band_indices(sar_path, student.bands, sar_bands)
+    eo_index = band_indices(eo_path, teacher.bands, eo_bands)
+    sar, grid = _read_sar(sar_path, sar_index)
+    with grid:
+        eo = warp_to_grid(eo_path, grid, bands=eo_index, resampling="bilinear")
+        label = None
+        if label_path is not None:
+            label = warp_to_grid(label_path, grid, bands=[1], resampling="nearest")[0]
+    eo_valid = np.isfinite(eo).all(axis=0)
+    if not eo_valid.any():
+        raise InputError(f"the EO raster {Path(eo_path).name} does not overlap the SAR raster {Path(sar_path).name}")
+    rows, cols = _crop_to(eo_valid)
+    sar, eo, eo_valid = sar[:, rows, cols], eo[:, rows, cols], eo_valid[rows, cols]
+    sar[:, ~eo_valid] = np.nan
+    if not np.isfinite(sar).all(axis=0).any():
+        raise InputError("the SAR raster has no valid pixels where the EO raster has data")
+    if label is not None:
+        label = _class_ids(label[rows, cols], len(teacher.classes), label_path)
+    if min(sar.shape[1:]) < tile_size:
+        raise InputError(
+            f"the SAR/EO overlap ({sar.shape[1]} x {sar.shape[2]} pixels) is smaller than the tile size "
+            f"{tile_size}: choose a smaller tile size"
+        )
+    blocks = _validation_blocks(sar, tile_size, validation_fraction, seed)
+    scene = Scene(
+        name="overlap", group="train", sar=sar, eo=eo, label=label,
+        sar_bands=list(student.bands), eo_bands=list(teacher.bands),
+    )
+    validation = [_block(scene, r, c, tile_size) for r, c in blocks]
+    for r, c in blocks:
+        scene.sar[:, r : r + tile_size, c : c + tile_size] = np.nan
+    return [scene], validation
+
+
+def _class_ids(values: np.ndarray, num_classes: int, path: str | Path) -> np.ndarray:
+    """Labels as uint8 class ids; values outside 0..K-1 (nodata, -1, NaN) become IGNORE_INDEX."""
+    known = np.isfinite(values) & (values >= 0) & (values < num_classes)
+    if not known.any():
+        raise InputError(
+            f"the labels {Path(path).name} have no class id 0..{num_classes - 1} of the model inside the overlap"
+        )
+    return np.where(known, np.nan_to_num(values), IGNORE_INDEX).astype(np.uint8)
+
+
+def _block(scene: Scene, row: int, col: int, size: int) -> Scene:
+    window = (slice(row, row + size), slice(col, col + size))
+    return Scene(
+        name=f"block-r{row}c{col}",
+        group=f"validation-r{row}c{col}",
+        sar=scene.sar[:, window[0], window[1]].copy(),
+        eo=scene.eo[:, window[0], window[1]].copy(),
+        label=None if scene.label is None else scene.label[window].copy(),
+        sar_bands=list(scene.sar_bands),
+        eo_bands=list(scene.eo_bands),
+    )
+
+
+def _teacher_targets(scenes: list[Scene], teacher_path: str | Path, device: str) -> None:
+    """Label-free validation: each scene's label becomes the teacher's EO map where the SAR is valid."""
+    model, metadata = load_model(teacher_path)
+    torch_device = resolve_device(device)
+    model = model.to(torch_device)
+    for scene in scenes:
+        label = predict_scene(model, metadata, scene, torch_device)
+        label[~np.isfinite(scene.sar).all(axis=0)] = IGNORE_INDEX
+        scene.label = label
+
+
+def _protect(output_path: Path, *models: str | Path) -> None:
+    for model in models:
+        if output_path.exists() and output_path.resolve() == Path(model).resolve():
+            raise InputError(f"the output model {output_path} would overwrite the input model {model}")
+
+
+def finetune(
+    sar_path: str | Path,
+    eo_path: str | Path,
+    output_path: str | Path,
+    student_path: str | Path,
+    teacher_path: str | Path,
+    label_path: str | Path | None = None,
+    *,
+    epochs: int = 5,
+    lr: float = 1e-4,
+    distill_weight: float = 1.0,
+    tile_size: int = 256,
+    validation_fraction: float = 0.2,
+    batch_size: int = 4,
+    samples_per_epoch: int | None = None,
+    device: str = "auto",
+    sar_bands: list[int] | None = None,
+    eo_bands: list[int] | None = None,
+    seed: int = 0,
+    callbacks: TrainCallbacks | None = None,
+    work_dir: str | Path | None = None,
+) -> FinetuneResult:
+    """Fine-tune ``student_path`` on this area and write the best model to ``output_path`` (module doc).
+
+    ``callbacks`` get the per-epoch values and progress and may cancel: then the best epoch so far is written
+    and ``canceled`` is True (``Canceled`` when no epoch finished). ``samples_per_epoch`` defaults to
+    ``WINDOWS_PER_AREA`` random windows per tile-sized area of the training scene.
+    """
+    output_path = Path(output_path)
+    _protect(output_path, student_path, teacher_path)
+    student, teacher = read_metadata(student_path), read_metadata(teacher_path)
+    if student.role != "student" or teacher.role != "teacher":
+        raise InputError(f"{student_path} must be a student and {teacher_path} a teacher model file")
+    train, validation = prepare_scenes(
+        sar_path, eo_path, student, teacher, label_path,
+        tile_size=tile_size, validation_fraction=validation_fraction,
+        sar_bands=sar_bands, eo_bands=eo_bands, seed=seed,
+    )
+    label_free = train[0].label is None
+    if label_free:
+        _teacher_targets(validation, teacher_path, device)
+    base_metrics = {}
+    if validation:
+        base_model, _ = load_model(student_path)
+        base = evaluate_scenes(base_model, student, validation, device)
+        base_metrics = {"val_miou": base["miou"], "val_oa": base["oa"], "val_kappa": base["kappa"]}
+    train_pixels = int(np.isfinite(train[0].sar).all(axis=0).sum())
+    if samples_per_epoch is None:
+        samples_per_epoch = max(batch_size, WINDOWS_PER_AREA * math.ceil(train_pixels / tile_size**2))
+        samples_per_epoch = math.ceil(samples_per_epoch / batch_size) * batch_size
+    with tempfile.TemporaryDirectory(prefix="hfd-finetune-", dir=work_dir) as run_dir:
+        config = TrainConfig(
+            out_dir=run_dir,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            tile_size=tile_size,
+            samples_per_epoch=samples_per_epoch,
+            distill_weight=distill_weight,
+            pseudo_labels=True,
+            seed=seed,
+            device=device,
+            init_from=str(student_path),
+            progress=False,
+        )
+        result = train_student(train, validation, teacher_path, config, callbacks)
+        model, metadata = load_model(result.best_path)
+    history = metadata.training.get("fine_tuning", [])
+    history[-1] = {
+        **history[-1],
+        "sar": str(sar_path),
+        "eo": str(eo_path),
+        "labels": None if label_free else str(label_path),
+        "targets": "teacher EO predictions" if label_free else "labels (teacher predictions where unlabelled)",
+        "validation": "agreement with the teacher" if label_free else "labels",
+        "epochs_trained": result.history[-1]["epoch"] if result.history else 0,
+        "best_epoch": result.best_epoch,
+        "canceled": result.canceled,
+        "before": base_metrics,
+        "after": {k: v for k, v in result.best_metrics.items() if k in ("val_miou", "val_oa", "val_kappa")},
+    }
+    metadata.training = {**metadata.training, "fine_tuning": history}
+    save_model(output_path, model, metadata)
+    return FinetuneResult(
+        output_path=output_path,
+        history=result.history,
+        best_epoch=result.best_epoch,
+        best_metrics=result.best_metrics,
+        base_metrics=base_metrics,
+        label_free=label_free,
+        canceled=result.canceled,
+        train_pixels=train_pixels,
+        validation_blocks=len(validation),
+    )

@@ -1,0 +1,45 @@
+"""Fine-tuning as a QGIS background task: QGIS stays responsive, the dialog follows it through signals."""
+
+from __future__ import annotations
+
+import traceback
+
+from qgis.core import QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
+
+from hfd_core.errors import HFDError
+from hfd_core.train.config import TrainCallbacks
+
+
+class FinetuneTask(QgsTask):
+    """Runs ``hfd_core.train.finetune.finetune(**arguments)`` in a worker thread.
+
+    ``epoch_finished(epoch, values)`` is emitted after every epoch (queued to the receiver's thread). After the run ``result`` holds the ``FinetuneResult`` (None when it failed
+    or was cancelled before the first epoch) and ``error`` the message of a failure.
+    """
+
+    epoch_finished = pyqtSignal(int, object)
+
+    def __init__(self, arguments: dict) -> None:
+        super().__init__("Fine-tune SAR model with EO reference", QgsTask.CanCancel)
+        self.arguments = dict(arguments)
+        self.result = None
+        self.error: str | None = None
+
+    def run(self) -> bool:
+        from hfd_core.train.finetune import finetune
+
+        callbacks = TrainCallbacks(
+            on_epoch_end=lambda epoch, values: self.epoch_finished.emit(epoch, dict(values)),
+            should_stop=self.isCanceled,
+            on_progress=self.setProgress,
+        )
+        try:
+            self.result = finetune(**self.arguments, callbacks=callbacks)
+        except HFDError as error:  # bad input, or Canceled before the first epoch finished
+            self.error = str(error)
+            return False
+        except Exception:  # a bug must reach the log, not vanish in the worker thread
+            self.error = traceback.format_exc()
+            return False
+        return True

@@ -1,0 +1,72 @@
+"""Reference/label layers for fine-tuning and evaluation: a class-id raster as is, or polygons burnt onto a grid.
+
+Polygons are reprojected to the grid raster's CRS with QGIS and burnt with ``rasterio.features.rasterize`` into
+a temporary uint8 GeoTIFF on that grid: class ids from a numeric field, ``IGNORE_INDEX`` where no polygon
+lies (unlabelled, not a class).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsMapLayer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+from rasterio.features import rasterize
+
+from hfd_core import IGNORE_INDEX
+from hfd_core.errors import InputError
+
+
+def rasterize_polygons(layer: QgsVectorLayer, field: str, grid_path: str, output_path: str) -> str:
+    """Burn ``layer``'s polygons with the class id in ``field`` onto the grid of ``grid_path``."""
+    if layer.fields().indexOf(field) < 0:
+        raise InputError(f"the label layer {layer.name()} has no field {field!r}")
+    with rasterio.open(grid_path) as grid:
+        profile = grid.profile
+        crs = QgsCoordinateReferenceSystem.fromWkt(grid.crs.to_wkt())
+        shape, transform = (grid.height, grid.width), grid.transform
+    to_grid = QgsCoordinateTransform(layer.crs(), crs, QgsProject.instance())
+    shapes = []
+    for feature in layer.getFeatures():
+        value, geometry = feature[field], feature.geometry()
+        if value is None or geometry.isEmpty():
+            continue
+        if not 0 <= int(value) < IGNORE_INDEX:
+            raise InputError(f"class id {value} in field {field!r} is not in 0..{IGNORE_INDEX - 1}")
+        geometry.transform(to_grid)
+        shapes.append((json.loads(geometry.asJson()), int(value)))
+    if not shapes:
+        raise InputError(f"the label layer {layer.name()} has no polygon with a class in {field!r}")
+    burnt = rasterize(shapes, out_shape=shape, transform=transform, fill=IGNORE_INDEX, dtype="uint8")
+    profile.update(count=1, dtype="uint8", nodata=IGNORE_INDEX, compress="deflate", driver="GTiff")
+    with rasterio.open(output_path, "w", **profile) as out:
+        out.write(burnt[np.newaxis])
+    return output_path
+
+
+def label_raster(layer: QgsMapLayer, field: str | None, grid_path: str, folder: str) -> str:
+    """Path of a class-id raster for ``layer``: its own file, or its polygons rasterised into ``folder``."""
+    if isinstance(layer, QgsRasterLayer):
+        return raster_path(layer)
+    if isinstance(layer, QgsVectorLayer):
+        if not field:
+            raise InputError(f"choose the field of {layer.name()} that holds the class ids")
+        return rasterize_polygons(layer, field, grid_path, str(Path(folder) / f"{layer.id()}_labels.tif"))
+    raise InputError(f"{layer.name()} is neither a raster nor a polygon layer")
+
+
+def raster_path(layer: QgsRasterLayer) -> str:
+    """File path of a file-based raster layer (InputError for web or database layers)."""
+    path = layer.source().split("|")[0]
+    if not Path(path).is_file():
+        raise InputError(f"the layer {layer.name()} is not a raster file on disk ({layer.source()})")
+    return path
