@@ -18,6 +18,7 @@ import numpy as np
 import rasterio
 
 from hfd_core import IGNORE_INDEX
+from hfd_core.data.triplets import warp_to_grid
 from hfd_core.errors import InputError
 from hfd_core.metrics.confusion import confusion_matrix, scores
 
@@ -60,15 +61,9 @@ class SegmentationReport:
 
 def reference_on_grid(reference_path: str | Path, grid_path: str | Path, band: int = 1) -> np.ndarray:
     """The reference's class ids on the grid of ``grid_path`` (int32; negative where absent or nodata)."""
-    from hfd_core.data.raster import reproject_to_grid
-
-    with rasterio.open(reference_path) as src:
-        values = src.read(band).astype(np.int32)
-        if src.nodata is not None and np.isfinite(src.nodata):
-            values[values == int(src.nodata)] = _OUTSIDE
-        values[values < 0] = _OUTSIDE
-        with rasterio.open(grid_path) as grid:
-            return reproject_to_grid(values, src.transform, src.crs, grid, nodata=_OUTSIDE, nearest=True)
+    with rasterio.open(grid_path) as grid:
+        values = warp_to_grid(reference_path, grid, bands=[band], resampling="nearest")[0]
+    return np.where(np.isfinite(values) & (values >= 0), np.nan_to_num(values), _OUTSIDE).astype(np.int32)
 
 
 def compare_rasters(

@@ -153,7 +153,9 @@ def prepare_scenes(
             label = warp_to_grid(label_path, grid, bands=[1], resampling="nearest")[0]
     eo_valid = np.isfinite(eo).all(axis=0)
     if not eo_valid.any():
-        raise InputError(f"the EO raster {Path(eo_path).name} does not overlap the SAR raster {Path(sar_path).name}")
+        raise InputError(
+            f"the EO raster {Path(eo_path).name} does not overlap the SAR raster {Path(sar_path).name}"
+        )
     rows, cols = _crop_to(eo_valid)
     sar, eo, eo_valid = sar[:, rows, cols], eo[:, rows, cols], eo_valid[rows, cols]
     sar[:, ~eo_valid] = np.nan
@@ -168,8 +170,13 @@ def prepare_scenes(
         )
     blocks = _validation_blocks(sar, tile_size, validation_fraction, seed)
     scene = Scene(
-        name="overlap", group="train", sar=sar, eo=eo, label=label,
-        sar_bands=list(student.bands), eo_bands=list(teacher.bands),
+        name="overlap",
+        group="train",
+        sar=sar,
+        eo=eo,
+        label=label,
+        sar_bands=list(student.bands),
+        eo_bands=list(teacher.bands),
     )
     validation = [_block(scene, r, c, tile_size) for r, c in blocks]
     for r, c in blocks:
@@ -182,7 +189,8 @@ def _class_ids(values: np.ndarray, num_classes: int, path: str | Path) -> np.nda
     known = np.isfinite(values) & (values >= 0) & (values < num_classes)
     if not known.any():
         raise InputError(
-            f"the labels {Path(path).name} have no class id 0..{num_classes - 1} of the model inside the overlap"
+            f"the labels {Path(path).name} have no class id 0..{num_classes - 1} of the model "
+            "inside the overlap"
         )
     return np.where(known, np.nan_to_num(values), IGNORE_INDEX).astype(np.uint8)
 
@@ -251,9 +259,16 @@ def finetune(
     if student.role != "student" or teacher.role != "teacher":
         raise InputError(f"{student_path} must be a student and {teacher_path} a teacher model file")
     train, validation = prepare_scenes(
-        sar_path, eo_path, student, teacher, label_path,
-        tile_size=tile_size, validation_fraction=validation_fraction,
-        sar_bands=sar_bands, eo_bands=eo_bands, seed=seed,
+        sar_path,
+        eo_path,
+        student,
+        teacher,
+        label_path,
+        tile_size=tile_size,
+        validation_fraction=validation_fraction,
+        sar_bands=sar_bands,
+        eo_bands=eo_bands,
+        seed=seed,
     )
     label_free = train[0].label is None
     if label_free:
@@ -290,7 +305,9 @@ def finetune(
         "sar": str(sar_path),
         "eo": str(eo_path),
         "labels": None if label_free else str(label_path),
-        "targets": "teacher EO predictions" if label_free else "labels (teacher predictions where unlabelled)",
+        "targets": "teacher EO predictions"
+        if label_free
+        else "labels (teacher predictions where unlabelled)",
         "validation": "agreement with the teacher" if label_free else "labels",
         "epochs_trained": result.history[-1]["epoch"] if result.history else 0,
         "best_epoch": result.best_epoch,

@@ -1,0 +1,205 @@
+"""Fine-tuning on a SAR + EO overlap (hfd_core.train.finetune) on the real Sen1Floods11 India_900498 triplet.
+
+A tiny teacher is trained for two epochs on the chip's EO and hand labels (module fixture); the base student
+is an untrained tiny network with the teacher's architecture, so fine-tuning has something to improve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import Affine
+from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+from hfd_core.errors import Canceled, InputError
+from hfd_core.modelfile import load_model, read_metadata, save_model
+from hfd_core.models import HFDNet
+from hfd_core.train.config import TrainCallbacks
+
+TINY = {"widths": (4, 8, 8, 8), "align_dim": 8}
+TEACHER_EO_BANDS = [2, 3, 4, 8, 12, 13]  # B02 B03 B04 B08 B11 B12 of the 13-band L1C file
+FAST = {"epochs": 2, "tile_size": 64, "batch_size": 4, "samples_per_epoch": 8, "lr": 1e-2}
+
+
+@pytest.fixture(scope="module")
+def india(shared_data) -> dict[str, Path]:
+    folder = shared_data / "sen1floods11"
+    return {kind: folder / f"India_900498_{kind}.tif" for kind in ("S1Hand", "S2Hand", "LabelHand")}
+
+
+@pytest.fixture(scope="module")
+def models(india, tmp_path_factory) -> dict[str, Path]:
+    """A two-epoch tiny teacher on the chip's EO + labels, an untrained student of its architecture."""
+    from hfd_core.data import Scene
+    from hfd_core.data.bundled import EO_BANDS
+    from hfd_core.train import TrainConfig, train_teacher
+
+    folder = tmp_path_factory.mktemp("models")
+    with rasterio.open(india["S2Hand"]) as src:
+        eo = src.read(TEACHER_EO_BANDS).astype(np.float32)
+    with rasterio.open(india["LabelHand"]) as src:
+        hand = src.read(1)
+    with rasterio.open(india["S1Hand"]) as src:
+        sar = src.read().astype(np.float32)
+    label = np.where(hand < 0, 255, hand).astype(np.uint8)
+    scene = Scene("india", "india", sar, eo, label, ["VV", "VH"], list(EO_BANDS))
+    config = TrainConfig(
+        out_dir=str(folder / "teacher"), model=dict(TINY), progress=False, **{**FAST, "samples_per_epoch": 16}
+    )
+    teacher_path = train_teacher([scene], [], config).best_path
+    teacher, teacher_meta = load_model(teacher_path)
+    student_meta = read_metadata(teacher_path)
+    student_meta.role, student_meta.bands, student_meta.input_kind = "student", ["VV", "VH"], "sar_db"
+    student_meta.config.in_channels = 2
+    student_meta.mean = [float(np.nanmean(b)) for b in sar]
+    student_meta.std = [float(np.nanstd(b)) for b in sar]
+    student_meta.training = {}
+    save_model(folder / "student.pt", HFDNet(student_meta.config), student_meta)
+    return {"teacher": teacher_path, "student": folder / "student.pt"}
+
+
+def _write_like(path: Path, source: Path, **changes) -> Path:
+    with rasterio.open(source) as src:
+        profile, data = src.profile, src.read()
+    if "bands" in changes:
+        data = data[np.array(changes.pop("bands")) - 1]
+    profile.update(count=data.shape[0], **changes)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+def _reproject_half(source: Path, path: Path, crs: str = "EPSG:3857") -> Path:
+    """The left half of ``source`` reprojected to ``crs`` (another CRS, resolution and extent)."""
+    with rasterio.open(source) as src:
+        left = src.read(window=((0, src.height), (0, src.width // 2)))
+        transform = src.transform
+        width = src.width // 2
+        bounds = rasterio.transform.array_bounds(src.height, width, transform)
+        dst_transform, dst_w, dst_h = calculate_default_transform(src.crs, crs, width, src.height, *bounds)
+        profile = {**src.profile, "crs": crs, "transform": dst_transform, "width": dst_w, "height": dst_h}
+        out = np.zeros((src.count, dst_h, dst_w), left.dtype)
+        reproject(
+            left,
+            out,
+            src_transform=transform,
+            src_crs=src.crs,
+            dst_transform=dst_transform,
+            dst_crs=crs,
+            resampling=Resampling.bilinear,
+            src_nodata=0,
+            dst_nodata=0,
+        )
+    profile["nodata"] = 0
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(out)
+    return path
+
+
+def _finetune(india, models, out: Path, **overrides):
+    from hfd_core.train.finetune import finetune
+
+    arguments = {**FAST, "validation_fraction": 0.25, "device": "cpu", **overrides}
+    sar = arguments.pop("sar", india["S1Hand"])
+    eo = arguments.pop("eo", india["S2Hand"])
+    return finetune(sar, eo, out, models["student"], models["teacher"], **arguments)
+
+
+def test_label_free_finetune_writes_a_student_with_its_history(india, models, tmp_path):
+    epochs = []
+    callbacks = TrainCallbacks(on_epoch_end=lambda epoch, values: epochs.append((epoch, values)))
+    result = _finetune(india, models, tmp_path / "tuned.pt", callbacks=callbacks)
+    assert result.label_free and not result.canceled
+    assert [epoch for epoch, _ in epochs] == [1, 2]
+    assert all(0 <= values["val_miou"] <= 1 for _, values in epochs)
+    assert 0 <= result.base_metrics["val_miou"] <= 1
+    model, metadata = load_model(tmp_path / "tuned.pt")
+    assert metadata.role == "student" and metadata.bands == ["VV", "VH"]
+    run = metadata.training["fine_tuning"][-1]
+    assert run["from"] == str(models["student"]) and run["labels"] is None
+    assert run["validation"] == "agreement with the teacher"
+    assert run["before"]["val_miou"] == result.base_metrics["val_miou"]
+    assert run["after"]["val_miou"] == result.best_metrics["val_miou"]
+    # 512 x 512 chip in 64-pixel blocks: a quarter of the 64 blocks are held out
+    assert result.validation_blocks == 16
+
+
+def test_finetune_with_labels_validates_against_them(india, models, tmp_path):
+    result = _finetune(india, models, tmp_path / "tuned.pt", label_path=india["LabelHand"], epochs=1)
+    run = read_metadata(tmp_path / "tuned.pt").training["fine_tuning"][-1]
+    assert not result.label_free
+    assert run["labels"] == str(india["LabelHand"]) and run["validation"] == "labels"
+
+
+def test_eo_in_another_crs_is_warped_onto_the_sar_grid_over_the_overlap_only(india, models, tmp_path):
+    from hfd_core.train.finetune import prepare_scenes
+
+    eo = _reproject_half(india["S2Hand"], tmp_path / "eo_3857.tif")
+    student, teacher = read_metadata(models["student"]), read_metadata(models["teacher"])
+    train, validation = prepare_scenes(
+        india["S1Hand"], eo, student, teacher, tile_size=64, validation_fraction=0.25
+    )
+    scene = train[0]
+    assert scene.sar.shape[1] == 512 and 250 <= scene.sar.shape[2] <= 262  # left half of the SAR grid
+    assert scene.eo.shape[1:] == scene.sar.shape[1:] and scene.eo_bands == teacher.bands
+    with rasterio.open(india["S2Hand"]) as src:
+        original = src.read(2, window=((100, 164), (100, 164))).astype(np.float32)
+    warped = scene.eo[0, 100:164, 100:164]
+    assert np.corrcoef(original.ravel(), warped.ravel())[0, 1] > 0.9
+    result = _finetune(india, models, tmp_path / "tuned.pt", eo=eo, epochs=1)
+    assert result.output_path.is_file()
+
+
+def test_validation_blocks_are_held_out_squares(india, models):
+    from hfd_core.train.finetune import prepare_scenes
+
+    student, teacher = read_metadata(models["student"]), read_metadata(models["teacher"])
+    train, validation = prepare_scenes(
+        india["S1Hand"], india["S2Hand"], student, teacher, tile_size=128, validation_fraction=0.25
+    )
+    assert len(validation) == 4
+    for block in validation:
+        assert block.sar.shape == (2, 128, 128) and block.eo.shape == (6, 128, 128)
+        row, col = (int(v) for v in block.name.removeprefix("block-r").split("c"))
+        assert np.isnan(train[0].sar[:, row : row + 128, col : col + 128]).all()
+    assert np.isfinite(train[0].sar).all(axis=0).mean() > 0.7
+
+
+def test_eo_that_does_not_overlap_is_refused(india, models, tmp_path):
+    with rasterio.open(india["S2Hand"]) as src:
+        moved = src.transform * Affine.translation(0, 0)
+        moved = Affine(moved.a, moved.b, moved.c + 2.0, moved.d, moved.e, moved.f)
+    eo = _write_like(tmp_path / "elsewhere.tif", india["S2Hand"], transform=moved)
+    with pytest.raises(InputError, match="does not overlap"):
+        _finetune(india, models, tmp_path / "tuned.pt", eo=eo)
+    assert not (tmp_path / "tuned.pt").exists()
+
+
+def test_eo_without_the_teacher_bands_is_refused(india, models, tmp_path):
+    eo = _write_like(tmp_path / "rgbn.tif", india["S2Hand"], bands=[2, 3, 4, 8])
+    with pytest.raises(InputError, match="bands"):
+        _finetune(india, models, tmp_path / "tuned.pt", eo=eo)
+
+
+def test_the_input_models_are_never_overwritten(india, models):
+    with pytest.raises(InputError, match="overwrite"):
+        _finetune(india, models, models["student"])
+
+
+def test_cancel_keeps_the_best_epoch_so_far(india, models, tmp_path):
+    finished = []
+    callbacks = TrainCallbacks(
+        on_epoch_end=lambda epoch, values: finished.append(epoch), should_stop=lambda: bool(finished)
+    )
+    result = _finetune(india, models, tmp_path / "tuned.pt", epochs=3, callbacks=callbacks)
+    assert result.canceled and result.best_epoch == 1 and finished == [1]
+    assert read_metadata(tmp_path / "tuned.pt").training["fine_tuning"][-1]["canceled"] is True
+
+
+def test_cancel_before_any_epoch_writes_nothing(india, models, tmp_path):
+    with pytest.raises(Canceled):
+        _finetune(india, models, tmp_path / "tuned.pt", callbacks=TrainCallbacks(should_stop=lambda: True))
+    assert not (tmp_path / "tuned.pt").exists()
