@@ -1,7 +1,7 @@
-"""Reference/label layers for fine-tuning and evaluation: a class-id raster as is, or polygons burnt onto a grid.
+"""Label/reference layers for fine-tuning and evaluation: a class-id raster, or polygons burnt onto a grid.
 
-Polygons are reprojected to the grid raster's CRS with QGIS and burnt with ``rasterio.features.rasterize`` into
-a temporary uint8 GeoTIFF on that grid: class ids from a numeric field, ``IGNORE_INDEX`` where no polygon
+Polygons are reprojected to the grid raster's CRS with QGIS and burnt with ``rasterio.features.rasterize``
+into a temporary uint8 GeoTIFF on that grid: class ids from a numeric field, ``IGNORE_INDEX`` where no polygon
 lies (unlabelled, not a class).
 """
 

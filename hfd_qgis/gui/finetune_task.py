@@ -14,7 +14,8 @@ from hfd_core.train.config import TrainCallbacks
 class FinetuneTask(QgsTask):
     """Runs ``hfd_core.train.finetune.finetune(**arguments)`` in a worker thread.
 
-    ``epoch_finished(epoch, values)`` is emitted after every epoch (queued to the receiver's thread). After the run ``result`` holds the ``FinetuneResult`` (None when it failed
+    ``epoch_finished(epoch, values)`` is emitted after every epoch (queued to the receiver's thread).
+    After the run ``result`` holds the ``FinetuneResult`` (None when it failed
     or was cancelled before the first epoch) and ``error`` the message of a failure.
     """
 

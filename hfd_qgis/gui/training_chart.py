@@ -14,7 +14,7 @@ MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 48, 48, 26, 30
 
 
 class TrainingChart(QWidget):
-    """Two lines over the epochs: training loss (left axis, its own range) and validation score (0..1, right)."""
+    """Training loss (left axis, its own range) and validation score (0..1, right axis) per epoch."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -88,7 +88,7 @@ class TrainingChart(QWidget):
     def _line(self, painter: QPainter, plot: QRectF, values: list[float], color: QColor) -> None:
         painter.setPen(QPen(color, 2))
         points = [self._point(plot, i, v) for i, v in enumerate(values) if not math.isnan(v)]
-        for start, end in zip(points, points[1:]):
+        for start, end in zip(points[:-1], points[1:], strict=True):
             painter.drawLine(start, end)
         painter.setBrush(color)
         for point in points:

@@ -1,0 +1,218 @@
+"""hfd:finetune "Fine-tune SAR model with EO reference": adapt the student to the analyst's area."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMapLayer,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingUtils,
+)
+
+from hfd_core.errors import HFDError, InputError
+from hfd_qgis.paths import resources_dir
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def bundled_model(role: str) -> str:
+    """Path of the bundled ``teacher`` or ``student`` model file."""
+    return str(resources_dir() / "models" / f"{role}.pt")
+
+
+def check_output_model(path: str) -> str:
+    """``path`` with a ``.pt`` suffix; InputError when it would replace a bundled model."""
+    if not path.endswith(".pt"):
+        path += ".pt"
+    if Path(path).resolve().parent == (resources_dir() / "models").resolve():
+        raise InputError("the bundled models are not overwritten: write the fine-tuned model elsewhere")
+    return path
+
+
+def parse_band_list(text: str) -> list[int] | None:
+    """``"2, 3, 4"`` -> [2, 3, 4]; empty -> None (bands found automatically)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"band numbers must be integers separated by commas, not {text!r}") from None
+
+
+def epoch_line(epoch: int, values: dict) -> str:
+    """One log line per epoch: training loss and validation scores."""
+    text = f"epoch {epoch}: loss {values['train_loss']:.4f}"
+    if "val_miou" in values:
+        text += f", validation mIoU {values['val_miou']:.4f}, OA {values['val_oa']:.4f}"
+    return text
+
+
+class FinetuneAlgorithm(QgsProcessingAlgorithm):
+    SAR = "SAR"
+    EO = "EO"
+    LABELS = "LABELS"
+    LABEL_FIELD = "LABEL_FIELD"
+    BASE_MODEL = "BASE_MODEL"
+    TEACHER_MODEL = "TEACHER_MODEL"
+    EPOCHS = "EPOCHS"
+    LEARNING_RATE = "LEARNING_RATE"
+    DISTILL_WEIGHT = "DISTILL_WEIGHT"
+    TILE_SIZE = "TILE_SIZE"
+    VALIDATION_FRACTION = "VALIDATION_FRACTION"
+    DEVICE = "DEVICE"
+    EO_BANDS = "EO_BANDS"
+    OUTPUT_MODEL = "OUTPUT_MODEL"
+
+    def name(self) -> str:
+        return "finetune"
+
+    def displayName(self) -> str:  # noqa: N802 (QGIS API name)
+        return "Fine-tune SAR model with EO reference"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return (
+            "Adapts the SAR student model to your area. The EO layer (e.g. a cloud-free Sentinel-2 image of "
+            "the same place) is reprojected and resampled onto the SAR grid; only the overlap is used. The "
+            "student is trained with the heterogeneous feature distillation loss from the frozen EO teacher "
+            "and a segmentation loss on the labels, or without labels on the teacher's own predictions "
+            "from the EO (label-free fine-tuning). Spatial blocks (VALIDATION_FRACTION of the overlap) are "
+            "held out: the log shows per epoch the loss and the validation mIoU against the labels, or "
+            "without labels the agreement with the teacher, and the base model's score on the same blocks. "
+            "Cancel keeps the best epoch so far. The model file records the fine-tuning in its metadata; "
+            "the bundled models are never overwritten."
+        )
+
+    def createInstance(self) -> FinetuneAlgorithm:  # noqa: N802
+        return FinetuneAlgorithm()
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.SAR, "SAR layer (Sentinel-1 VV, VH dB)"))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.EO, "EO reference layer (Sentinel-2)"))
+        self.addParameter(
+            QgsProcessingParameterMapLayer(
+                self.LABELS,
+                "Labels (class-id raster or polygons)",
+                optional=True,
+                types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorPolygon],
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                self.LABEL_FIELD,
+                "Class-id field of label polygons",
+                parentLayerParameterName=self.LABELS,
+                type=QgsProcessingParameterField.Numeric,
+                optional=True,
+            )
+        )
+        for name, description, role in (
+            (self.BASE_MODEL, "Base student model", "student"),
+            (self.TEACHER_MODEL, "Teacher model (EO)", "teacher"),
+        ):
+            self.addParameter(
+                QgsProcessingParameterFile(
+                    name, description, extension="pt", defaultValue=bundled_model(role), optional=False
+                )
+            )
+        number = QgsProcessingParameterNumber
+        self.addParameter(number(self.EPOCHS, "Epochs", number.Integer, 5, minValue=1, maxValue=1000))
+        self.addParameter(number(self.LEARNING_RATE, "Learning rate", number.Double, 1e-4, minValue=1e-7))
+        self.addParameter(number(self.DISTILL_WEIGHT, "Distillation weight", number.Double, 1.0, minValue=0))
+        self.addParameter(number(self.TILE_SIZE, "Tile size (pixels)", number.Integer, 256, minValue=32))
+        self.addParameter(
+            number(
+                self.VALIDATION_FRACTION, "Validation fraction (spatial blocks)", number.Double, 0.2, 0, 0.5
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICES), defaultValue=0)
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.EO_BANDS, "EO band numbers for the teacher (empty: automatic)", optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT_MODEL, "Fine-tuned model", "HFD-Net model (*.pt)"
+            )
+        )
+        for name, description in (
+            ("BEST_EPOCH", "Best epoch"),
+            ("VAL_MIOU_BEFORE", "Validation mIoU of the base model"),
+            ("VAL_MIOU_AFTER", "Validation mIoU of the fine-tuned model"),
+        ):
+            self.addOutput(QgsProcessingOutputNumber(name, description))
+
+    def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802
+        from hfd_core.train.config import TrainCallbacks
+        from hfd_core.train.finetune import finetune
+        from hfd_qgis.label_layers import label_raster, raster_path
+
+        try:
+            output = check_output_model(self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context))
+            sar_path = raster_path(self.parameterAsRasterLayer(parameters, self.SAR, context))
+            eo_path = raster_path(self.parameterAsRasterLayer(parameters, self.EO, context))
+            labels = self.parameterAsLayer(parameters, self.LABELS, context)
+            label_path = None
+            if labels is not None:
+                field = self.parameterAsString(parameters, self.LABEL_FIELD, context)
+                label_path = label_raster(labels, field, sar_path, QgsProcessingUtils.tempFolder())
+            feedback.pushInfo(
+                "Targets: labels (teacher predictions where unlabelled)"
+                if label_path
+                else "No labels: label-free fine-tuning on the teacher's predictions from the EO layer"
+            )
+            callbacks = TrainCallbacks(
+                on_epoch_end=lambda epoch, values: feedback.pushInfo(epoch_line(epoch, values)),
+                should_stop=feedback.isCanceled,
+                on_progress=feedback.setProgress,
+            )
+            result = finetune(
+                sar_path,
+                eo_path,
+                output,
+                self.parameterAsFile(parameters, self.BASE_MODEL, context),
+                self.parameterAsFile(parameters, self.TEACHER_MODEL, context),
+                label_path,
+                epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
+                lr=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
+                distill_weight=self.parameterAsDouble(parameters, self.DISTILL_WEIGHT, context),
+                tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+                validation_fraction=self.parameterAsDouble(parameters, self.VALIDATION_FRACTION, context),
+                device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+                eo_bands=parse_band_list(self.parameterAsString(parameters, self.EO_BANDS, context)),
+                callbacks=callbacks,
+            )
+        except HFDError as error:
+            raise QgsProcessingException(str(error)) from None
+        before = result.base_metrics.get("val_miou", math.nan)
+        after = result.best_metrics.get("val_miou", math.nan)
+        feedback.pushInfo(
+            f"Validation mIoU on the held-out blocks: base model {before:.4f}, fine-tuned {after:.4f}"
+        )
+        if result.canceled:
+            feedback.reportError(
+                f"Cancelled: kept the best epoch so far ({result.best_epoch}) in {output}", fatalError=False
+            )
+        else:
+            feedback.pushInfo(f"Best epoch {result.best_epoch} written to {output}")
+        return {
+            self.OUTPUT_MODEL: output,
+            "BEST_EPOCH": result.best_epoch,
+            "VAL_MIOU_BEFORE": before,
+            "VAL_MIOU_AFTER": after,
+        }

@@ -1,0 +1,1 @@
+"""Graphical fine-tuning dialog, its background task and live chart."""

@@ -1,0 +1,257 @@
+"""The fine-tuning dialog: layer pickers, parameters, Start/Cancel, progress, live chart and log.
+
+Training runs as a ``FinetuneTask`` in QGIS's task manager, so closing (hiding) the dialog does not stop it;
+the plugin keeps one dialog and shows it again. When a run ends with a model, "Segment with new model" opens
+``hfd:segment`` for the chosen SAR layer and that model.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from qgis.core import (
+    QgsApplication,
+    QgsFieldProxyModel,
+    QgsMapLayerProxyModel,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hfd_core.errors import InputError
+from hfd_qgis.finetune_algorithm import (
+    DEVICES,
+    bundled_model,
+    check_output_model,
+    epoch_line,
+    parse_band_list,
+)
+from hfd_qgis.gui.finetune_task import FinetuneTask
+from hfd_qgis.gui.training_chart import TrainingChart
+from hfd_qgis.label_layers import label_raster, raster_path
+
+
+class FinetuneDialog(QDialog):
+    """Fine-tune the SAR student on the analyst's area with an EO reference layer."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Fine-tune SAR model with EO reference")
+        self.task: FinetuneTask | None = None
+        self.model_path: str | None = None
+        self._work = tempfile.TemporaryDirectory(prefix="hfd-dialog-")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._inputs())
+        layout.addWidget(self._parameters())
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.cancel_button = QPushButton("Cancel")
+        self.segment_button = QPushButton("Segment SAR layer with new model")
+        self.cancel_button.setEnabled(False)
+        self.segment_button.setEnabled(False)
+        for button in (self.start_button, self.cancel_button, self.segment_button):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        layout.addWidget(self.progress)
+        self.chart = TrainingChart()
+        layout.addWidget(self.chart, stretch=2)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        layout.addWidget(self.log, stretch=1)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.segment_button.clicked.connect(self.segment)
+        self.resize(620, 860)
+
+    def _inputs(self) -> QGroupBox:
+        box = QGroupBox("Layers")
+        form = QFormLayout(box)
+        self.sar_combo = QgsMapLayerComboBox()
+        self.sar_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.eo_combo = QgsMapLayerComboBox()
+        self.eo_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.labels_combo = QgsMapLayerComboBox()
+        self.labels_combo.setFilters(QgsMapLayerProxyModel.RasterLayer | QgsMapLayerProxyModel.PolygonLayer)
+        self.labels_combo.setAllowEmptyLayer(True)
+        self.labels_combo.setLayer(None)
+        self.field_combo = QgsFieldComboBox()
+        self.field_combo.setFilters(QgsFieldProxyModel.Numeric)
+        self.labels_combo.layerChanged.connect(self._labels_changed)
+        self._labels_changed(None)
+        form.addRow("SAR layer (VV, VH dB)", self.sar_combo)
+        form.addRow("EO reference layer", self.eo_combo)
+        form.addRow("Labels (optional)", self.labels_combo)
+        form.addRow("Class field of label polygons", self.field_combo)
+        return box
+
+    def _parameters(self) -> QGroupBox:
+        box = QGroupBox("Fine-tuning")
+        form = QFormLayout(box)
+        self.student_file = self._file_widget(bundled_model("student"))
+        self.teacher_file = self._file_widget(bundled_model("teacher"))
+        self.output_file = self._file_widget("", save=True)
+        self.epochs = self._spin(1, 500, 5)
+        self.tile_size = self._spin(32, 1024, 256, step=16)
+        self.learning_rate = self._double(1e-6, 1.0, 1e-4, decimals=6, step=1e-5)
+        self.distill_weight = self._double(0.0, 100.0, 1.0, decimals=2, step=0.1)
+        self.validation_fraction = self._double(0.0, 0.5, 0.2, decimals=2, step=0.05)
+        self.device = QComboBox()
+        self.device.addItems(DEVICES)
+        self.eo_bands = QLineEdit()
+        self.eo_bands.setPlaceholderText("automatic (band names or Sentinel-2 order), e.g. 2,3,4,8,12,13")
+        form.addRow("Base student model", self.student_file)
+        form.addRow("Teacher model", self.teacher_file)
+        form.addRow("Output model file", self.output_file)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Distillation weight", self.distill_weight)
+        form.addRow("Tile size (pixels)", self.tile_size)
+        form.addRow("Validation fraction (blocks)", self.validation_fraction)
+        form.addRow("Device", self.device)
+        form.addRow("EO band numbers", self.eo_bands)
+        return box
+
+    @staticmethod
+    def _file_widget(path: str, save: bool = False) -> QgsFileWidget:
+        widget = QgsFileWidget()
+        widget.setFilter("HFD-Net model (*.pt)")
+        widget.setStorageMode(QgsFileWidget.SaveFile if save else QgsFileWidget.GetFile)
+        widget.setFilePath(path)
+        return widget
+
+    @staticmethod
+    def _spin(low: int, high: int, value: int, step: int = 1) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(low, high)
+        spin.setSingleStep(step)
+        spin.setValue(value)
+        return spin
+
+    @staticmethod
+    def _double(low: float, high: float, value: float, decimals: int, step: float) -> QDoubleSpinBox:
+        spin = QDoubleSpinBox()
+        spin.setDecimals(decimals)
+        spin.setRange(low, high)
+        spin.setSingleStep(step)
+        spin.setValue(value)
+        return spin
+
+    def _labels_changed(self, layer) -> None:
+        is_vector = isinstance(layer, QgsVectorLayer)
+        self.field_combo.setLayer(layer if is_vector else None)
+        self.field_combo.setEnabled(is_vector)
+
+    def arguments(self) -> dict:
+        """Keyword arguments of ``finetune`` from the widgets; InputError when they are unusable."""
+        sar, eo = self.sar_combo.currentLayer(), self.eo_combo.currentLayer()
+        if not isinstance(sar, QgsRasterLayer) or not isinstance(eo, QgsRasterLayer):
+            raise InputError("choose a SAR layer and an EO layer")
+        output = self.output_file.filePath().strip()
+        if not output:
+            raise InputError("choose where to write the fine-tuned model")
+        output = check_output_model(output)
+        sar_path = raster_path(sar)
+        labels = self.labels_combo.currentLayer()
+        label_path = None
+        if labels is not None:
+            label_path = label_raster(labels, self.field_combo.currentField(), sar_path, self._work.name)
+        return {
+            "sar_path": sar_path,
+            "eo_path": raster_path(eo),
+            "output_path": output,
+            "student_path": self.student_file.filePath(),
+            "teacher_path": self.teacher_file.filePath(),
+            "label_path": label_path,
+            "epochs": self.epochs.value(),
+            "lr": self.learning_rate.value(),
+            "distill_weight": self.distill_weight.value(),
+            "tile_size": self.tile_size.value(),
+            "validation_fraction": self.validation_fraction.value(),
+            "device": self.device.currentText(),
+            "eo_bands": parse_band_list(self.eo_bands.text()),
+        }
+
+    def write(self, text: str) -> None:
+        self.log.appendPlainText(text)
+
+    def start(self) -> None:
+        """Start a run as a background task (refused while one is running)."""
+        if self.is_running():
+            return
+        try:
+            arguments = self.arguments()
+        except InputError as error:
+            self.write(f"Cannot start: {error}")
+            return
+        self.model_path = None
+        self.chart.clear()
+        self.chart.score_label = (
+            "validation mIoU" if arguments["label_path"] else "agreement with teacher (mIoU)"
+        )
+        self.progress.setValue(0)
+        self.segment_button.setEnabled(False)
+        self.write(
+            f"Fine-tuning {Path(arguments['student_path']).name} on {Path(arguments['sar_path']).name} with "
+            f"{Path(arguments['eo_path']).name}"
+            + (" and labels" if arguments["label_path"] else ", label-free")
+        )
+        self.task = FinetuneTask(arguments)
+        self.task.epoch_finished.connect(self._epoch_finished)
+        self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        self.task.taskCompleted.connect(self._finished)
+        self.task.taskTerminated.connect(self._finished)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        QgsApplication.taskManager().addTask(self.task)
+
+    def is_running(self) -> bool:
+        return self.task is not None and self.cancel_button.isEnabled()
+
+    def cancel(self) -> None:
+        if self.is_running():
+            self.write("Cancelling: the best epoch so far will be kept")
+            self.task.cancel()
+
+    def _epoch_finished(self, epoch: int, values: dict) -> None:
+        self.chart.add_epoch(values["train_loss"], values.get("val_miou"))
+        self.write(epoch_line(epoch, values))
+
+    def _finished(self) -> None:
+        task, result = self.task, self.task.result
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if result is None:
+            self.write(f"Stopped without a model: {task.error or 'cancelled'}")
+            return
+        before, after = result.base_metrics.get("val_miou"), result.best_metrics.get("val_miou")
+        if before is not None and after is not None:
+            self.write(f"Validation mIoU: base model {before:.4f}, fine-tuned {after:.4f}")
+        state = "Cancelled; kept" if result.canceled else "Finished; wrote"
+        self.write(f"{state} the best epoch ({result.best_epoch}) as {result.output_path}")
+        self.model_path = str(result.output_path)
+        self.progress.setValue(100)
+        self.segment_button.setEnabled(True)
+
+    def segment(self) -> None:
+        """Open ``hfd:segment`` for the chosen SAR layer with the fine-tuned model."""
+        from processing import execAlgorithmDialog
+
+        execAlgorithmDialog("hfd:segment", {"INPUT": self.sar_combo.currentLayer(), "MODEL": self.model_path})
