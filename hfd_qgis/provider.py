@@ -31,6 +31,8 @@ class HFDProvider(QgsProcessingProvider):
 
 def algorithm_classes() -> list[type]:
     """The algorithm classes, imported lazily so a missing torch only affects running them."""
+    from hfd_qgis.evaluate_algorithm import EvaluateAlgorithm
+    from hfd_qgis.finetune_algorithm import FinetuneAlgorithm
     from hfd_qgis.segment_algorithm import SegmentAlgorithm
 
-    return [SegmentAlgorithm]
+    return [SegmentAlgorithm, FinetuneAlgorithm, EvaluateAlgorithm]
