@@ -1,8 +1,4 @@
-"""Fine-tuning on a SAR + EO overlap (hfd_core.train.finetune) on the real Sen1Floods11 India_900498 triplet.
-
-A tiny teacher is trained for two epochs on the chip's EO and hand labels (module fixture); the base student
-is an untrained tiny network with the teacher's architecture, so fine-tuning has something to improve.
-"""
+"""Fine-tuning on a SAR + EO overlap (hfd_core.train.finetune), real Sen1Floods11 India_900498 triplet."""
 
 from __future__ import annotations
 
@@ -13,52 +9,21 @@ import pytest
 import rasterio
 from rasterio.transform import Affine
 from rasterio.warp import Resampling, calculate_default_transform, reproject
+from test_finetune_fixtures import FAST, india_paths, tiny_models
 
 from hfd_core.errors import Canceled, InputError
-from hfd_core.modelfile import load_model, read_metadata, save_model
-from hfd_core.models import HFDNet
+from hfd_core.modelfile import load_model, read_metadata
 from hfd_core.train.config import TrainCallbacks
 
-TINY = {"widths": (4, 8, 8, 8), "align_dim": 8}
-TEACHER_EO_BANDS = [2, 3, 4, 8, 12, 13]  # B02 B03 B04 B08 B11 B12 of the 13-band L1C file
-FAST = {"epochs": 2, "tile_size": 64, "batch_size": 4, "samples_per_epoch": 8, "lr": 1e-2}
+
+@pytest.fixture(scope="module")
+def india(shared_data):
+    return india_paths(shared_data)
 
 
 @pytest.fixture(scope="module")
-def india(shared_data) -> dict[str, Path]:
-    folder = shared_data / "sen1floods11"
-    return {kind: folder / f"India_900498_{kind}.tif" for kind in ("S1Hand", "S2Hand", "LabelHand")}
-
-
-@pytest.fixture(scope="module")
-def models(india, tmp_path_factory) -> dict[str, Path]:
-    """A two-epoch tiny teacher on the chip's EO + labels, an untrained student of its architecture."""
-    from hfd_core.data import Scene
-    from hfd_core.data.bundled import EO_BANDS
-    from hfd_core.train import TrainConfig, train_teacher
-
-    folder = tmp_path_factory.mktemp("models")
-    with rasterio.open(india["S2Hand"]) as src:
-        eo = src.read(TEACHER_EO_BANDS).astype(np.float32)
-    with rasterio.open(india["LabelHand"]) as src:
-        hand = src.read(1)
-    with rasterio.open(india["S1Hand"]) as src:
-        sar = src.read().astype(np.float32)
-    label = np.where(hand < 0, 255, hand).astype(np.uint8)
-    scene = Scene("india", "india", sar, eo, label, ["VV", "VH"], list(EO_BANDS))
-    config = TrainConfig(
-        out_dir=str(folder / "teacher"), model=dict(TINY), progress=False, **{**FAST, "samples_per_epoch": 16}
-    )
-    teacher_path = train_teacher([scene], [], config).best_path
-    teacher, teacher_meta = load_model(teacher_path)
-    student_meta = read_metadata(teacher_path)
-    student_meta.role, student_meta.bands, student_meta.input_kind = "student", ["VV", "VH"], "sar_db"
-    student_meta.config.in_channels = 2
-    student_meta.mean = [float(np.nanmean(b)) for b in sar]
-    student_meta.std = [float(np.nanstd(b)) for b in sar]
-    student_meta.training = {}
-    save_model(folder / "student.pt", HFDNet(student_meta.config), student_meta)
-    return {"teacher": teacher_path, "student": folder / "student.pt"}
+def models(india, tmp_path_factory):
+    return tiny_models(india, tmp_path_factory.mktemp("models"))
 
 
 def _write_like(path: Path, source: Path, **changes) -> Path:
