@@ -1,0 +1,108 @@
+"""The fine-tuning dialog offscreen: pickers from the project, a run through QgsTask, cancel, screenshot."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from test_finetune_fixtures import india_paths, tiny_models
+
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOT = REPO / "test-output" / "finetune_dialog.png"
+TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def india(shared_data):
+    return india_paths(shared_data)
+
+
+@pytest.fixture(scope="module")
+def models(india, tmp_path_factory):
+    return tiny_models(india, tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def dialog(qgis_iface, qgis_new_project, india, models, tmp_path):
+    from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    from hfd_qgis.gui.finetune_dialog import FinetuneDialog
+
+    project = QgsProject.instance()
+    for name in ("S1Hand", "S2Hand"):
+        project.addMapLayer(QgsRasterLayer(str(india[name]), name))
+    project.addMapLayer(QgsVectorLayer("Polygon?crs=EPSG:4326&field=class:integer", "polygons", "memory"))
+    project.addMapLayer(QgsVectorLayer("Point?crs=EPSG:4326", "points", "memory"))
+    widget = FinetuneDialog()
+    widget.student_file.setFilePath(str(models["student"]))
+    widget.teacher_file.setFilePath(str(models["teacher"]))
+    widget.output_file.setFilePath(str(tmp_path / "tuned.pt"))
+    widget.tile_size.setValue(64)
+    widget.validation_fraction.setValue(0.25)
+    widget.learning_rate.setValue(0.01)
+    widget.device.setCurrentText("cpu")
+    widget.sar_combo.setLayer(project.mapLayersByName("S1Hand")[0])
+    widget.eo_combo.setLayer(project.mapLayersByName("S2Hand")[0])
+    widget.show()
+    yield widget
+    widget.close()
+
+
+def _wait_until(condition, timeout_s: float = TIMEOUT_S) -> bool:
+    from qgis.core import QgsApplication
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _layer_names(combo) -> list[str]:
+    return [combo.itemText(i) for i in range(combo.count()) if combo.itemText(i)]
+
+
+def test_pickers_are_filled_from_the_project(dialog):
+    assert sorted(_layer_names(dialog.sar_combo)) == ["S1Hand", "S2Hand"]
+    assert sorted(_layer_names(dialog.eo_combo)) == ["S1Hand", "S2Hand"]
+    assert sorted(_layer_names(dialog.labels_combo)) == ["S1Hand", "S2Hand", "polygons"]  # no points
+    assert dialog.labels_combo.currentLayer() is None and not dialog.field_combo.isEnabled()
+    from qgis.core import QgsProject
+
+    dialog.labels_combo.setLayer(QgsProject.instance().mapLayersByName("polygons")[0])
+    assert dialog.field_combo.isEnabled() and dialog.field_combo.currentField() == "class"
+
+
+def test_a_short_run_completes_through_the_task(dialog, tmp_path):
+    dialog.epochs.setValue(2)
+    dialog.start_button.click()
+    assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
+    assert _wait_until(lambda: dialog.start_button.isEnabled()), "the task did not finish in time"
+    log = dialog.log.toPlainText()
+    assert "Finished; wrote the best epoch" in log, log
+    assert len(dialog.chart.losses) == 2 and len(dialog.chart.scores) == 2
+    assert dialog.progress.value() == 100 and dialog.segment_button.isEnabled()
+    assert dialog.model_path == str(tmp_path / "tuned.pt") and Path(dialog.model_path).is_file()
+    assert "Validation mIoU: base model" in log
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    assert dialog.grab().save(str(SCREENSHOT))
+
+
+def test_cancel_keeps_the_best_epoch(dialog, tmp_path):
+    dialog.epochs.setValue(50)
+    dialog.start_button.click()
+    assert _wait_until(lambda: len(dialog.chart.losses) >= 1), "no epoch finished in time"
+    dialog.cancel_button.click()
+    assert _wait_until(lambda: dialog.start_button.isEnabled()), "the task did not stop in time"
+    log = dialog.log.toPlainText()
+    assert "Cancelled; kept the best epoch" in log, log
+    assert len(dialog.chart.losses) < 50 and (tmp_path / "tuned.pt").is_file()
+
+
+def test_missing_output_is_reported_not_started(dialog):
+    dialog.output_file.setFilePath("")
+    dialog.start_button.click()
+    assert dialog.task is None and "Cannot start: choose where to write" in dialog.log.toPlainText()
