@@ -16,7 +16,7 @@ redness = B04/B02. Rules, applied in this order (first match wins):
 | ignore (cloud) | B02 > 1800 and B04 > 1800 (bright in all visible bands) |
 | ignore (snow) | MNDWI > 0.4 and B03 > 1500 |
 | water | MNDWI > 0.3 and NDVI < 0.1, or NDVI < 0 and B08 < 1200 and B11 < 800 |
-| tree cover | NDVI >= 0.8 and B03 < 520 and B04 < 280 (dense, dark canopy: forest is darker in green/red than grass) |
+| tree cover | NDVI >= 0.8 and B03 < 520 and B04 < 280 (dense, dark canopy: forest darker than grass) |
 | low vegetation | NDVI >= 0.45 (and not tree cover) |
 | ignore (mixed) | 0.3 <= NDVI < 0.45 (sparse vegetation: neither class with confidence) |
 | built-up | NDVI < 0.3 and NDBI > -0.1 and redness < 1.3 (grey, spectrally flat roofs and pavements) |
@@ -64,7 +64,9 @@ def spectral_labels(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
     Pixels with a non-finite or zero value in any band are IGNORE_INDEX.
     """
     if reflectance.ndim != 3 or reflectance.shape[0] != len(RULE_BANDS):
-        raise ValueError(f"expected ({len(RULE_BANDS)}, H, W) reflectance in order {RULE_BANDS}, got {reflectance.shape}")
+        raise ValueError(
+            f"expected ({len(RULE_BANDS)}, H, W) reflectance in order {RULE_BANDS}, got {reflectance.shape}"
+        )
     if level not in ("L2A", "L1C"):
         raise ValueError(f"level must be 'L2A' or 'L1C', got {level!r}")
     bands = reflectance.astype(np.float32)

@@ -1,0 +1,68 @@
+"""Small GeoTIFF helpers shared by the readers: read with nodata as NaN, warp onto another grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.io import DatasetReader
+from rasterio.warp import Resampling, reproject
+
+from hfd_core import IGNORE_INDEX
+
+
+def read_float(path: str | Path, bands: list[int] | None = None) -> np.ndarray:
+    """(C, H, W) float32 with the file's nodata value turned into NaN."""
+    with rasterio.open(path) as src:
+        array = src.read(bands).astype(np.float32)
+        if src.nodata is not None and not np.isnan(src.nodata):
+            array[array == src.nodata] = np.nan
+    return array
+
+
+def read_label(path: str | Path, mapping: dict[int, int] | None = None) -> np.ndarray:
+    """(H, W) uint8 class ids from band 1: ``mapping`` (value -> id) applied, unmapped and nodata values
+    become IGNORE_INDEX; without a mapping values 0..254 are kept and the rest ignored."""
+    with rasterio.open(path) as src:
+        values = src.read(1).astype(np.int64)
+        nodata = src.nodata
+    return map_labels(values, mapping, nodata)
+
+
+def map_labels(values: np.ndarray, mapping: dict[int, int] | None, nodata: float | None = None) -> np.ndarray:
+    """Class ids (uint8) from raw label values; see ``read_label``."""
+    label = np.full(values.shape, IGNORE_INDEX, np.uint8)
+    if mapping is None:
+        keep = (values >= 0) & (values < IGNORE_INDEX)
+        label[keep] = values[keep]
+    else:
+        for value, class_id in mapping.items():
+            label[values == value] = class_id
+    if nodata is not None and not np.isnan(nodata):
+        label[values == nodata] = IGNORE_INDEX
+    return label
+
+
+def warp_to_grid(
+    path: str | Path, grid: DatasetReader, bands: list[int], resampling: str = "bilinear"
+) -> np.ndarray:
+    """Bands (1-based) of ``path`` reprojected onto the grid of the open dataset ``grid``: (C, H, W) float32,
+    NaN where the source has no data (outside its footprint or its nodata)."""
+    out = np.full((len(bands), grid.height, grid.width), np.nan, np.float32)
+    with rasterio.open(path) as src:
+        for index, band in enumerate(bands):
+            reproject(
+                rasterio.band(src, band),
+                out[index],
+                src_nodata=src.nodata,
+                dst_transform=grid.transform,
+                dst_crs=grid.crs,
+                dst_nodata=np.nan,
+                resampling=getattr(Resampling, resampling),
+            )
+    return out
+
+
+def same_grid(a: DatasetReader, b: DatasetReader) -> bool:
+    return a.crs == b.crs and a.transform.almost_equals(b.transform) and a.shape == b.shape
