@@ -18,7 +18,7 @@ import numpy as np
 import rasterio
 
 from hfd_core import IGNORE_INDEX
-from hfd_core.data.triplets import warp_to_grid
+from hfd_core.data.raster import warp_to_grid
 from hfd_core.errors import InputError
 from hfd_core.metrics.confusion import confusion_matrix, scores
 

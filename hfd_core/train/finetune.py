@@ -1,9 +1,10 @@
 """Fine-tune a SAR student on one area from a SAR raster and an overlapping EO raster (and optional labels).
 
 Steps:
-1. Read the student's SAR bands and the teacher's EO bands (``band_indices``), bring the EO (bilinear) and the
-   labels (nearest) onto the SAR grid, and keep only the overlap: the SAR grid is cropped to the rows and
-   columns where the EO has data, and SAR pixels without EO become nodata (NaN). No overlap: InputError.
+1. Read the student's SAR bands (linear backscatter is converted to dB) and the teacher's EO bands
+   (``band_indices``), bring the EO (bilinear) and the labels (nearest) onto the SAR grid, and keep only the
+   overlap: the SAR grid is cropped to the rows and columns where the EO has data, and SAR pixels without EO
+   become nodata (NaN). No overlap: InputError.
 2. Hold out spatial blocks (``tile_size`` squares, ``validation_fraction`` of the full blocks, seeded) for
    validation; the rest of the overlap, with those blocks blanked, is the training scene. Blocks rather than
    random pixels, because neighbouring pixels are nearly copies of each other.
@@ -28,7 +29,8 @@ import rasterio
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
-from hfd_core.data.triplets import warp_to_grid
+from hfd_core.data.raster import read_float, warp_to_grid
+from hfd_core.data.sar import detect_sar_scale, linear_to_db
 from hfd_core.errors import InputError
 from hfd_core.modelfile import ModelMetadata, load_model, read_metadata, save_model
 from hfd_core.train.api import train_student
@@ -94,14 +96,6 @@ def band_indices(path: str | Path, wanted: list[str], explicit: list[int] | None
     )
 
 
-def _read_sar(path: str | Path, bands: list[int]) -> tuple[np.ndarray, rasterio.io.DatasetReader]:
-    src = rasterio.open(path)
-    sar = src.read(bands).astype(np.float32)
-    if src.nodata is not None:
-        sar[sar == src.nodata] = np.nan
-    return sar, src
-
-
 def _crop_to(valid: np.ndarray) -> tuple[slice, slice]:
     rows, cols = np.nonzero(valid.any(axis=1))[0], np.nonzero(valid.any(axis=0))[0]
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
@@ -145,8 +139,11 @@ def prepare_scenes(
     """Training scene and validation block scenes on the SAR grid, over the SAR/EO overlap (module doc)."""
     sar_index = band_indices(sar_path, student.bands, sar_bands)
     eo_index = band_indices(eo_path, teacher.bands, eo_bands)
-    sar, grid = _read_sar(sar_path, sar_index)
-    with grid:
+    sar = read_float(sar_path, sar_index)
+    if student.input_kind == "sar_db" and detect_sar_scale(sar) == "linear":
+        log.info("%s looks like linear backscatter: converted to dB", Path(sar_path).name)
+        sar = linear_to_db(sar)
+    with rasterio.open(sar_path) as grid:
         eo = warp_to_grid(eo_path, grid, bands=eo_index, resampling="bilinear")
         label = None
         if label_path is not None:
