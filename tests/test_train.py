@@ -42,7 +42,7 @@ def test_teacher_learns_and_writes_model_file(tmp_path, scenes):
     result = train_teacher(
         train,
         val,
-        tiny_config(tmp_path, epochs=4),
+        tiny_config(tmp_path, epochs=4, samples_per_epoch=32),  # 32 steps: BatchNorm statistics settle
         TrainCallbacks(on_epoch_end=lambda epoch, values: seen.append((epoch, values))),
     )
     losses = [row["train_loss"] for row in result.history]
