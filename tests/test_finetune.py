@@ -23,7 +23,7 @@ def india(shared_data):
 
 @pytest.fixture(scope="module")
 def models(india, tmp_path_factory):
-    return tiny_models(india, tmp_path_factory.mktemp("models"))
+    return tiny_models(india, tmp_path_factory)
 
 
 def _write_like(path: Path, source: Path, **changes) -> Path:

@@ -17,7 +17,7 @@ def india(shared_data):
 
 @pytest.fixture(scope="module")
 def models(india, tmp_path_factory):
-    return tiny_models(india, tmp_path_factory.mktemp("models"))
+    return tiny_models(india, tmp_path_factory)
 
 
 class Feedback:

@@ -25,8 +25,15 @@ def india_paths(shared_data: Path) -> dict[str, Path]:
     return {kind: folder / f"India_900498_{kind}.tif" for kind in ("S1Hand", "S2Hand", "LabelHand")}
 
 
-def tiny_models(india: dict[str, Path], folder: Path) -> dict[str, Path]:
-    """A two-epoch tiny teacher on the chip's EO + labels, an untrained student of its architecture."""
+def tiny_models(india: dict[str, Path], tmp_path_factory) -> dict[str, Path]:
+    """A two-epoch tiny teacher on the chip's EO + labels, an untrained student of its architecture.
+
+    Trained once per test session (kept in the session's temporary folder) and shared by the test modules.
+    """
+    folder = tmp_path_factory.getbasetemp() / "finetune_models"
+    paths = {"teacher": folder / "teacher" / "best.pt", "student": folder / "student.pt"}
+    if paths["student"].is_file():
+        return paths
     from hfd_core.data import Scene
     from hfd_core.data.bundled import EO_BANDS
     from hfd_core.train import TrainConfig, train_teacher
@@ -43,11 +50,12 @@ def tiny_models(india: dict[str, Path], folder: Path) -> dict[str, Path]:
         out_dir=str(folder / "teacher"), model=dict(TINY), progress=False, **{**FAST, "samples_per_epoch": 16}
     )
     teacher_path = train_teacher([scene], [], config).best_path
+    assert teacher_path == paths["teacher"]
     student_meta = read_metadata(teacher_path)
     student_meta.role, student_meta.bands, student_meta.input_kind = "student", ["VV", "VH"], "sar_db"
     student_meta.config.in_channels = 2
     student_meta.mean = [float(np.nanmean(b)) for b in sar]
     student_meta.std = [float(np.nanstd(b)) for b in sar]
     student_meta.training = {}
-    save_model(folder / "student.pt", HFDNet(student_meta.config), student_meta)
-    return {"teacher": teacher_path, "student": folder / "student.pt"}
+    save_model(paths["student"], HFDNet(student_meta.config), student_meta)
+    return paths
