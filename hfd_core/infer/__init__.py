@@ -1,0 +1,1 @@
+"""Inference: streaming tiled segmentation of rasters, styles and previews of the result."""

@@ -1,0 +1,68 @@
+"""``python -m hfd_core segment`` and ``python -m hfd_core preview``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _bands(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bands must be comma-separated numbers, got {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    segment = subparsers.add_parser("segment", help="segment a SAR raster with a model file")
+    segment.add_argument("input", type=Path, help="input raster (e.g. Sentinel-1 VV, VH in dB)")
+    segment.add_argument("output", type=Path, help="output GeoTIFF of class ids (.qml style beside)")
+    segment.add_argument("--model", type=Path, required=True, help="model file (.pt)")
+    segment.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2")
+    segment.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model's)")
+    segment.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels")
+    segment.add_argument("--batch-size", type=int, help="tiles per batch (default: by device)")
+    segment.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    segment.add_argument("--input-scale", default="auto", choices=("auto", "db", "linear"))
+    segment.add_argument("--confidence", type=Path, help="also write the max class probability here")
+    segment.set_defaults(func=run_segment)
+
+    preview = subparsers.add_parser("preview", help="PNG preview of a segmentation (and its SAR input)")
+    preview.add_argument("segmentation", type=Path)
+    preview.add_argument("png", type=Path)
+    preview.add_argument("--input", type=Path, help="the SAR raster, shown beside the classes")
+    preview.set_defaults(func=run_preview)
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    from hfd_core.infer.tiled import segment_raster
+
+    def progress(percent: float) -> None:
+        filled = int(percent / 2.5)
+        print(f"\r[{'#' * filled}{'.' * (40 - filled)}] {percent:5.1f}%", end="", file=sys.stderr, flush=True)
+
+    result = segment_raster(
+        args.input,
+        args.output,
+        args.model,
+        bands=args.bands,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+        input_scale=args.input_scale,
+        confidence_path=args.confidence,
+        progress=progress,
+    )
+    print(file=sys.stderr)
+    print(result.summary())
+    return 0
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    from hfd_core.infer.preview import write_preview_png
+
+    write_preview_png(args.segmentation, args.png, args.input)
+    print(args.png)
+    return 0
