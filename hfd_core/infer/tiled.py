@@ -1,0 +1,405 @@
+"""Streaming tiled inference: ``segment_raster`` segments a raster of any size in bounded memory.
+
+Tiles lie on one global grid (stride = tile - overlap) and each tile is computed once. The raster is processed
+in vertical stripes of ``tiles_per_stripe`` tile columns, swept top to bottom one tile row at a time:
+
+* per tile row, the stripe's input window (tile rows x stripe width) is read with rasterio and normalised;
+* softmax probabilities of each tile are multiplied by a blending window (a linear ramp over the overlap,
+  never zero) and accumulated with the weights; the class is the arg-max of the weighted mean, so seams are
+  blended, not cut;
+* rows that no later tile touches are final: they are written (block-aligned rows) and dropped; the overlap
+  strip a stripe's last tile column spills into the next stripe is carried in a (classes + 1) x rows x overlap
+  buffer.
+Memory is therefore O(tile x stripe width + rows x overlap), independent of the raster's area; GDAL's block
+cache is capped (``GDAL_CACHEMAX``) for the same reason.
+
+Input: the model's bands (1-based ``bands``), dB detected or converted for SAR models, NaN and the raster's
+nodata value are nodata; beyond the raster edge the input is zero after normalisation (the band mean) and
+those pixels are never written. Output: tiled DEFLATE GeoTIFF, uint8 class ids, nodata 255, colour table,
+class names (``CLASS_NAMES`` tag), a ``.qml`` style beside it; optional confidence GeoTIFF (max probability in
+percent, uint8 0..100, nodata 255). Files are written under temporary names in the output folder and moved
+into place only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+
+from hfd_core import IGNORE_INDEX
+from hfd_core.data.sar import check_sar_db_range, detect_sar_scale, linear_to_db
+from hfd_core.errors import Canceled, InputError
+from hfd_core.infer.style import colormap, write_qml
+from hfd_core.modelfile import ModelMetadata, load_model
+from hfd_core.models import HFDNet
+from hfd_core.models.hfdnet import SIZE_MULTIPLE
+
+OUTPUT_BLOCK = 256
+STRIPE_TARGET_WIDTH = 2048
+GDAL_CACHE_MB = 64
+SAMPLE_SIDE = 512
+SCALES = ("auto", "db", "linear")
+
+
+@dataclass
+class SegmentResult:
+    """What a run produced."""
+
+    output_path: Path
+    confidence_path: Path | None
+    class_pixels: dict[str, int]
+    valid_pixels: int
+    pixels: int
+    tiles: int
+    seconds: float
+    device: str
+    input_scale: str
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        share = ", ".join(
+            f"{name} {100 * count / max(self.valid_pixels, 1):.1f}%"
+            for name, count in self.class_pixels.items()
+        )
+        return (
+            f"{self.output_path}: {self.pixels / 1e6:.2f} MP ({self.valid_pixels / 1e6:.2f} MP valid) in "
+            f"{self.seconds:.1f} s on {self.device}, {self.tiles} tiles, input {self.input_scale}; {share}"
+        )
+
+
+def ramp_window(size: int, overlap: int) -> np.ndarray:
+    """(size, size) blending weights: 1 inside, a ramp down to 1/(overlap+1) over ``overlap`` edge pixels."""
+    ramp = np.ones(size, np.float32)
+    if overlap > 0:
+        edge = (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)
+        ramp[:overlap] = edge
+        ramp[size - overlap :] = np.minimum(ramp[size - overlap :], edge[::-1])
+    return np.outer(ramp, ramp)
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+class _Input:
+    """Opened input: band selection, nodata, scale conversion and normalisation of windows."""
+
+    def __init__(self, path: Path, metadata: ModelMetadata, bands: list[int] | None, input_scale: str):
+        try:
+            self.src = rasterio.open(path)
+        except rasterio.errors.RasterioIOError as error:
+            raise InputError(f"{path} is not a raster GDAL can read ({error})") from None
+        expected = len(metadata.bands)
+        self.bands = list(bands) if bands else list(range(1, expected + 1))
+        if len(self.bands) != expected:
+            raise InputError(
+                f"the model expects {expected} bands ({', '.join(metadata.bands)}), "
+                f"{len(self.bands)} were chosen"
+            )
+        if self.src.count < max(self.bands) or min(self.bands) < 1:
+            raise InputError(
+                f"{path.name} has {self.src.count} band(s); the model needs {expected} "
+                f"({', '.join(metadata.bands)}) and band(s) {self.bands} were asked for"
+            )
+        self.nodata = self.src.nodata
+        self.mean = np.asarray(metadata.mean, np.float32)[:, None, None]
+        self.std = np.asarray(metadata.std, np.float32)[:, None, None]
+        self.is_sar = metadata.input_kind == "sar_db"
+        self.scale = self._scale(input_scale, metadata)
+
+    def _sample(self) -> np.ndarray:
+        src = self.src
+        factor = max(1, math.ceil(max(src.height, src.width) / SAMPLE_SIDE))
+        shape = (len(self.bands), max(1, src.height // factor), max(1, src.width // factor))
+        return self._mask(src.read(self.bands, out_shape=shape).astype(np.float32))
+
+    def _mask(self, array: np.ndarray) -> np.ndarray:
+        if self.nodata is not None and not np.isnan(self.nodata):
+            array[array == self.nodata] = np.nan
+        array[:, ~np.isfinite(array).all(axis=0)] = np.nan
+        return array
+
+    def _has_valid_pixel(self) -> bool:
+        if np.isfinite(self._sample()).any():
+            return True
+        for _, window in self.src.block_windows(1):  # decimated sample may miss small valid areas
+            if np.isfinite(self._mask(self.src.read(self.bands, window=window).astype(np.float32))).any():
+                return True
+        return False
+
+    def _scale(self, input_scale: str, metadata: ModelMetadata) -> str:
+        if input_scale not in SCALES:
+            raise InputError(f"input scale must be one of {SCALES}, not {input_scale!r}")
+        if not self._has_valid_pixel():
+            raise InputError(
+                f"{Path(self.src.name).name} has no valid pixel in the chosen bands (all nodata/NaN)"
+            )
+        if not self.is_sar:
+            return "as is"
+        sample = self._sample()
+        scale = detect_sar_scale(sample) if input_scale == "auto" else input_scale
+        check_sar_db_range(linear_to_db(sample) if scale == "linear" else sample, metadata.bands)
+        return scale
+
+    def read(self, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised (C, height, width) float32 window (zero-padded beyond the raster) and its valid mask."""
+        src = self.src
+        rows, cols = max(0, min(height, src.height - row)), max(0, min(width, src.width - col))
+        data = np.full((len(self.bands), height, width), np.nan, np.float32)
+        if rows and cols:
+            window = Window(col, row, cols, rows)
+            data[:, :rows, :cols] = src.read(self.bands, window=window).astype(np.float32)
+            self._mask(data)
+        if self.scale == "linear":
+            data = linear_to_db(data)
+        valid = np.isfinite(data).all(axis=0)
+        normalised = np.where(valid, (data - self.mean) / self.std, 0.0).astype(np.float32)
+        return normalised, valid
+
+
+class _Writer:
+    """Class (and confidence) GeoTIFFs under temporary names; ``commit`` moves them into place."""
+
+    def __init__(self, src: rasterio.io.DatasetReader, output: Path, confidence: Path | None, metadata):
+        self.final = [output] + ([confidence] if confidence else [])
+        self.temporary = [p.with_name(f".{p.stem}.partial-{os.getpid()}{p.suffix}") for p in self.final]
+        profile = {
+            "driver": "GTiff",
+            "width": src.width,
+            "height": src.height,
+            "count": 1,
+            "dtype": "uint8",
+            "crs": src.crs,
+            "transform": src.transform,
+            "nodata": IGNORE_INDEX,
+            "tiled": True,
+            "blockxsize": OUTPUT_BLOCK,
+            "blockysize": OUTPUT_BLOCK,
+            "compress": "deflate",
+            "BIGTIFF": "IF_SAFER",
+        }
+        self.datasets = []
+        try:
+            for path in self.temporary:
+                self.datasets.append(rasterio.open(path, "w", **profile))
+        except (rasterio.errors.RasterioIOError, OSError) as error:
+            self.abort()
+            raise InputError(f"cannot write the output {self.final[0]}: {error}") from None
+        names = [c.name for c in metadata.classes]
+        classes = self.datasets[0]
+        classes.write_colormap(1, colormap(metadata.classes))
+        classes.set_band_description(1, "class")
+        classes.update_tags(
+            CLASS_NAMES=json.dumps(names), MODEL_ROLE=metadata.role, MODEL_BANDS=",".join(metadata.bands)
+        )
+        if confidence:
+            self.datasets[1].set_band_description(1, "confidence (max class probability, percent)")
+
+    def write(self, row: int, col: int, classes: np.ndarray, confidence: np.ndarray) -> None:
+        window = Window(col, row, classes.shape[1], classes.shape[0])
+        self.datasets[0].write(classes, 1, window=window)
+        if len(self.datasets) > 1:
+            self.datasets[1].write(confidence, 1, window=window)
+
+    def commit(self) -> None:
+        for dataset in self.datasets:
+            dataset.close()
+        for temporary, final in zip(self.temporary, self.final, strict=True):
+            os.replace(temporary, final)
+
+    def abort(self) -> None:
+        for dataset in self.datasets:
+            dataset.close()
+        for path in self.temporary:
+            path.unlink(missing_ok=True)
+            Path(f"{path}.aux.xml").unlink(missing_ok=True)
+
+
+def _load(
+    model: str | Path | tuple[HFDNet, ModelMetadata], device: torch.device
+) -> tuple[HFDNet, ModelMetadata]:
+    network, metadata = load_model(model) if isinstance(model, str | Path) else model
+    return network.to(device).eval(), metadata
+
+
+def segment_raster(
+    input_path: str | Path,
+    output_path: str | Path,
+    model: str | Path | tuple[HFDNet, ModelMetadata],
+    *,
+    bands: list[int] | None = None,
+    tile_size: int | None = None,
+    overlap: int = 32,
+    batch_size: int | None = None,
+    device: str = "auto",
+    input_scale: str = "auto",
+    confidence_path: str | Path | None = None,
+    progress: Callable[[float], None] | None = None,
+    is_canceled: Callable[[], bool] | None = None,
+) -> SegmentResult:
+    """Segment ``input_path`` into ``output_path`` (see the module docstring). InputError on bad input,
+    Canceled when ``is_canceled`` says so; neither leaves a file behind."""
+    started = time.perf_counter()
+    input_path, output_path = Path(input_path), Path(output_path)
+    confidence_path = Path(confidence_path) if confidence_path else None
+    torch_device = _resolve_device(device)
+    network, metadata = _load(model, torch_device)
+    if not input_path.is_file():
+        raise InputError(f"input raster not found: {input_path}")
+    if not output_path.parent.is_dir():
+        raise InputError(f"output folder does not exist: {output_path.parent}")
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        source = _Input(input_path, metadata, bands, input_scale)
+        pixels = source.src.width * source.src.height
+        try:
+            tile = _round_up(max(SIZE_MULTIPLE, tile_size or metadata.tile_size), SIZE_MULTIPLE)
+            tile = min(tile, _round_up(max(source.src.height, source.src.width), SIZE_MULTIPLE))
+            overlap = max(0, min(overlap, tile // 4))
+            batch = batch_size or (32 if torch_device.type == "cuda" else 8)
+            writer = _Writer(source.src, output_path, confidence_path, metadata)
+            try:
+                sweep = _Sweep(source, writer, network, metadata, tile, overlap, batch, torch_device)
+                sweep.run(progress, is_canceled)
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+        finally:
+            source.src.close()
+    write_qml(output_path.with_suffix(".qml"), metadata.classes)
+    counts = sweep.class_counts
+    return SegmentResult(
+        output_path=output_path,
+        confidence_path=confidence_path,
+        class_pixels={c.name: int(counts[c.id]) for c in metadata.classes},
+        valid_pixels=int(counts[: len(metadata.classes)].sum()),
+        pixels=pixels,
+        tiles=sweep.tiles_done,
+        seconds=time.perf_counter() - started,
+        device=str(torch_device),
+        input_scale=source.scale,
+    )
+
+
+class _Sweep:
+    """Stripe-by-stripe, row-by-row accumulation of blended probabilities (see the module docstring)."""
+
+    def __init__(self, source: _Input, writer: _Writer, network, metadata, tile, overlap, batch, device):
+        self.source, self.writer, self.network = source, writer, network
+        self.tile, self.overlap, self.stride, self.batch, self.device = (
+            tile,
+            overlap,
+            tile - overlap,
+            batch,
+            device,
+        )
+        self.num_classes = metadata.config.num_classes
+        self.height, self.width = source.src.height, source.src.width
+        self.window = ramp_window(tile, overlap)
+        self.weights = torch.from_numpy(self.window).to(device)
+        self.tile_rows = self._count(self.height)
+        self.tile_cols = self._count(self.width)
+        self.tiles_per_stripe = self._tiles_per_stripe()
+        self.total_tiles = self.tile_rows * self.tile_cols
+        self.tiles_done = 0
+        self.class_counts = np.zeros(256, np.int64)
+        # overlap strip carried from one stripe to the next: (classes + 1, rows, overlap)
+        self.carry = np.zeros((self.num_classes + 1, self.height, overlap), np.float32)
+
+    def _count(self, size: int) -> int:
+        return 1 if size <= self.tile else math.ceil((size - self.tile) / self.stride) + 1
+
+    def _tiles_per_stripe(self) -> int:
+        aligned = math.lcm(self.stride, OUTPUT_BLOCK) // self.stride  # stripe edges on output block edges
+        if aligned * self.stride <= 2 * STRIPE_TARGET_WIDTH:
+            return aligned * max(1, STRIPE_TARGET_WIDTH // (aligned * self.stride))
+        return max(1, STRIPE_TARGET_WIDTH // self.stride)
+
+    @torch.no_grad()
+    def _predict(self, tiles: list[np.ndarray]) -> torch.Tensor:
+        x = torch.from_numpy(np.stack(tiles)).to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
+            logits = self.network(x)
+        return torch.softmax(logits.float(), dim=1) * self.weights
+
+    def run(self, progress, is_canceled) -> None:
+        for first_col in range(0, self.tile_cols, self.tiles_per_stripe):
+            last_col = min(first_col + self.tiles_per_stripe, self.tile_cols)
+            self._stripe(first_col, last_col, progress, is_canceled)
+        if progress:
+            progress(100.0)
+
+    def _stripe(self, first_col: int, last_col: int, progress, is_canceled) -> None:
+        t, s, ov = self.tile, self.stride, self.overlap
+        x0 = first_col * s
+        is_last_stripe = last_col == self.tile_cols
+        # columns this stripe finalises: up to where the next stripe's first tile starts (or the raster edge)
+        x_final = self.width if is_last_stripe else last_col * s
+        span = (last_col - 1 - first_col) * s + t  # columns covered by the stripe's tiles
+        accumulator = np.zeros((self.num_classes + 1, t, span), np.float32)
+        pending: list[tuple[np.ndarray, np.ndarray]] = []
+        pending_rows, written_to = 0, 0
+        for tile_row in range(self.tile_rows):
+            y0 = tile_row * s
+            inputs, valid = self.source.read(y0, x0, t, span)
+            origins = [(c - first_col) * s for c in range(first_col, last_col)]
+            work = [o for o in origins if valid[:, o : o + t].any()]
+            for start in range(0, len(work), self.batch):
+                if is_canceled and is_canceled():
+                    raise Canceled("segmentation cancelled; no output was written")
+                chunk = work[start : start + self.batch]
+                weighted = self._predict([inputs[:, :, o : o + t] for o in chunk]).cpu().numpy()
+                for o, probabilities in zip(chunk, weighted, strict=True):
+                    accumulator[: self.num_classes, :, o : o + t] += probabilities
+                    accumulator[self.num_classes, :, o : o + t] += self.window
+            self.tiles_done += len(origins)
+            if progress:
+                progress(min(99.9, 100.0 * self.tiles_done / self.total_tiles))
+            is_last_row = tile_row == self.tile_rows - 1
+            rows = (self.height - y0) if is_last_row else s
+            rows = max(0, min(rows, t, self.height - y0))
+            final = accumulator[:, :rows].copy()
+            if x0 > 0:  # blend in the overlap strip carried from the previous stripe
+                final[:, :, :ov] += self.carry[:, y0 : y0 + rows]
+            if not is_last_stripe:
+                self.carry[:, y0 : y0 + rows] = final[:, :, x_final - x0 : x_final - x0 + ov]
+            classes, confidence = self._classes(final[:, :, : x_final - x0], valid[:rows, : x_final - x0])
+            pending.append((classes, confidence))
+            pending_rows += rows
+            if pending_rows >= OUTPUT_BLOCK or is_last_row:
+                keep = pending_rows if is_last_row else pending_rows // OUTPUT_BLOCK * OUTPUT_BLOCK
+                block_classes = np.concatenate([p[0] for p in pending])
+                block_confidence = np.concatenate([p[1] for p in pending])
+                self.writer.write(written_to, x0, block_classes[:keep], block_confidence[:keep])
+                written_to += keep
+                pending = [(block_classes[keep:], block_confidence[keep:])]
+                pending_rows -= keep
+            accumulator = np.roll(accumulator, -s, axis=1)
+            accumulator[:, t - s :] = 0.0
+
+    def _classes(self, accumulated: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probabilities = accumulated[: self.num_classes] / np.maximum(accumulated[self.num_classes], 1e-12)
+        classes = probabilities.argmax(axis=0).astype(np.uint8)
+        confidence = np.round(probabilities.max(axis=0) * 100).astype(np.uint8)
+        classes[~valid] = IGNORE_INDEX
+        confidence[~valid] = IGNORE_INDEX
+        self.class_counts += np.bincount(classes.ravel(), minlength=256)
+        return classes, confidence
