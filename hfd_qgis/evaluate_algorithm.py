@@ -5,7 +5,6 @@ from __future__ import annotations
 from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
@@ -16,7 +15,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from hfd_core.errors import HFDError
+from hfd_qgis.common import core_errors
 
 
 class EvaluateAlgorithm(QgsProcessingAlgorithm):
@@ -88,13 +87,11 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         names = [n.strip() for n in self.parameterAsString(parameters, self.CLASS_NAMES, context).split(",")]
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         csv_path = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
-        try:
+        with core_errors():
             prediction_path = raster_path(prediction)
             folder = QgsProcessingUtils.tempFolder()
             reference_path = label_raster(reference, field, prediction_path, folder)
             report = compare_rasters(prediction_path, reference_path, [n for n in names if n] or None)
-        except HFDError as error:
-            raise QgsProcessingException(str(error)) from None
         if isinstance(reference, QgsVectorLayer):
             feedback.pushInfo(f"Reference polygons rasterised onto the segmentation grid: {reference_path}")
         write_html(report, html_path)

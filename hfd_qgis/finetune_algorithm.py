@@ -8,7 +8,6 @@ from pathlib import Path
 from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
     QgsProcessingParameterField,
@@ -21,15 +20,9 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from hfd_core.errors import HFDError, InputError
+from hfd_core.errors import InputError
+from hfd_qgis.common import DEVICES, bundled_model, core_errors, parse_band_list
 from hfd_qgis.paths import resources_dir
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def bundled_model(role: str) -> str:
-    """Path of the bundled ``teacher`` or ``student`` model file."""
-    return str(resources_dir() / "models" / f"{role}.pt")
 
 
 def check_output_model(path: str) -> str:
@@ -39,17 +32,6 @@ def check_output_model(path: str) -> str:
     if Path(path).resolve().parent == (resources_dir() / "models").resolve():
         raise InputError("the bundled models are not overwritten: write the fine-tuned model elsewhere")
     return path
-
-
-def parse_band_list(text: str) -> list[int] | None:
-    """``"2, 3, 4"`` -> [2, 3, 4]; empty -> None (bands found automatically)."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
-    except ValueError:
-        raise InputError(f"band numbers must be integers separated by commas, not {text!r}") from None
 
 
 def epoch_line(epoch: int, values: dict) -> str:
@@ -162,7 +144,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         from hfd_core.train.finetune import finetune
         from hfd_qgis.label_layers import label_raster, raster_path
 
-        try:
+        with core_errors():
             output = check_output_model(self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context))
             sar_path = raster_path(self.parameterAsRasterLayer(parameters, self.SAR, context))
             eo_path = raster_path(self.parameterAsRasterLayer(parameters, self.EO, context))
@@ -197,8 +179,6 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
                 eo_bands=parse_band_list(self.parameterAsString(parameters, self.EO_BANDS, context)),
                 callbacks=callbacks,
             )
-        except HFDError as error:
-            raise QgsProcessingException(str(error)) from None
         before = result.base_metrics.get("val_miou", math.nan)
         after = result.best_metrics.get("val_miou", math.nan)
         feedback.pushInfo(

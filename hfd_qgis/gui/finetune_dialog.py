@@ -35,13 +35,8 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from hfd_core.errors import InputError
-from hfd_qgis.finetune_algorithm import (
-    DEVICES,
-    bundled_model,
-    check_output_model,
-    epoch_line,
-    parse_band_list,
-)
+from hfd_qgis.common import DEVICES, bundled_model, parse_band_list
+from hfd_qgis.finetune_algorithm import check_output_model, epoch_line
 from hfd_qgis.gui.finetune_task import FinetuneTask
 from hfd_qgis.gui.training_chart import TrainingChart
 from hfd_qgis.label_layers import label_raster, raster_path

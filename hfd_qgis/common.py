@@ -1,0 +1,48 @@
+"""What every algorithm of the provider shares: device choices, the bundled models, band lists, turning
+``hfd_core`` errors into Processing errors and a Processing feedback into ``hfd_core`` callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+from hfd_core.errors import HFDError, InputError
+from hfd_qgis.dependencies import missing_dependency_message
+from hfd_qgis.paths import resources_dir
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def bundled_model(role: str) -> str:
+    """Path of the bundled ``teacher`` or ``student`` model file."""
+    return str(resources_dir() / "models" / f"{role}.pt")
+
+
+def parse_band_list(text: str) -> list[int] | None:
+    """``"2, 3, 4"`` -> [2, 3, 4]; empty -> None (bands found automatically)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"band numbers must be integers separated by commas, not {text!r}") from None
+
+
+@contextmanager
+def core_errors() -> Iterator[None]:
+    """Run ``hfd_core`` work: a missing torch or an HFDError becomes a QgsProcessingException."""
+    message = missing_dependency_message()
+    if message:
+        raise QgsProcessingException(message)
+    try:
+        yield
+    except HFDError as error:
+        raise QgsProcessingException(str(error)) from None
+
+
+def progress_callbacks(feedback: QgsProcessingFeedback) -> tuple[Callable[[float], None], Callable[[], bool]]:
+    """(progress, is_canceled) callables for ``hfd_core`` from a Processing feedback."""
+    return feedback.setProgress, feedback.isCanceled
