@@ -1,0 +1,13 @@
+# OMBRIA experiments (issue 8): distilled SAR student vs SAR-only student, generated report in docs/experiments/.
+# Resumable: finished runs in runs/ombria/runs/ are reused, so `make reproduce-ombria` again finishes a cut run.
+OMBRIA_ROOT ?= ../shared/data/ombria
+
+.PHONY: reproduce-ombria ablate-ombria
+
+reproduce-ombria: setup
+	@test -d "$(OMBRIA_ROOT)/OmbriaS1" || { echo "OMBRIA not found: set OMBRIA_ROOT=<folder with OmbriaS1/ and OmbriaS2/>"; exit 1; }
+	$(PY) scripts/ombria_experiment.py --root $(OMBRIA_ROOT)
+
+ablate-ombria: setup
+	@test -d "$(OMBRIA_ROOT)/OmbriaS1" || { echo "OMBRIA not found: set OMBRIA_ROOT=<folder with OmbriaS1/ and OmbriaS2/>"; exit 1; }
+	$(PY) scripts/ombria_experiment.py --root $(OMBRIA_ROOT) --ablations
