@@ -68,9 +68,13 @@ package: setup
 
 DEMO_INPUT := resources/samples/s1_demo_vv_vh_db.tif
 DEMO_OUT := runs/demo
+# The bundled student by default; DEMO_MODEL=path/to/model.pt segments with another model file.
+DEMO_MODEL ?= resources/models/student.pt
 demo: install
+	@test -f "$(DEMO_MODEL)" || { echo "No model file $(DEMO_MODEL): the bundled model comes from \
+	\`make train-bundled\` (or pass DEMO_MODEL=path/to/model.pt)"; exit 1; }
 	@mkdir -p $(DEMO_OUT)
-	"$(BIN_DIR)/qgis_process" run hfd:segment -- INPUT="$(CURDIR)/$(DEMO_INPUT)" \
+	"$(BIN_DIR)/qgis_process" run hfd:segment -- INPUT="$(CURDIR)/$(DEMO_INPUT)" MODEL="$(abspath $(DEMO_MODEL))" \
 	  OUTPUT="$(CURDIR)/$(DEMO_OUT)/segmentation.tif" CONFIDENCE="$(CURDIR)/$(DEMO_OUT)/confidence.tif"
 	$(PY) -m hfd_core preview "$(DEMO_OUT)/segmentation.tif" "$(DEMO_OUT)/segmentation.png" --input "$(DEMO_INPUT)"
 	@echo "Demo result: $(DEMO_OUT)/segmentation.tif (styled by segmentation.qml), preview $(DEMO_OUT)/segmentation.png"
