@@ -74,7 +74,8 @@ demo: install
 	@test -f "$(DEMO_MODEL)" || { echo "No model file $(DEMO_MODEL): the bundled model comes from \
 	\`make train-bundled\` (or pass DEMO_MODEL=path/to/model.pt)"; exit 1; }
 	@mkdir -p $(DEMO_OUT)
-	"$(BIN_DIR)/qgis_process" run hfd:segment -- INPUT="$(CURDIR)/$(DEMO_INPUT)" MODEL="$(abspath $(DEMO_MODEL))" \
+	@# GDAL_PAM_ENABLED=NO: QGIS would otherwise leave a statistics .aux.xml beside the bundled sample.
+	GDAL_PAM_ENABLED=NO "$(BIN_DIR)/qgis_process" run hfd:segment -- INPUT="$(CURDIR)/$(DEMO_INPUT)" MODEL="$(abspath $(DEMO_MODEL))" \
 	  OUTPUT="$(CURDIR)/$(DEMO_OUT)/segmentation.tif" CONFIDENCE="$(CURDIR)/$(DEMO_OUT)/confidence.tif"
 	$(PY) -m hfd_core preview "$(DEMO_OUT)/segmentation.tif" "$(DEMO_OUT)/segmentation.png" --input "$(DEMO_INPUT)"
 	@echo "Demo result: $(DEMO_OUT)/segmentation.tif (styled by segmentation.qml), preview $(DEMO_OUT)/segmentation.png"
