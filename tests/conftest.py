@@ -16,7 +16,9 @@ SHARED_DATA = Path(os.environ.get("HFD_SHARED_DATA", REPO.parent / "shared" / "d
 def shared_data() -> Path:
     """`../shared/data` (real Sentinel-1/2 samples); tests using it skip in a clone that lacks it."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real sample data not found at {SHARED_DATA} (only the development checkout has ../shared/data)")
+        pytest.skip(
+            f"real sample data not found at {SHARED_DATA} (only the development checkout has ../shared/data)"
+        )
     return SHARED_DATA
 
 
@@ -35,3 +37,63 @@ def processing_provider(qgis_app):
     QgsApplication.processingRegistry().addProvider(provider)
     yield provider
     QgsApplication.processingRegistry().removeProvider(provider)
+
+
+@pytest.fixture(scope="session")
+def demo_sample(tmp_path_factory) -> Path:
+    """A copy of the repository's real Sentinel-1 sample (SEN12MS VV/VH dB, 256x256, EPSG:32737).
+
+    A copy, so statistics files GDAL or QGIS may write beside it never land in the repository.
+    """
+    import shutil
+
+    target = tmp_path_factory.mktemp("demo_sample") / "s1_demo_vv_vh_db.tif"
+    shutil.copy2(REPO / "resources" / "samples" / "s1_demo_vv_vh_db.tif", target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_sar_model(tmp_path_factory) -> Path:
+    """An untrained, tiny HFD-Net student for Sentinel-1 VV/VH dB with three classes (fast inference)."""
+    import torch
+
+    from hfd_core.modelfile import ClassInfo, ModelMetadata, save_model
+    from hfd_core.models import HFDNet, HFDNetConfig
+
+    torch.manual_seed(0)
+    config = HFDNetConfig(2, 3, widths=(4, 8, 8, 8), align_dim=8)
+    classes = [
+        ClassInfo(0, "water", "#2b7bb9"),
+        ClassInfo(1, "vegetation", "#33a02c"),
+        ClassInfo(2, "built-up", "#e31a1c"),
+    ]
+    metadata = ModelMetadata(
+        role="student", config=config, bands=["VV", "VH"], input_kind="sar_db", mean=[-12.0, -19.0],
+        std=[4.0, 5.0], classes=classes, tile_size=64,
+    )  # fmt: skip
+    path = tmp_path_factory.mktemp("tiny_model") / "tiny_student.pt"
+    save_model(path, HFDNet(config), metadata)
+    return path
+
+
+@pytest.fixture(scope="session")
+def installed_profile(tmp_path_factory) -> Path:
+    """A temporary QGIS settings root (for QGIS_CUSTOM_CONFIG_PATH) whose default profile has the plugin
+    installed and enabled by scripts/install_plugin.py, torch found through its python_path.txt."""
+    import subprocess
+    import sysconfig
+
+    root = tmp_path_factory.mktemp("qgis_settings")
+    profile = root / "profiles" / "default"
+    installer = REPO / "scripts" / "install_plugin.py"
+    site_packages = sysconfig.get_paths()["purelib"]
+    command = [
+        sys.executable,
+        str(installer),
+        "--profile-dir",
+        str(profile),
+        "--site-packages",
+        site_packages,
+    ]
+    subprocess.run(command, check=True, capture_output=True)
+    return root

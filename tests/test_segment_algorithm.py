@@ -1,0 +1,214 @@
+"""hfd:segment through Processing (pytest-qgis): real Sentinel-1 samples, styling, confidence, bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from hfd_core import IGNORE_INDEX
+from hfd_core.modelfile import read_metadata
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED_STUDENT = REPO / "resources" / "models" / "student.pt"
+
+
+def segment(**parameters) -> dict:
+    import processing
+
+    return processing.run("hfd:segment", parameters)
+
+
+def run_and_check(input_path: Path, model: Path, output: Path, **extra) -> np.ndarray:
+    """Segment `input_path` and check the output keeps its grid; return the class array."""
+    result = segment(INPUT=str(input_path), MODEL=str(model), OUTPUT=str(output), **extra)
+    assert Path(result["OUTPUT"]) == output
+    with rasterio.open(input_path) as src, rasterio.open(output) as out:
+        assert out.crs == src.crs
+        assert out.transform == src.transform
+        assert (out.width, out.height) == (src.width, src.height)
+        assert out.count == 1 and out.dtypes[0] == "uint8"
+        assert out.nodata == IGNORE_INDEX
+        classes = out.read(1)
+    valid = classes != IGNORE_INDEX
+    assert result["VALID_PIXELS"] == int(valid.sum())
+    assert classes[valid].max() < len(read_metadata(model).classes)
+    return classes
+
+
+def test_demo_sample_keeps_grid_and_opens_styled(processing_provider, demo_sample, tiny_sar_model, tmp_path):
+    from qgis.core import QgsRasterLayer
+
+    output = tmp_path / "land_cover.tif"
+    classes = run_and_check(demo_sample, tiny_sar_model, output)
+    assert (classes != IGNORE_INDEX).all()  # the sample has no nodata
+
+    qml = output.with_suffix(".qml")
+    assert qml.is_file()
+    layer = QgsRasterLayer(str(output), "land cover")  # loads the .qml beside the file by default
+    assert layer.isValid()
+    assert layer.renderer().type() == "paletted"
+    labels = {c.value: c.label for c in layer.renderer().classes()}
+    assert labels == {0: "water", 1: "vegetation", 2: "built-up"}
+
+    explicit = QgsRasterLayer(str(output), "land cover", "gdal", QgsRasterLayer.LayerOptions(False))
+    message, ok = explicit.loadNamedStyle(str(qml))
+    assert ok, message
+    assert explicit.renderer().type() == "paletted"
+
+
+def test_confidence_output_is_percent_on_the_same_grid(
+    processing_provider, demo_sample, tiny_sar_model, tmp_path
+):
+    confidence = tmp_path / "confidence.tif"
+    result = segment(
+        INPUT=str(demo_sample),
+        MODEL=str(tiny_sar_model),
+        OUTPUT=str(tmp_path / "c.tif"),
+        CONFIDENCE=str(confidence),
+    )
+    assert Path(result["CONFIDENCE"]) == confidence
+    with rasterio.open(confidence) as out, rasterio.open(demo_sample) as src:
+        assert (out.crs, out.transform, out.shape) == (src.crs, src.transform, src.shape)
+        values = out.read(1)
+    assert values.min() >= 100 / 3 - 1  # max of three probabilities is at least a third
+    assert values.max() <= 100
+
+
+def test_nan_input_pixels_become_nodata(processing_provider, demo_sample, tiny_sar_model, tmp_path):
+    holed = tmp_path / "holed.tif"
+    with rasterio.open(demo_sample) as src:
+        profile, data = src.profile, src.read()
+    data[:, 40:90, 100:180] = np.nan
+    data[1, 200, 5] = np.nan  # one band missing is nodata too
+    with rasterio.open(holed, "w", **profile) as dst:
+        dst.write(data)
+    classes = run_and_check(holed, tiny_sar_model, tmp_path / "out.tif")
+    assert (classes[40:90, 100:180] == IGNORE_INDEX).all()
+    assert classes[200, 5] == IGNORE_INDEX
+    assert (classes == IGNORE_INDEX).sum() == 50 * 80 + 1
+
+
+def test_small_overlapping_tiles_agree_with_one_big_tile(
+    processing_provider, demo_sample, tiny_sar_model, tmp_path
+):
+    whole = run_and_check(demo_sample, tiny_sar_model, tmp_path / "whole.tif", TILE_SIZE=256, OVERLAP=0)
+    tiled = run_and_check(demo_sample, tiny_sar_model, tmp_path / "tiled.tif", TILE_SIZE=64, OVERLAP=16)
+    assert (whole == tiled).mean() >= 0.99
+
+
+def test_tiny_raster_smaller_than_a_tile_works(processing_provider, demo_sample, tiny_sar_model, tmp_path):
+    tiny = tmp_path / "tiny.tif"
+    with rasterio.open(demo_sample) as src:
+        window = rasterio.windows.Window(30, 20, 13, 10)
+        profile = {**src.profile, "width": 13, "height": 10, "transform": src.window_transform(window)}
+        profile.update(tiled=False, blockxsize=None, blockysize=None)
+        data = src.read(window=window)
+    with rasterio.open(tiny, "w", **{k: v for k, v in profile.items() if v is not None}) as dst:
+        dst.write(data)
+    classes = run_and_check(tiny, tiny_sar_model, tmp_path / "out.tif")
+    assert classes.shape == (10, 13)
+    assert (classes != IGNORE_INDEX).all()
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    "relative", ["sen1floods11/India_900498_S1Hand.tif", "sen12ms/ROIs1158_spring_s1_1_p30.tif"]
+)
+def test_real_samples_keep_georeferencing(
+    processing_provider, shared_data, tiny_sar_model, tmp_path, relative
+):
+    source = shared_data / relative
+    classes = run_and_check(
+        source, tiny_sar_model, tmp_path / "out.tif", BANDS=[1, 2], TILE_SIZE=128, OVERLAP=16
+    )
+    with rasterio.open(source) as src:
+        nodata_input = ~np.isfinite(src.read()).all(axis=0)
+    assert ((classes == IGNORE_INDEX) == nodata_input).all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not BUNDLED_STUDENT.is_file(), reason="bundled model not trained yet (make train-bundled)"
+)
+def test_bundled_student_on_the_demo_sample(processing_provider, demo_sample, tmp_path):
+    """The default MODEL is the bundled student; a realistic run on a real Sentinel-1 patch."""
+    output = tmp_path / "bundled.tif"
+    result = segment(INPUT=str(demo_sample), OUTPUT=str(output))
+    classes = run_and_check(demo_sample, BUNDLED_STUDENT, tmp_path / "explicit.tif")
+    with rasterio.open(result["OUTPUT"]) as out:
+        assert (out.read(1) == classes).all()
+
+
+def write_one_band(path: Path, demo_sample: Path) -> Path:
+    with rasterio.open(demo_sample) as src:
+        profile, vv = src.profile, src.read(1)
+    with rasterio.open(path, "w", **{**profile, "count": 1}) as dst:
+        dst.write(vv, 1)
+    return path
+
+
+def assert_fails(match: str, output: Path, **parameters) -> None:
+    from qgis.core import QgsProcessingException
+
+    output.parent.mkdir(exist_ok=True)
+    with pytest.raises(QgsProcessingException, match=match):
+        segment(OUTPUT=str(output), **parameters)
+    assert not output.exists()
+    leftovers = [p.name for p in output.parent.iterdir() if p.name.startswith(output.stem) or "tmp" in p.name]
+    assert leftovers == []
+
+
+def test_too_few_bands_is_refused(processing_provider, demo_sample, tiny_sar_model, tmp_path):
+    (tmp_path / "in").mkdir()
+    one_band = write_one_band(tmp_path / "in" / "vv_only.tif", demo_sample)
+    assert_fails(
+        r"1 band.*VV, VH", tmp_path / "out" / "o.tif", INPUT=str(one_band), MODEL=str(tiny_sar_model)
+    )
+
+
+@pytest.mark.shared_data
+def test_all_nan_raster_is_refused(processing_provider, shared_data, tiny_sar_model, tmp_path):
+    all_nan = shared_data / "sen1floods11" / "Paraguay_34417_S1Hand.tif"
+    assert_fails(
+        r"(?i)no valid|nodata|NaN", tmp_path / "o.tif", INPUT=str(all_nan), MODEL=str(tiny_sar_model)
+    )
+
+
+def test_file_that_is_not_a_model_is_refused(processing_provider, demo_sample, tmp_path):
+    fake = tmp_path / "in" / "model.pt"
+    fake.parent.mkdir()
+    fake.write_text("not a model")
+    assert_fails(r"model\.pt", tmp_path / "out" / "o.tif", INPUT=str(demo_sample), MODEL=str(fake))
+
+
+def test_unwritable_output_is_refused(processing_provider, demo_sample, tiny_sar_model, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file, not a folder")
+    output = blocker / "o.tif"
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match=r"a_file"):
+        segment(INPUT=str(demo_sample), MODEL=str(tiny_sar_model), OUTPUT=str(output))
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def test_cancel_from_progress_leaves_no_output(processing_provider, demo_sample, tiny_sar_model, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda _percent: feedback.cancel())
+    output = tmp_path / "cancelled.tif"
+    parameters = {
+        "INPUT": str(demo_sample),
+        "MODEL": str(tiny_sar_model),
+        "OUTPUT": str(output),
+        "TILE_SIZE": 64,
+    }
+    with pytest.raises(QgsProcessingException, match="(?i)cancel"):
+        processing.run("hfd:segment", parameters, feedback=feedback)
+    assert feedback.isCanceled()
+    assert list(tmp_path.iterdir()) == []
