@@ -1,0 +1,71 @@
+"""`qgis_process` from a shell, through the project's launcher bin/qgis_process (Debian's wrapper is broken on
+QGIS 3.22, qgis/QGIS#57683), with the plugin installed by scripts/install_plugin.py in a temporary profile."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import rasterio
+
+from hfd_core import IGNORE_INDEX
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCHER = REPO / "bin" / "qgis_process"
+
+
+def qgis_process(settings_root: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run the launcher with `settings_root` as QGIS's settings folder (QGIS_CUSTOM_CONFIG_PATH), headless,
+    without the test run's PYTHONPATH/HFD_PYTHONPATH: torch must come from the installed plugin's set-up."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HFD_PYTHONPATH", "DISPLAY")}
+    clean.update(QGIS_CUSTOM_CONFIG_PATH=str(settings_root), QT_QPA_PLATFORM="offscreen", **env)
+    return subprocess.run(
+        [str(LAUNCHER), *args], env=clean, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_launcher_lists_the_hfd_provider(installed_profile):
+    listing = qgis_process(installed_profile, "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "HFD-Net SAR segmentation" in listing.stdout
+    for algorithm in ("hfd:segment\tSegment SAR layer", "hfd:finetune", "hfd:evaluate"):
+        assert algorithm in listing.stdout
+
+
+def test_launcher_does_not_pass_noversioncheck():
+    """The option Debian's wrapper adds is refused by qgis_process.bin 3.22; the launcher must not add it."""
+    assert "--noversioncheck" not in "".join(
+        line for line in LAUNCHER.read_text().splitlines() if not line.lstrip().startswith("#")
+    )
+
+
+def test_run_segment_from_the_shell_writes_a_styled_geotiff(
+    installed_profile, demo_sample, tiny_sar_model, tmp_path
+):
+    output = tmp_path / "land_cover.tif"
+    run = qgis_process(
+        installed_profile, "run", "hfd:segment", "--",
+        f"INPUT={demo_sample}", f"MODEL={tiny_sar_model}", f"OUTPUT={output}",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "VALID_PIXELS:\t65536" in run.stdout
+    with rasterio.open(output) as out, rasterio.open(demo_sample) as src:
+        assert (out.crs, out.transform, out.shape) == (src.crs, src.transform, src.shape)
+        assert out.nodata == IGNORE_INDEX
+        assert out.colormap(1)[0][:3] == (0x2B, 0x7B, 0xB9)  # class 0 "water" colour from the model file
+        assert out.read(1).max() <= 2
+    assert 'label="built-up"' in output.with_suffix(".qml").read_text()
+
+
+def test_run_segment_failure_is_reported_with_the_reason(installed_profile, demo_sample, tmp_path):
+    not_a_model = tmp_path / "model.pt"
+    not_a_model.write_text("not a model")
+    output = tmp_path / "o.tif"
+    run = qgis_process(
+        installed_profile, "run", "hfd:segment", "--",
+        f"INPUT={demo_sample}", f"MODEL={not_a_model}", f"OUTPUT={output}",
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert "model.pt" in run.stdout + run.stderr
+    assert not output.exists()
