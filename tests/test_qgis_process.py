@@ -3,8 +3,6 @@ QGIS 3.22, qgis/QGIS#57683), with the plugin installed by scripts/install_plugin
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import rasterio
@@ -15,17 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "bin" / "qgis_process"
 
 
-def qgis_process(settings_root: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """Run the launcher with `settings_root` as QGIS's settings folder (QGIS_CUSTOM_CONFIG_PATH), headless,
-    without the test run's PYTHONPATH/HFD_PYTHONPATH: torch must come from the installed plugin's set-up."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HFD_PYTHONPATH", "DISPLAY")}
-    clean.update(QGIS_CUSTOM_CONFIG_PATH=str(settings_root), QT_QPA_PLATFORM="offscreen", **env)
-    return subprocess.run(
-        [str(LAUNCHER), *args], env=clean, capture_output=True, text=True, timeout=300, check=False
-    )
-
-
-def test_launcher_lists_the_hfd_provider(installed_profile):
+def test_launcher_lists_the_hfd_provider(qgis_process, installed_profile):
     listing = qgis_process(installed_profile, "list")
     assert listing.returncode == 0, listing.stderr
     assert "HFD-Net SAR segmentation" in listing.stdout
@@ -41,7 +29,7 @@ def test_launcher_does_not_pass_noversioncheck():
 
 
 def test_run_segment_from_the_shell_writes_a_styled_geotiff(
-    installed_profile, demo_sample, tiny_sar_model, tmp_path
+    qgis_process, installed_profile, demo_sample, tiny_sar_model, tmp_path
 ):
     output = tmp_path / "land_cover.tif"
     run = qgis_process(
@@ -58,7 +46,9 @@ def test_run_segment_from_the_shell_writes_a_styled_geotiff(
     assert 'label="built-up"' in output.with_suffix(".qml").read_text()
 
 
-def test_run_segment_failure_is_reported_with_the_reason(installed_profile, demo_sample, tmp_path):
+def test_run_segment_failure_is_reported_with_the_reason(
+    qgis_process, installed_profile, demo_sample, tmp_path
+):
     not_a_model = tmp_path / "model.pt"
     not_a_model.write_text("not a model")
     output = tmp_path / "o.tif"
