@@ -20,8 +20,9 @@ class HFDPlugin:
         self.finetune_dialog = None
 
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API name)
-        self.provider = HFDProvider()
-        QgsApplication.processingRegistry().addProvider(self.provider)
+        """Register the provider; QGIS refuses (and deletes) it when an `hfd` provider is already there."""
+        provider = HFDProvider()
+        self.provider = provider if QgsApplication.processingRegistry().addProvider(provider) else None
 
     def initGui(self) -> None:  # noqa: N802
         self.initProcessing()
