@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,12 @@ def segment(**parameters) -> dict:
     import processing
 
     return processing.run("hfd:segment", parameters)
+
+
+def copy_input(path: Path, folder: Path) -> Path:
+    """A copy of a shared sample: QGIS writes statistics (.aux.xml) beside the rasters it opens."""
+    folder.mkdir(exist_ok=True)
+    return Path(shutil.copy2(path, folder / path.name))
 
 
 def run_and_check(input_path: Path, model: Path, output: Path, **extra) -> np.ndarray:
@@ -120,7 +127,7 @@ def test_tiny_raster_smaller_than_a_tile_works(processing_provider, demo_sample,
 def test_real_samples_keep_georeferencing(
     processing_provider, shared_data, tiny_sar_model, tmp_path, relative
 ):
-    source = shared_data / relative
+    source = copy_input(shared_data / relative, tmp_path)
     classes = run_and_check(
         source, tiny_sar_model, tmp_path / "out.tif", BANDS=[1, 2], TILE_SIZE=128, OVERLAP=16
     )
@@ -171,7 +178,7 @@ def test_too_few_bands_is_refused(processing_provider, demo_sample, tiny_sar_mod
 
 @pytest.mark.shared_data
 def test_all_nan_raster_is_refused(processing_provider, shared_data, tiny_sar_model, tmp_path):
-    all_nan = shared_data / "sen1floods11" / "Paraguay_34417_S1Hand.tif"
+    all_nan = copy_input(shared_data / "sen1floods11" / "Paraguay_34417_S1Hand.tif", tmp_path / "in")
     assert_fails(
         r"(?i)no valid|nodata|NaN", tmp_path / "o.tif", INPUT=str(all_nan), MODEL=str(tiny_sar_model)
     )
