@@ -61,7 +61,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check hfd_core hfd_qgis tests bench
+	$(VENV)/bin/ruff check hfd_core hfd_qgis tests bench scripts
 
 package: setup
 	$(PY) scripts/install_plugin.py --zip dist/$(PLUGIN_NAME).zip

@@ -69,7 +69,9 @@ def make_zip(zip_path: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--profile-dir", type=Path, help="QGIS profile folder to install into (enabled)")
     parser.add_argument("--site-packages", action="append", default=[], help="folder holding torch")
     parser.add_argument("--zip", type=Path, help="write the installable plugin zip here")
