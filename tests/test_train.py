@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hfd_core.data.normalization import compute_band_stats
-from hfd_core.modelfile import load_model
 from test_train_fixtures import EO_BANDS, SAR_BANDS, TINY_MODEL, tiny_config, toy_scenes
 
+from hfd_core.data.normalization import compute_band_stats
 from hfd_core.errors import Canceled, InputError
+from hfd_core.modelfile import load_model
 from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.train import TrainCallbacks, train_student, train_teacher
 from hfd_core.train.checkpoint import load_checkpoint, save_checkpoint
