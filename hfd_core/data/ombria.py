@@ -6,8 +6,7 @@ S1 is VV only, 8-bit, stretched per chip (not dB); S2 is a B11/B8/B3 false colou
 memory (the tile dataset converts per tile). ``inputs="after"``: SAR = after image (1 band), EO = S2 after
 (3 bands); ``inputs="before_after"``: before and after stacked (2 and 6 bands). Label: mask > 127 -> 1
 (flood) else 0. Group = block of ``ID_BLOCK`` consecutive ids, so validation carved from train by
-``split_by_group`` is
-made of whole id blocks, not random chips.
+``split_by_group`` is made of whole id blocks, not random chips.
 """
 
 from __future__ import annotations
