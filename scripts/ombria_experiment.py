@@ -1,74 +1,85 @@
 """OMBRIA: does distillation from an EO teacher help a SAR student? (issue 8)
 
-    python scripts/ombria_experiment.py --root ../shared/data/ombria [--ablations]
+    python scripts/ombria_experiment.py --root ../shared/data/ombria [--ablations] [--report-only]
 
-Runs, all on the same small CPU budget (``BUDGET``) and resumable (a finished run folder is reused):
+Runs, all on the same small CPU budget (``BUDGETS``) and resumable (a finished run folder is reused after
+checking that it was trained with the same settings; an unfinished one resumes from its ``last.ckpt``):
 1. the teacher on Sentinel-2 (after image, B11/B8/B3 false colour);
 2. SAR input choice on the validation split carved from train by id blocks: SAR-only students on the after
    image and on before+after stacked, seed 0; the better validation mIoU is used below;
-3. HFD-distilled and SAR-only students (``--no-distill`` equivalent: distill weight 0, no teacher), seeds
-   0, 1, 2, with everything else equal;
+3. HFD-distilled and SAR-only students (distill weight 0, no teacher), seeds 0, 1, 2, everything else equal;
 4. evaluation of every model and of Otsu thresholding on the official test split (per-chip mIoU as in the
    OmbriaNet notebook, pooled mIoU, OA, kappa);
-5. ``docs/experiments/ombria.md`` (tables generated here), a validation-curve plot and example predictions;
-   the chosen checkpoints are copied to ``runs/ombria/{teacher,student_hfd,student_sar_only}.pt``.
+5. ``docs/experiments/ombria.md`` (tables generated here, rewritten after every finished run so a cut session
+   leaves a partial table), a validation-curve plot and example predictions; the chosen checkpoints are
+   copied to ``runs/ombria/{teacher,student_hfd,student_sar_only}.pt``.
 ``--ablations`` adds one-seed runs (alignment off, distillation at one scale, distillation weights, logit
-distillation) and writes ``docs/experiments/ombria_ablations.md``.
+distillation) to the same document. ``--report-only`` trains nothing and writes the document from the runs
+already finished.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
-import statistics
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-import numpy as np
 import torch
-from skimage.filters import threshold_otsu
+from ombria.baseline import evaluate_otsu
+from ombria.plots import plot_curves, plot_examples
+from ombria.report import Experiment, RunSummary, render
 
 from hfd_core.data import Scene, read_ombria, split_by_group
-from hfd_core.metrics import confusion_matrix, per_chip_miou, scores
 from hfd_core.modelfile import load_model
+from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.train import TrainConfig, evaluate_model_file, train_student, train_teacher
 from hfd_core.train.datasets import DATASETS
-from hfd_core.train.evaluation import predict_scene
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (backend first)
 
 SEEDS = (0, 1, 2)
+INPUTS = ("after", "before_after")
 VALIDATION_FRACTION = 0.15
-#: Small network and short schedule: the whole experiment must run on 2 CPU cores in about an hour.
-BUDGET = dict(
-    epochs=5,
-    batch_size=8,
-    lr=2e-3,
-    tile_size=128,
-    samples_per_epoch=192,
-    model={"widths": (16, 32, 48, 64), "align_dim": 32},
-    device="auto",
-    progress=False,
-)
-ANCHORS = (
-    ("U-Net, S1 (published)", 0.551),
-    ("U-Net, S2 (published)", 0.579),
-    ("Bitemporal U-Net (published)", 0.632),
-    ("SVM (published)", 0.625),
-    ("OmbriaNet S1+S2 fusion (published)", 0.705),
-)
-ABLATIONS = {
-    "alignment off (teacher and student)": dict(
-        distill_weight=1.0, model={**BUDGET["model"], "align": False}
+SPLIT_SEED = 0
+SMALL_MODEL = {"widths": (16, 32, 48, 64), "align_dim": 32}
+#: "standard": the reproduce target (about an hour on 2 CPU cores); "smoke": checks the driver end to end.
+BUDGETS = {
+    "standard": dict(
+        epochs=5, batch_size=8, lr=2e-3, tile_size=128, samples_per_epoch=192, model=SMALL_MODEL
     ),
-    "distil finest scale only": dict(distill_weight=1.0, distill_scales=(0,)),
-    "distil weight 0.5": dict(distill_weight=0.5),
-    "distil weight 3": dict(distill_weight=3.0),
-    "logit distillation (DisOptNet-style)": dict(distill_weight=0.0, logit_distill_weight=1.0),
+    "smoke": dict(epochs=1, batch_size=4, lr=2e-3, tile_size=64, samples_per_epoch=8, model=SMALL_MODEL),
+}
+#: Settings that must match for a finished run folder to be reused.
+COMPARED = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "tile_size",
+    "samples_per_epoch",
+    "model",
+    "seed",
+    "distill_weight",
+    "distill_scales",
+    "logit_distill_weight",
+)
+DISTILLED = dict(distill_weight=1.0)
+SAR_ONLY = dict(distill_weight=0.0)
+#: label -> (run name, changes to the distilled student); "model" changes need their own teacher.
+ABLATIONS = {
+    "alignment off (teacher and student)": ("ablation_align_off", dict(model={"align": False})),
+    "distillation at the finest scale only": ("ablation_finest_scale", dict(distill_scales=(0,))),
+    "distillation weight 0.3": ("ablation_weight_0.3", dict(distill_weight=0.3)),
+    "distillation weight 3": ("ablation_weight_3", dict(distill_weight=3.0)),
+    "logit distillation only (DisOptNet-style, T=2)": (
+        "ablation_logit",
+        dict(distill_weight=0.0, logit_distill_weight=1.0),
+    ),
 }
 SPEC = DATASETS["ombria"]
+CHECKPOINT_STUDENTS = ("student_hfd", "student_sar_only")
 
 
 def scenes(root: Path, split: str, inputs: str) -> list[Scene]:
@@ -79,242 +90,275 @@ def scenes(root: Path, split: str, inputs: str) -> list[Scene]:
     return result
 
 
-def run_folder(out: Path, name: str) -> Path:
-    return out / "runs" / name
+@dataclass
+class Data:
+    train: list[Scene]
+    val: list[Scene]
+    test: list[Scene]
 
 
-def train(
-    out: Path, name: str, role: str, train_scenes, val_scenes, teacher: Path | None = None, **changes
-) -> Path:
-    """Train one model unless its folder already holds a finished run; returns its best.pt."""
-    folder = run_folder(out, name)
-    best, done = folder / "best.pt", folder / "done.json"
-    if done.is_file() and best.is_file():
-        return best
-    config = TrainConfig(out_dir=str(folder), resume=True, **{**BUDGET, **changes})
-    if role == "teacher":
-        result = train_teacher(train_scenes, val_scenes, config, spec=SPEC)
-    else:
-        result = train_student(train_scenes, val_scenes, teacher, config, spec=SPEC)
-    done.write_text(json.dumps({"best_epoch": result.best_epoch, "history": result.history}))
-    return best
+def load_data(root: Path) -> dict[str, Data]:
+    """Both SAR inputs; validation = whole id blocks carved from train, the same blocks for both."""
+    data = {}
+    for inputs in INPUTS:
+        train, val = split_by_group(scenes(root, "train", inputs), VALIDATION_FRACTION, seed=SPLIT_SEED)
+        data[inputs] = Data(train, val, scenes(root, "test", inputs))
+    return data
 
 
-def history(out: Path, name: str) -> list[dict]:
-    return json.loads((run_folder(out, name) / "done.json").read_text())["history"]
+def _normalised(values: dict) -> dict:
+    return json.loads(json.dumps({k: values.get(k) for k in COMPARED}))
 
 
-def evaluate(out: Path, name: str, test: list[Scene]) -> dict:
-    path = run_folder(out, name) / "test.json"
-    if not path.is_file():
-        report = evaluate_model_file(run_folder(out, name) / "best.pt", test, device="auto")
-        path.write_text(json.dumps(report))
-    return json.loads(path.read_text())
+class Runs:
+    """Run folders ``<out>/runs/<name>``: train unless finished, evaluate on test once, read histories."""
+
+    def __init__(self, out: Path, budget: dict, train_allowed: bool):
+        self.out, self.budget, self.train_allowed = out, budget, train_allowed
+
+    def folder(self, name: str) -> Path:
+        return self.out / "runs" / name
+
+    def finished(self, name: str) -> bool:
+        return (self.folder(name) / "done.json").is_file() and (self.folder(name) / "best.pt").is_file()
+
+    def config(self, name: str, changes: dict) -> TrainConfig:
+        model = {**self.budget["model"], **changes.get("model", {})}
+        settings = {**self.budget, **changes, "model": model}
+        return TrainConfig(
+            out_dir=str(self.folder(name)), resume=True, device="auto", progress=False, **settings
+        )
+
+    def _check_reusable(self, name: str, config: TrainConfig) -> None:
+        _, metadata = load_model(self.folder(name) / "best.pt")
+        trained = _normalised(metadata.training.get("config", {}))
+        wanted = _normalised(config.to_dict())
+        if trained != wanted:
+            differs = {k: (trained[k], wanted[k]) for k in COMPARED if trained[k] != wanted[k]}
+            sys.exit(f"{self.folder(name)} was trained with other settings {differs}; use another --out")
+
+    def train(self, name: str, role: str, data: Data, teacher: Path | None = None, **changes) -> bool:
+        """Train ``name`` unless it is finished; False when it is not finished and training is not allowed."""
+        config = self.config(name, changes)
+        if self.finished(name):
+            self._check_reusable(name, config)
+            return True
+        if not self.train_allowed:
+            return False
+        log(f"training {name}")
+        start = time.perf_counter()
+        if role == "teacher":
+            result = train_teacher(data.train, data.val, config, spec=SPEC)
+        else:
+            result = train_student(data.train, data.val, teacher, config, spec=SPEC)
+        seconds = time.perf_counter() - start
+        done = {"best_epoch": result.best_epoch, "seconds": seconds, "history": result.history}
+        (self.folder(name) / "done.json").write_text(json.dumps(done))
+        log(f"finished {name} in {seconds / 60:.1f} min, best epoch {result.best_epoch}")
+        return True
+
+    def done(self, name: str) -> dict:
+        return json.loads((self.folder(name) / "done.json").read_text())
+
+    def best_val_miou(self, name: str) -> float:
+        return max(row["val_miou"] for row in self.done(name)["history"])
+
+    def summary(self, name: str, seed: int, test: list[Scene]) -> RunSummary:
+        """The run's test scores (computed once, cached in ``test.json``)."""
+        path = self.folder(name) / "test.json"
+        if not path.is_file():
+            report = evaluate_model_file(self.folder(name) / "best.pt", test, device="auto")
+            path.write_text(json.dumps(report, indent=1))
+        done = self.done(name)
+        return RunSummary(name, seed, done["best_epoch"], json.loads(path.read_text()), done.get("seconds"))
 
 
-def otsu(test: list[Scene]) -> dict:
-    """Otsu threshold of each chip's S1 after image; darker than the threshold = flood."""
-    matrices = []
-    for scene in test:
-        after = scene.sar[-1].astype(np.float32)
-        prediction = (after < threshold_otsu(after)).astype(np.int64)
-        matrices.append(confusion_matrix(prediction, scene.label.astype(np.int64), 2))
-    pooled = scores(sum(matrices))
-    return {
-        "per_chip_miou": per_chip_miou(matrices),
-        "miou": pooled["miou"],
-        "oa": pooled["oa"],
-        "kappa": pooled["kappa"],
-    }
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _mean_std(reports: list[dict], key: str) -> str:
-    values = [r[key] for r in reports]
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+def measure_step_seconds(out: Path, budget: dict) -> dict[str, float]:
+    """Seconds per training step (8 windows of 128x128, 2 bands): the budget's network and the default one."""
+    path = out / "timing.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    timing = {}
+    for label, model in (("the network used", budget["model"]), ("the default network", {})):
+        network = HFDNet(HFDNetConfig(in_channels=2, num_classes=2, **model))
+        optimizer = torch.optim.AdamW(network.parameters())
+        x, y = torch.randn(8, 2, 128, 128), torch.randint(0, 2, (8, 128, 128))
+        for step in range(4):
+            if step == 1:  # the first step warms up
+                start = time.perf_counter()
+            loss = torch.nn.functional.cross_entropy(network(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        timing[label] = (time.perf_counter() - start) / 3
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timing))
+    return timing
 
 
-def _row(label: str, reports: list[dict], seeds: str | None = None) -> str:
-    cells = " | ".join(_mean_std(reports, k) for k in ("per_chip_miou", "miou", "oa", "kappa"))
-    return f"| {label} | {seeds or len(reports)} | {cells} |"
+class Driver:
+    """The experiment's plan; ``report`` rebuilds the document from whatever runs are finished."""
 
+    def __init__(self, args: argparse.Namespace, data: dict[str, Data]):
+        self.args, self.data = args, data
+        self.runs = Runs(args.out, BUDGETS[args.budget], train_allowed=not args.report_only)
+        self.teacher = self.runs.folder("teacher") / "best.pt"
+        self.otsu: dict[str, dict] = {}
 
-def plot_curves(out: Path, runs: dict[str, list[str]], path: Path) -> None:
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for (label, names), color in zip(runs.items(), ("tab:green", "tab:blue", "tab:orange"), strict=False):
-        for index, name in enumerate(names):
-            rows = history(out, name)
-            axis.plot(
-                [r["epoch"] for r in rows],
-                [r["val_miou"] for r in rows],
-                color=color,
-                alpha=0.8,
-                label=label if index == 0 else None,
+    def chosen_inputs(self) -> str | None:
+        if not all(self.runs.finished(f"sar_only_{inputs}_s0") for inputs in INPUTS):
+            return None
+        return max(INPUTS, key=lambda inputs: self.runs.best_val_miou(f"sar_only_{inputs}_s0"))
+
+    def planned(self) -> list[str]:
+        names = ["teacher", *(f"sar_only_{inputs}_s0" for inputs in INPUTS)]
+        inputs = self.chosen_inputs() or "<chosen>"
+        for seed in SEEDS:
+            names += [f"hfd_{inputs}_s{seed}", f"sar_only_{inputs}_s{seed}"]
+        if self.args.ablations:
+            names += [name for name, _ in ABLATIONS.values()] + ["ablation_align_off_teacher"]
+        return list(dict.fromkeys(names))
+
+    def run(self) -> None:
+        runs, after = self.runs, self.data["after"]
+        runs.train("teacher", "teacher", after)
+        self.report()
+        for inputs in INPUTS:
+            runs.train(f"sar_only_{inputs}_s0", "student", self.data[inputs], seed=0, **SAR_ONLY)
+            self.report()
+        inputs = self.chosen_inputs()
+        if inputs is None:
+            return
+        for seed in SEEDS:
+            for name, changes in (
+                (f"hfd_{inputs}_s{seed}", DISTILLED),
+                (f"sar_only_{inputs}_s{seed}", SAR_ONLY),
+            ):
+                teacher = self.teacher if changes is DISTILLED else None
+                runs.train(name, "student", self.data[inputs], teacher, seed=seed, **changes)
+                self.report()
+        if self.args.ablations:
+            for name, changes in ABLATIONS.values():
+                self.train_ablation(name, self.data[inputs], changes)
+                self.report()
+
+    def train_ablation(self, name: str, data: Data, changes: dict) -> bool:
+        teacher = self.teacher
+        if "model" in changes:  # a student copies its teacher's architecture: it needs a matching teacher
+            if not self.runs.train(f"{name}_teacher", "teacher", self.data["after"], model=changes["model"]):
+                return False
+            teacher = self.runs.folder(f"{name}_teacher") / "best.pt"
+        return self.runs.train(name, "student", data, teacher, seed=0, **{**DISTILLED, **changes})
+
+    def students(self, kind: str, inputs: str) -> list[RunSummary]:
+        names = [(seed, f"{kind}_{inputs}_s{seed}") for seed in SEEDS]
+        test = self.data[inputs].test
+        return [self.runs.summary(name, seed, test) for seed, name in names if self.runs.finished(name)]
+
+    def experiment(self) -> Experiment:
+        runs, inputs = self.runs, self.chosen_inputs()
+        exp = Experiment(
+            root=str(self.args.root),
+            command=self.command(inputs),
+            budget=BUDGETS[self.args.budget],
+            seeds=SEEDS,
+            validation=f"{round(VALIDATION_FRACTION * 100)} % of the training id blocks "
+            "(10 consecutive ids each, "
+            f"{len(self.data['after'].val)} chips), the same for every run, never trained on",
+            inputs=inputs,
+            timing=measure_step_seconds(self.args.out, BUDGETS[self.args.budget]),
+            missing=[name for name in self.planned() if not runs.finished(name)],
+        )
+        for choice in INPUTS:
+            name = f"sar_only_{choice}_s0"
+            if runs.finished(name):
+                exp.choice[choice] = runs.best_val_miou(name)
+                exp.choice_test[choice] = runs.summary(name, 0, self.data[choice].test).test
+        if runs.finished("teacher"):
+            exp.teacher = runs.summary("teacher", 0, self.data["after"].test)
+        if inputs is not None:
+            exp.hfd, exp.sar_only = self.students("hfd", inputs), self.students("sar_only", inputs)
+            if inputs not in self.otsu:
+                self.otsu[inputs] = evaluate_otsu(self.data[inputs].test)
+            exp.otsu = self.otsu[inputs]
+            for label, (name, _) in ABLATIONS.items():
+                if runs.finished(name):
+                    exp.ablations.append((label, runs.summary(name, 0, self.data[inputs].test)))
+        return exp
+
+    def command(self, inputs: str | None) -> str:
+        """The commands behind this page, and how to score its checkpoints with the command line."""
+        script = shlex.join(["python", "scripts/ombria_experiment.py", "--root", str(self.args.root)])
+        evaluate = f"python -m hfd_core evaluate --dataset ombria --root {self.args.root} --split test"
+        lines = [
+            f"make reproduce-ombria    # = {script}",
+            "make ablate-ombria       # the same plus --ablations (one-seed ablation runs)",
+            f"{script} --report-only    # rewrite this page from the finished runs",
+            f"{evaluate} --model runs/ombria/teacher.pt --json teacher.json",
+        ]
+        if inputs == "after":
+            lines += [f"{evaluate} --model runs/ombria/{m}.pt --json {m}.json" for m in CHECKPOINT_STUDENTS]
+        else:
+            lines.append(
+                "# the students read before+after stacked SAR; `evaluate --dataset ombria` reads the"
+                " after image only, so their scores come from this script"
             )
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("validation mIoU (pooled)")
-    axis.set_title("OMBRIA validation (id blocks carved from train)")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+        return "\n".join(lines)
 
+    def best_seed(self, runs: list[RunSummary]) -> RunSummary:
+        return max(runs, key=lambda run: self.runs.best_val_miou(run.name))
 
-def plot_examples(test: list[Scene], models: dict[str, Path], path: Path, count: int = 4) -> None:
-    loaded = {label: load_model(p) for label, p in models.items()}
-    flooded = sorted(test, key=lambda s: -abs(float(s.label.mean()) - 0.4))[-count:]
-    columns = ["S1 after", "S2 after", "mask", *loaded]
-    figure, axes = plt.subplots(len(flooded), len(columns), figsize=(2.2 * len(columns), 2.2 * len(flooded)))
-    for row, scene in enumerate(flooded):
-        panels = [scene.sar[-1], np.moveaxis(scene.eo, 0, -1), scene.label]
-        panels += [predict_scene(m, meta, scene, torch.device("cpu")) for m, meta in loaded.values()]
-        for col, (title, panel) in enumerate(zip(columns, panels, strict=True)):
-            axis = axes[row, col]
-            if col == 0:
-                axis.imshow(panel, cmap="gray")
-            elif col == 1:
-                axis.imshow(panel)
-            else:
-                axis.imshow(panel, cmap="Blues", vmin=0, vmax=1)
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if row == 0:
-                axis.set_title(title, fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    def report(self) -> None:
+        """Rewrite the document, the plots and the chosen checkpoints from the finished runs."""
+        exp, docs, out = self.experiment(), self.args.docs, self.args.out
+        docs.mkdir(parents=True, exist_ok=True)
+        chosen = {"teacher": self.runs.folder("teacher") / "best.pt"} if exp.teacher else {}
+        if exp.hfd:
+            chosen["student_hfd"] = self.runs.folder(self.best_seed(exp.hfd).name) / "best.pt"
+        if exp.sar_only:
+            chosen["student_sar_only"] = self.runs.folder(self.best_seed(exp.sar_only).name) / "best.pt"
+        for target, source in chosen.items():
+            shutil.copyfile(source, out / f"{target}.pt")
+        curves = {
+            "teacher (S2)": [exp.teacher] if exp.teacher else [],
+            "HFD student (S1)": exp.hfd,
+            "SAR-only student (S1)": exp.sar_only,
+        }
+        histories = {
+            label: [self.runs.done(r.name)["history"] for r in rs] for label, rs in curves.items() if rs
+        }
+        if histories:
+            plot_curves(histories, docs / "ombria_val_curves.png")
+        if exp.hfd and exp.sar_only:
+            plot_examples(
+                self.data[exp.inputs].test,
+                {"SAR-only": out / "student_sar_only.pt", "distilled": out / "student_hfd.pt"},
+                docs / "ombria_examples.png",
+            )
+        (docs / "ombria.md").write_text(render(exp))
+        log(f"wrote {docs / 'ombria.md'} ({len(exp.missing)} planned run(s) not finished)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, required=True, help="folder holding OmbriaS1/ and OmbriaS2/")
-    parser.add_argument("--out", type=Path, default=Path("runs/ombria"))
-    parser.add_argument("--docs", type=Path, default=Path("docs/experiments"))
-    parser.add_argument("--ablations", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("runs/ombria"), help="run folders and checkpoints")
+    parser.add_argument("--docs", type=Path, default=Path("docs/experiments"), help="generated report folder")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="standard")
+    parser.add_argument("--ablations", action="store_true", help="also the one-seed ablation runs")
+    parser.add_argument("--report-only", action="store_true", help="train nothing; report finished runs")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of torch")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    out, docs = args.out, args.docs
-    docs.mkdir(parents=True, exist_ok=True)
-
-    data = {}
-    for inputs in ("after", "before_after"):
-        train_all = scenes(args.root, "train", inputs)
-        data[inputs] = (
-            *split_by_group(train_all, VALIDATION_FRACTION, seed=0),
-            scenes(args.root, "test", inputs),
-        )
-    train_after, val_after, _ = data["after"]
-    teacher = train(out, "teacher", "teacher", train_after, val_after)
-
-    choice = {}
-    for inputs in ("after", "before_after"):
-        train_scenes, val_scenes, _ = data[inputs]
-        train(out, f"sar_only_{inputs}_s0", "student", train_scenes, val_scenes, distill_weight=0.0, seed=0)
-        choice[inputs] = max(r["val_miou"] for r in history(out, f"sar_only_{inputs}_s0"))
-    inputs = max(choice, key=choice.get)
-    train_scenes, val_scenes, test = data[inputs]
-
-    hfd, sar_only = [], []
-    for seed in SEEDS:
-        hfd.append(f"hfd_{inputs}_s{seed}")
-        sar_only.append(f"sar_only_{inputs}_s{seed}")
-        train(out, hfd[-1], "student", train_scenes, val_scenes, teacher, distill_weight=1.0, seed=seed)
-        train(out, sar_only[-1], "student", train_scenes, val_scenes, distill_weight=0.0, seed=seed)
-
-    reports = {name: evaluate(out, name, test) for name in [*hfd, *sar_only]}
-    teacher_report = evaluate(out, "teacher", data["after"][2])
-    baseline = otsu(test)
-    best_hfd = max(hfd, key=lambda n: reports[n]["per_chip_miou"])
-    best_sar = max(sar_only, key=lambda n: reports[n]["per_chip_miou"])
-    for name, target in (("teacher", "teacher"), (best_hfd, "student_hfd"), (best_sar, "student_sar_only")):
-        shutil.copyfile(run_folder(out, name) / "best.pt", out / f"{target}.pt")
-
-    plot_curves(
-        out, {"teacher (S2)": ["teacher"], "HFD student (S1)": hfd, "SAR-only student (S1)": sar_only},
-        docs / "ombria_val_curves.png",
-    )  # fmt: skip
-    plot_examples(
-        test,
-        {"SAR-only": out / "student_sar_only.pt", "HFD": out / "student_hfd.pt"},
-        docs / "ombria_examples.png",
-    )
-    write_report(docs / "ombria.md", args, inputs, choice, reports, hfd, sar_only, teacher_report, baseline)
-    if args.ablations:
-        run_ablations(
-            out, docs, train_scenes, val_scenes, test, teacher, reports[hfd[0]], reports[sar_only[0]]
-        )
-
-
-def write_report(path, args, inputs, choice, reports, hfd, sar_only, teacher_report, baseline) -> None:
-    header = "| method | seeds | per-chip mIoU | pooled mIoU | OA | kappa |\n|---|---|---|---|---|---|"
-    anchor_rows = "\n".join(f"| {label} | - | {value:.3f} | - | - | - |" for label, value in ANCHORS)
-    gap = [
-        reports[h]["per_chip_miou"] - reports[s]["per_chip_miou"] for h, s in zip(hfd, sar_only, strict=True)
-    ]
-    verdict = "helps" if min(gap) > 0 else "does not help consistently" if max(gap) > 0 else "does not help"
-    budget = ", ".join(f"{k} {v}" for k, v in BUDGET.items() if k not in ("device", "progress"))
-    text = f"""# OMBRIA: distilled SAR student vs SAR-only student
-
-Generated by `scripts/ombria_experiment.py` (`make reproduce-ombria`); do not edit by hand.
-Data: OMBRIA official split ({len(reports[hfd[0]]["per_chip"])} test chips), `--root {args.root}`.
-Validation: {int(VALIDATION_FRACTION * 100)} % of the training id blocks (10 consecutive ids
-each), never used for training.
-
-## Test split (official), per-chip mIoU = OmbriaNet notebook protocol
-
-{header}
-{anchor_rows}
-{_row("Otsu threshold on S1 after (ours)", [baseline], "-")}
-{_row("Teacher, S2 after (ours)", [teacher_report])}
-{_row(f"SAR-only student, S1 {inputs} (ours)", [reports[n] for n in sar_only])}
-{_row(f"HFD-distilled student, S1 {inputs} (ours)", [reports[n] for n in hfd])}
-
-Mean ± standard deviation over seeds {list(SEEDS)}. Per seed, distilled minus SAR-only per-chip mIoU:
-{", ".join(f"{g:+.3f}" for g in gap)}. On this budget distillation **{verdict}**.
-
-## SAR input choice (validation, SAR-only student, seed 0)
-
-| S1 input | best validation mIoU |
-|---|---|
-{chr(10).join(f"| {k} | {v:.3f} |" for k, v in choice.items())}
-
-Chosen: **{inputs}**.
-
-## Budget and honest reading
-
-CPU-only budget so the whole target fits in about an hour on 2 cores: {budget}; the teacher and every
-student use the same network and schedule, the students differ only in the distillation loss (weight 1 on all
-four aligned pyramid levels vs 0). This is far below the published U-Nets' training, so compare our rows with
-each other first; the anchors show where full training lands. The student sees only SAR at test time.
-
-![validation curves](ombria_val_curves.png)
-
-![examples](ombria_examples.png)
-"""
-    path.write_text(text)
-
-
-def run_ablations(out, docs, train_scenes, val_scenes, test, teacher, hfd_report, sar_report) -> None:
-    rows = [
-        f"| HFD, all scales, weight 1 | {hfd_report['per_chip_miou']:.3f} | {hfd_report['miou']:.3f} |",
-        f"| SAR-only | {sar_report['per_chip_miou']:.3f} | {sar_report['miou']:.3f} |",
-    ]
-    for label, changes in ABLATIONS.items():
-        name = "ablation_" + label.split(" (")[0].replace(" ", "_")
-        ablation_teacher = teacher
-        if "model" in changes:  # the student copies its teacher's architecture: train a matching teacher
-            ablation_teacher = train(
-                out, f"{name}_teacher", "teacher", train_scenes, val_scenes, model=changes["model"]
-            )
-        train(out, name, "student", train_scenes, val_scenes, ablation_teacher, seed=0, **changes)
-        report = evaluate(out, name, test)
-        rows.append(f"| {label} | {report['per_chip_miou']:.3f} | {report['miou']:.3f} |")
-    (docs / "ombria_ablations.md").write_text(
-        "# OMBRIA ablations (one seed: 0)\n\nGenerated by `make ablate-ombria`; same budget as ombria.md.\n\n"
-        "| variant | per-chip mIoU | pooled mIoU |\n|---|---|---|\n" + "\n".join(rows) + "\n"
-    )
+    torch.set_num_threads(args.threads)
+    log(f"reading OMBRIA from {args.root}")
+    driver = Driver(args, load_data(args.root))
+    if not args.report_only:
+        driver.run()
+    driver.report()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Pieces of the OMBRIA experiment driver (``scripts/ombria_experiment.py``): baseline, report, plots."""
