@@ -123,9 +123,16 @@ class _Input:
         self.mean = np.asarray(metadata.mean, np.float32)[:, None, None]
         self.std = np.asarray(metadata.std, np.float32)[:, None, None]
         self.is_sar = metadata.input_kind == "sar_db"
+        self._cached_sample: np.ndarray | None = None
         self.scale = self._scale(input_scale, metadata)
 
     def _sample(self) -> np.ndarray:
+        """Decimated read of the whole raster (at most SAMPLE_SIDE a side), done once."""
+        if self._cached_sample is None:
+            self._cached_sample = self._read_sample()
+        return self._cached_sample
+
+    def _read_sample(self) -> np.ndarray:
         src = self.src
         factor = max(1, math.ceil(max(src.height, src.width) / SAMPLE_SIDE))
         shape = (len(self.bands), max(1, src.height // factor), max(1, src.width // factor))
