@@ -19,7 +19,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN_NAME = "hfd_qgis"
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "python_path.txt")
+# python_path.txt is per machine; *.aux.xml are GDAL statistics QGIS may leave beside the sample.
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "python_path.txt", "*.aux.xml")
 
 
 def assemble(target: Path) -> Path:

@@ -55,7 +55,8 @@ def test_zip_has_the_layout_install_from_zip_expects(plugin_zip):
     expected = ["__init__.py", "metadata.txt", "resources/icons/hfd.svg", "lib/hfd_core/infer/tiled.py"]
     for name in expected + ["resources/samples/s1_demo_vv_vh_db.tif"]:
         assert f"hfd_qgis/{name}" in names
-    assert not [name for name in names if "__pycache__" in name or name.endswith("python_path.txt")]
+    unwanted = ("__pycache__", "python_path.txt", ".aux.xml")
+    assert not [name for name in names if any(part in name for part in unwanted)]
 
 
 @pytest.fixture(scope="module")
