@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessingParameterFile
 
 from hfd_core.errors import HFDError, InputError
 from hfd_qgis.dependencies import missing_dependency_message
@@ -46,3 +46,16 @@ def core_errors() -> Iterator[None]:
 def progress_callbacks(feedback: QgsProcessingFeedback) -> tuple[Callable[[float], None], Callable[[], bool]]:
     """(progress, is_canceled) callables for ``hfd_core`` from a Processing feedback."""
     return feedback.setProgress, feedback.isCanceled
+
+
+def model_file_parameter(name: str, description: str, role: str) -> QgsProcessingParameterFile:
+    """A model-file parameter defaulting to the bundled ``role`` model. Optional, because QGIS 3.22 does not
+    apply a file parameter's default when the value is left out (qgis_process, processing.run)."""
+    return QgsProcessingParameterFile(
+        name, description, extension="pt", defaultValue=bundled_model(role), optional=True
+    )
+
+
+def model_file(algorithm, parameters: dict, name: str, context, role: str) -> str:
+    """The chosen model file, or the bundled ``role`` model when none was given."""
+    return algorithm.parameterAsFile(parameters, name, context) or bundled_model(role)

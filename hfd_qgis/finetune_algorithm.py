@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
     QgsProcessingParameterField,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
@@ -21,7 +20,7 @@ from qgis.core import (
 )
 
 from hfd_core.errors import InputError
-from hfd_qgis.common import DEVICES, bundled_model, core_errors, parse_band_list
+from hfd_qgis.common import DEVICES, core_errors, model_file, model_file_parameter, parse_band_list
 from hfd_qgis.paths import resources_dir
 
 
@@ -104,11 +103,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             (self.BASE_MODEL, "Base student model", "student"),
             (self.TEACHER_MODEL, "Teacher model (EO)", "teacher"),
         ):
-            self.addParameter(
-                QgsProcessingParameterFile(
-                    name, description, extension="pt", defaultValue=bundled_model(role), optional=False
-                )
-            )
+            self.addParameter(model_file_parameter(name, description, role))
         number = QgsProcessingParameterNumber
         self.addParameter(number(self.EPOCHS, "Epochs", number.Integer, 5, minValue=1, maxValue=1000))
         self.addParameter(number(self.LEARNING_RATE, "Learning rate", number.Double, 1e-4, minValue=1e-7))
@@ -167,8 +162,8 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
                 sar_path,
                 eo_path,
                 output,
-                self.parameterAsFile(parameters, self.BASE_MODEL, context),
-                self.parameterAsFile(parameters, self.TEACHER_MODEL, context),
+                model_file(self, parameters, self.BASE_MODEL, context, "student"),
+                model_file(self, parameters, self.TEACHER_MODEL, context, "teacher"),
                 label_path,
                 epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
                 lr=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),

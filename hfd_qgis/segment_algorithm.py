@@ -12,13 +12,12 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
 
-from hfd_qgis.common import DEVICES, bundled_model, core_errors, progress_callbacks
+from hfd_qgis.common import DEVICES, core_errors, model_file, model_file_parameter, progress_callbacks
 from hfd_qgis.label_layers import raster_path
 
 INPUT_SCALES = ("auto", "db", "linear")
@@ -92,11 +91,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 allowMultiple=True,
             )
         )  # fmt: skip
-        self.addParameter(
-            QgsProcessingParameterFile(
-                self.MODEL, "Model file", extension="pt", defaultValue=bundled_model("student")
-            )
-        )
+        self.addParameter(model_file_parameter(self.MODEL, "Model file", "student"))
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.TILE_SIZE, "Tile size (pixels, 0 = model's)", QgsProcessingParameterNumber.Integer, 0,
@@ -142,7 +137,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             result = segment_raster(
                 raster_path(layer),
                 output,
-                self.parameterAsFile(parameters, self.MODEL, context),
+                model_file(self, parameters, self.MODEL, context, "student"),
                 bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
                 overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
