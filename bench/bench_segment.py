@@ -105,7 +105,8 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, metavar=("RASTER", "MODEL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        segment_raster(*args.child, device="cpu")
+        raster, model, out = args.child
+        segment_raster(raster, out, model, device="cpu")
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return
     args.work.mkdir(parents=True, exist_ok=True)

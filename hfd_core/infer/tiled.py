@@ -14,11 +14,12 @@ Memory is therefore O(tile x stripe width + rows x overlap), independent of the 
 cache is capped (``GDAL_CACHEMAX``) for the same reason.
 
 Input: the model's bands (1-based ``bands``), dB detected or converted for SAR models, NaN and the raster's
-nodata value are nodata; beyond the raster edge the input is zero after normalisation (the band mean) and
-those pixels are never written. Output: tiled DEFLATE GeoTIFF, uint8 class ids, nodata 255, colour table,
-class names (``CLASS_NAMES`` tag), a ``.qml`` style beside it; optional confidence GeoTIFF (max probability in
-percent, uint8 0..100, nodata 255). Files are written under temporary names in the output folder and moved
-into place only when complete.
+nodata value are nodata and zero after normalisation (the band mean), so they do not pull neighbours toward
+any class; beyond the raster edge the tile is mirrored (reflection padding: zeros there changed the context of
+edge tiles enough to flip classes of a trained CNN) and those pixels are never written.
+Output: tiled DEFLATE GeoTIFF, uint8 class ids, nodata 255, colour table, class names (``CLASS_NAMES`` tag),
+a ``.qml`` style beside it; optional confidence GeoTIFF (max probability in percent, uint8 0..100, nodata
+255). Files are written under temporary names in the output folder and moved into place only when complete.
 """
 
 from __future__ import annotations
@@ -167,19 +168,17 @@ class _Input:
         return scale
 
     def read(self, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised (C, height, width) float32 window (zero-padded beyond the raster) and its valid mask."""
+        """Normalised (C, height, width) float32 window (mirrored beyond the raster) and its valid mask."""
         src = self.src
-        rows, cols = max(0, min(height, src.height - row)), max(0, min(width, src.width - col))
-        data = np.full((len(self.bands), height, width), np.nan, np.float32)
-        if rows and cols:
-            window = Window(col, row, cols, rows)
-            data[:, :rows, :cols] = src.read(self.bands, window=window).astype(np.float32)
-            self._mask(data)
+        rows, cols = min(height, src.height - row), min(width, src.width - col)
+        data = self._mask(src.read(self.bands, window=Window(col, row, cols, rows)).astype(np.float32))
         if self.scale == "linear":
             data = linear_to_db(data)
-        valid = np.isfinite(data).all(axis=0)
-        normalised = np.where(valid, (data - self.mean) / self.std, 0.0).astype(np.float32)
-        return normalised, valid
+        valid = np.zeros((height, width), bool)
+        valid[:rows, :cols] = np.isfinite(data).all(axis=0)
+        normalised = np.where(valid[:rows, :cols], (data - self.mean) / self.std, 0.0).astype(np.float32)
+        padding = ((0, 0), (0, height - rows), (0, width - cols))
+        return np.pad(normalised, padding, mode="reflect"), valid
 
 
 class _Writer:
@@ -279,7 +278,7 @@ def segment_raster(
         try:
             tile = _round_up(max(SIZE_MULTIPLE, tile_size or metadata.tile_size), SIZE_MULTIPLE)
             tile = min(tile, _round_up(max(source.src.height, source.src.width), SIZE_MULTIPLE))
-            overlap = max(0, min(overlap, tile // 4))
+            overlap = max(0, min(overlap, tile // 2))
             batch = batch_size or (32 if torch_device.type == "cuda" else 8)
             writer = _Writer(source.src, output_path, confidence_path, metadata)
             try:
