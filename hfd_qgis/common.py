@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessingParameterFile
 
@@ -57,5 +58,12 @@ def model_file_parameter(name: str, description: str, role: str) -> QgsProcessin
 
 
 def model_file(algorithm, parameters: dict, name: str, context, role: str) -> str:
-    """The chosen model file, or the bundled ``role`` model when none was given."""
-    return algorithm.parameterAsFile(parameters, name, context) or bundled_model(role)
+    """The chosen model file, or the bundled ``role`` model when none was given; InputError when that
+    bundled model is missing (a plugin installed without its models)."""
+    path = algorithm.parameterAsFile(parameters, name, context) or bundled_model(role)
+    if Path(path) == Path(bundled_model(role)) and not Path(path).is_file():
+        raise InputError(
+            f"the bundled {role} model {path} is missing: choose a model file ({name}), or reinstall the "
+            "plugin (`make install`; `make train-bundled` rebuilds the bundled models)"
+        )
+    return path

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import rasterio
 
 from hfd_core import IGNORE_INDEX
+from hfd_core.modelfile import read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "bin" / "qgis_process"
+BUNDLED_STUDENT = REPO / "resources" / "models" / "student.pt"
 
 
 def test_launcher_lists_the_hfd_provider(qgis_process, installed_profile):
@@ -44,6 +47,22 @@ def test_run_segment_from_the_shell_writes_a_styled_geotiff(
         assert out.colormap(1)[0][:3] == (0x2B, 0x7B, 0xB9)  # class 0 "water" colour from the model file
         assert out.read(1).max() <= 2
     assert 'label="built-up"' in output.with_suffix(".qml").read_text()
+
+
+@pytest.mark.skipif(
+    not BUNDLED_STUDENT.is_file(), reason="bundled model not trained yet (make train-bundled)"
+)
+def test_documented_command_uses_the_bundled_model(qgis_process, installed_profile, demo_sample, tmp_path):
+    """`qgis_process run hfd:segment -- INPUT=... OUTPUT=...` as README shows it: MODEL left out."""
+    output = tmp_path / "land_cover.tif"
+    run = qgis_process(
+        installed_profile, "run", "hfd:segment", "--", f"INPUT={demo_sample}", f"OUTPUT={output}"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    names = [c.name for c in read_metadata(BUNDLED_STUDENT).classes]
+    with rasterio.open(output) as out:
+        assert out.read(1).max() < len(names)
+    assert all(f'label="{name}"' in output.with_suffix(".qml").read_text() for name in names)
 
 
 def test_run_segment_failure_is_reported_with_the_reason(

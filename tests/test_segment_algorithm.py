@@ -191,6 +191,15 @@ def test_file_that_is_not_a_model_is_refused(processing_provider, demo_sample, t
     assert_fails(r"model\.pt", tmp_path / "out" / "o.tif", INPUT=str(demo_sample), MODEL=str(fake))
 
 
+def test_missing_bundled_model_is_a_clear_error(processing_provider, demo_sample, tmp_path, monkeypatch):
+    """A plugin installed without its models: leaving MODEL out names the missing file and the way out."""
+    import hfd_qgis.common
+
+    monkeypatch.setattr(hfd_qgis.common, "resources_dir", lambda: tmp_path / "no_resources")
+    assert_fails(r"bundled student model .*student\.pt is missing.*MODEL", tmp_path / "out" / "o.tif",
+                 INPUT=str(demo_sample))  # fmt: skip
+
+
 def test_unwritable_output_is_refused(processing_provider, demo_sample, tiny_sar_model, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("a file, not a folder")
