@@ -2,12 +2,14 @@
 
     python scripts/ombria_experiment.py --root ../shared/data/ombria [--ablations] [--report-only]
 
-Runs, all on the same small CPU budget (``BUDGETS``) and resumable (a finished run folder is reused after
-checking that it was trained with the same settings; an unfinished one resumes from its ``last.ckpt``):
-1. the teacher on Sentinel-2 (after image, B11/B8/B3 false colour);
-2. SAR input choice on the validation split carved from train by id blocks: SAR-only students on the after
+Runs, on a small CPU budget (``BUDGETS``: one network, a schedule per role) and resumable (a finished run
+folder is reused after checking that it was trained with the same settings; an unfinished one resumes from
+its ``last.ckpt``):
+1. the teacher on Sentinel-2 (after image, B11/B8/B3 false colour), trained once on a longer schedule;
+2. SAR input choice on the validation split carved from train by id blocks: short SAR-only runs on the after
    image and on before+after stacked, seed 0; the better validation mIoU is used below;
-3. HFD-distilled and SAR-only students (distill weight 0, no teacher), seeds 0, 1, 2, everything else equal;
+3. HFD-distilled and SAR-only students (distill weight 0, no teacher), seeds 0, 1, 2, everything else equal
+   (same schedule, seed, network);
 4. evaluation of every model and of Otsu thresholding on the official test split (per-chip mIoU as in the
    OmbriaNet notebook, pooled mIoU, OA, kappa);
 5. ``docs/experiments/ombria.md`` (tables generated here, rewritten after every finished run so a cut session
@@ -45,12 +47,28 @@ INPUTS = ("after", "before_after")
 VALIDATION_FRACTION = 0.15
 SPLIT_SEED = 0
 SMALL_MODEL = {"widths": (16, 32, 48, 64), "align_dim": 32}
-#: "standard": the reproduce target (about an hour on 2 CPU cores); "smoke": checks the driver end to end.
+ROLES = ("teacher", "student", "choice")
+#: "standard": the reproduce target (about an hour on 2 shared CPU cores); "smoke": checks the driver end to
+#: end. ``schedules``: epochs and windows per epoch of the teacher, the compared students, the input choice.
 BUDGETS = {
     "standard": dict(
-        epochs=5, batch_size=8, lr=2e-3, tile_size=128, samples_per_epoch=192, model=SMALL_MODEL
+        batch_size=8,
+        lr=2e-3,
+        tile_size=128,
+        model=SMALL_MODEL,
+        schedules={
+            "teacher": dict(epochs=8, samples_per_epoch=480),
+            "student": dict(epochs=6, samples_per_epoch=240),
+            "choice": dict(epochs=5, samples_per_epoch=192),
+        },
     ),
-    "smoke": dict(epochs=1, batch_size=4, lr=2e-3, tile_size=64, samples_per_epoch=8, model=SMALL_MODEL),
+    "smoke": dict(
+        batch_size=4,
+        lr=2e-3,
+        tile_size=64,
+        model=SMALL_MODEL,
+        schedules={role: dict(epochs=1, samples_per_epoch=8) for role in ROLES},
+    ),
 }
 #: Settings that must match for a finished run folder to be reused.
 COMPARED = (
@@ -124,24 +142,30 @@ class Runs:
 
     def config(self, name: str, changes: dict) -> TrainConfig:
         model = {**self.budget["model"], **changes.get("model", {})}
-        settings = {**self.budget, **changes, "model": model}
+        base = {k: v for k, v in self.budget.items() if k != "schedules"}
+        settings = {**base, **changes, "model": model}
         return TrainConfig(
             out_dir=str(self.folder(name)), resume=True, device="auto", progress=False, **settings
         )
 
-    def _check_reusable(self, name: str, config: TrainConfig) -> None:
+    def _check_reusable(self, name: str, config: TrainConfig, teacher: Path | None) -> None:
+        """Exit when the finished run ``name`` was trained with other settings or from another teacher."""
         _, metadata = load_model(self.folder(name) / "best.pt")
         trained = _normalised(metadata.training.get("config", {}))
         wanted = _normalised(config.to_dict())
-        if trained != wanted:
-            differs = {k: (trained[k], wanted[k]) for k in COMPARED if trained[k] != wanted[k]}
+        differs = {k: (trained[k], wanted[k]) for k in COMPARED if trained[k] != wanted[k]}
+        used = metadata.training.get("teacher")
+        wanted_teacher = teacher if config.distill_weight > 0 or config.logit_distill_weight > 0 else None
+        if (used and Path(used).resolve()) != (wanted_teacher and Path(wanted_teacher).resolve()):
+            differs["teacher"] = (used, str(wanted_teacher))
+        if differs:
             sys.exit(f"{self.folder(name)} was trained with other settings {differs}; use another --out")
 
     def train(self, name: str, role: str, data: Data, teacher: Path | None = None, **changes) -> bool:
         """Train ``name`` unless it is finished; False when it is not finished and training is not allowed."""
         config = self.config(name, changes)
         if self.finished(name):
-            self._check_reusable(name, config)
+            self._check_reusable(name, config, teacher)
             return True
         if not self.train_allowed:
             return False
@@ -210,12 +234,12 @@ class Driver:
         self.otsu: dict[str, dict] = {}
 
     def chosen_inputs(self) -> str | None:
-        if not all(self.runs.finished(f"sar_only_{inputs}_s0") for inputs in INPUTS):
+        if not all(self.runs.finished(f"choice_{inputs}") for inputs in INPUTS):
             return None
-        return max(INPUTS, key=lambda inputs: self.runs.best_val_miou(f"sar_only_{inputs}_s0"))
+        return max(INPUTS, key=lambda inputs: self.runs.best_val_miou(f"choice_{inputs}"))
 
     def planned(self) -> list[str]:
-        names = ["teacher", *(f"sar_only_{inputs}_s0" for inputs in INPUTS)]
+        names = ["teacher", *(f"choice_{inputs}" for inputs in INPUTS)]
         inputs = self.chosen_inputs() or "<chosen>"
         for seed in SEEDS:
             names += [f"hfd_{inputs}_s{seed}", f"sar_only_{inputs}_s{seed}"]
@@ -224,11 +248,13 @@ class Driver:
         return list(dict.fromkeys(names))
 
     def run(self) -> None:
-        runs, after = self.runs, self.data["after"]
-        runs.train("teacher", "teacher", after)
+        runs, schedule = self.runs, self.runs.budget["schedules"]
+        runs.train("teacher", "teacher", self.data["after"], **schedule["teacher"])
         self.report()
         for inputs in INPUTS:
-            runs.train(f"sar_only_{inputs}_s0", "student", self.data[inputs], seed=0, **SAR_ONLY)
+            runs.train(
+                f"choice_{inputs}", "student", self.data[inputs], seed=0, **SAR_ONLY, **schedule["choice"]
+            )
             self.report()
         inputs = self.chosen_inputs()
         if inputs is None:
@@ -239,7 +265,9 @@ class Driver:
                 (f"sar_only_{inputs}_s{seed}", SAR_ONLY),
             ):
                 teacher = self.teacher if changes is DISTILLED else None
-                runs.train(name, "student", self.data[inputs], teacher, seed=seed, **changes)
+                runs.train(
+                    name, "student", self.data[inputs], teacher, seed=seed, **changes, **schedule["student"]
+                )
                 self.report()
         if self.args.ablations:
             for name, changes in ABLATIONS.values():
@@ -247,12 +275,17 @@ class Driver:
                 self.report()
 
     def train_ablation(self, name: str, data: Data, changes: dict) -> bool:
-        teacher = self.teacher
+        teacher, schedule = self.teacher, self.runs.budget["schedules"]
         if "model" in changes:  # a student copies its teacher's architecture: it needs a matching teacher
-            if not self.runs.train(f"{name}_teacher", "teacher", self.data["after"], model=changes["model"]):
+            teacher_run = f"{name}_teacher"
+            if not self.runs.train(
+                teacher_run, "teacher", self.data["after"], **schedule["teacher"], **changes
+            ):
                 return False
-            teacher = self.runs.folder(f"{name}_teacher") / "best.pt"
-        return self.runs.train(name, "student", data, teacher, seed=0, **{**DISTILLED, **changes})
+            teacher = self.runs.folder(teacher_run) / "best.pt"
+        return self.runs.train(
+            name, "student", data, teacher, seed=0, **{**DISTILLED, **changes, **schedule["student"]}
+        )
 
     def students(self, kind: str, inputs: str) -> list[RunSummary]:
         names = [(seed, f"{kind}_{inputs}_s{seed}") for seed in SEEDS]
@@ -274,7 +307,7 @@ class Driver:
             missing=[name for name in self.planned() if not runs.finished(name)],
         )
         for choice in INPUTS:
-            name = f"sar_only_{choice}_s0"
+            name = f"choice_{choice}"
             if runs.finished(name):
                 exp.choice[choice] = runs.best_val_miou(name)
                 exp.choice_test[choice] = runs.summary(name, 0, self.data[choice].test).test

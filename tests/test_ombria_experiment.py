@@ -134,7 +134,10 @@ def test_render_complete_document():
     assert "Ablations" not in text
     assert "| after | 0.550 | 0.580 |" in text and "| before_after | 0.530 | - | - |" in text
     assert "Chosen on validation: **after**" in text
-    assert "5 epochs x 192 random 128x128" in text and "120 optimiser steps" in text
+    assert "random 128x128 windows" in text
+    assert (
+        "teacher 8 epochs x 480 windows = 480 steps; each student 6 epochs x 240 windows = 180 steps" in text
+    )
     assert "make reproduce-ombria" in text and "ombria_examples.png" in text
 
 
@@ -167,7 +170,7 @@ def test_plot_curves_writes_a_png(tmp_path):
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
 
 
-def _finished_run(runs, name: str, config: TrainConfig) -> None:
+def _finished_run(runs, name: str, config: TrainConfig, teacher: str) -> None:
     folder = runs.folder(name)
     folder.mkdir(parents=True)
     net_config = HFDNetConfig(in_channels=1, num_classes=2, widths=(8, 8, 8, 8), align_dim=8)
@@ -179,7 +182,7 @@ def _finished_run(runs, name: str, config: TrainConfig) -> None:
         mean=[0.0],
         std=[1.0],
         classes=[ClassInfo(0, "not flooded", "#d9d9d9"), ClassInfo(1, "flood", "#2e86de")],
-        training={"config": config.to_dict()},
+        training={"config": config.to_dict(), "teacher": teacher},
     )
     save_model(folder / "best.pt", HFDNet(net_config), metadata)
     (folder / "done.json").write_text('{"best_epoch": 1, "history": []}')
@@ -187,12 +190,13 @@ def _finished_run(runs, name: str, config: TrainConfig) -> None:
 
 def test_finished_run_is_reused_only_with_the_same_settings(tmp_path):
     runs = driver.Runs(tmp_path, driver.BUDGETS["smoke"], train_allowed=False)
-    _finished_run(
-        runs, "sar_only_after_s0", runs.config("sar_only_after_s0", dict(seed=0, distill_weight=0.0))
-    )
-    assert runs.train("sar_only_after_s0", "student", None, seed=0, distill_weight=0.0)
+    name, settings = "hfd_after_s0", dict(seed=0, distill_weight=1.0, epochs=1)
+    _finished_run(runs, name, runs.config(name, settings), teacher="t/best.pt")
+    assert runs.train(name, "student", None, Path("t/best.pt"), **settings)
     with pytest.raises(SystemExit, match="other settings"):
-        runs.train("sar_only_after_s0", "student", None, seed=1, distill_weight=0.0)
+        runs.train(name, "student", None, Path("t/best.pt"), **{**settings, "seed": 1})
+    with pytest.raises(SystemExit, match="teacher"):
+        runs.train(name, "student", None, Path("other/best.pt"), **settings)
 
 
 def test_unfinished_run_is_not_trained_in_report_only_mode(tmp_path):
@@ -204,6 +208,6 @@ def test_unfinished_run_is_not_trained_in_report_only_mode(tmp_path):
 def test_planned_runs_follow_the_input_choice(tmp_path):
     args = argparse.Namespace(out=tmp_path, budget="smoke", report_only=True, ablations=True)
     plan = driver.Driver(args, {}).planned()
-    assert plan[:3] == ["teacher", "sar_only_after_s0", "sar_only_before_after_s0"]
+    assert plan[:3] == ["teacher", "choice_after", "choice_before_after"]
     assert "hfd_<chosen>_s2" in plan and "ablation_align_off_teacher" in plan
     assert len(plan) == len(set(plan))

@@ -127,8 +127,9 @@ def reading(exp: Experiment) -> list[str]:
     if hfd:
         best = max(hfd)
         lines.append(
-            f"The best distilled seed reaches {best:.3f}, {FUSION_ANCHOR - best:+.3f} from the published "
-            f"S1+S2 fusion network ({FUSION_ANCHOR}) that it aims to match without optical data."
+            f"The best distilled seed reaches {best:.3f}, {abs(FUSION_ANCHOR - best):.3f} "
+            f"{'below' if best < FUSION_ANCHOR else 'above'} the published S1+S2 fusion network "
+            f"({FUSION_ANCHOR}) that it aims to match without optical data."
         )
     if exp.teacher is not None:
         lines.append(
@@ -138,20 +139,28 @@ def reading(exp: Experiment) -> list[str]:
     return lines
 
 
+def _steps(budget: dict, role: str) -> int:
+    schedule = budget["schedules"][role]
+    return schedule["epochs"] * (schedule["samples_per_epoch"] // budget["batch_size"])
+
+
 def budget_text(exp: Experiment) -> str:
     b = exp.budget
-    steps = b["epochs"] * (b["samples_per_epoch"] // b["batch_size"])
+    schedules = "; ".join(
+        f"{label} {b['schedules'][role]['epochs']} epochs x {b['schedules'][role]['samples_per_epoch']} "
+        f"windows = {_steps(b, role)} steps"
+        for role, label in (("teacher", "teacher"), ("student", "each student"), ("choice", "input choice"))
+    )
     lines = [
         f"- Network: HFD-Net with encoder widths {tuple(b['model']['widths'])} and aligned pyramid of "
         f"{b['model']['align_dim']} channels (default: (24, 48, 96, 192) and 64, about 2.6 GFLOPs per "
         "256x256 forward pass). Teacher and students share it.",
-        f"- Schedule: {b['epochs']} epochs x {b['samples_per_epoch']} random "
-        f"{b['tile_size']}x{b['tile_size']} "
-        f"windows cropped from the 256x256 chips (flips and 90-degree rotations), batch {b['batch_size']}, "
-        f"AdamW lr {b['lr']} with poly decay: {steps} optimiser steps per run; the best epoch on validation "
-        "is kept.",
-        "- Runs: teacher once, SAR-only on both inputs (seed 0) for the input choice, then distilled and "
-        f"SAR-only students for seeds {list(exp.seeds)} (SAR-only seed 0 of the chosen input is reused).",
+        f"- Schedules: random {b['tile_size']}x{b['tile_size']} windows cut from the 256x256 chips (flips "
+        f"and 90-degree rotations), batch {b['batch_size']}, AdamW lr {b['lr']} with poly decay, the best "
+        f"epoch on validation kept. {schedules}.",
+        "- Runs: the teacher once (longer: the students can only learn what it knows), short SAR-only runs "
+        "on both inputs (seed 0) for the input choice, then distilled and SAR-only students on the same "
+        f"schedule for seeds {list(exp.seeds)}.",
     ]
     if exp.timing:
         lines.append(
@@ -234,7 +243,7 @@ def render(exp: Experiment) -> str:
         "one confusion matrix over all test pixels.\n",
         "## Reading\n",
         "\n".join(f"- {line}" for line in reading(exp)) + "\n",
-        "## SAR input choice (SAR-only student, seed 0)\n",
+        "## SAR input choice (short SAR-only runs, seed 0)\n",
         choice_table(exp) + "\n",
         f"Chosen on validation: **{exp.inputs or '-'}**; both are reported (test columns for information "
         "only, not used for the choice).\n",
