@@ -66,6 +66,24 @@ def test_demo_sample_keeps_grid_and_opens_styled(processing_provider, demo_sampl
     assert explicit.renderer().type() == "paletted"
 
 
+def test_result_loaded_into_the_project_shows_class_names(
+    processing_provider, demo_sample, tiny_sar_model, tmp_path
+):
+    """As the Processing dialog does: the loaded layer gets the .qml (Processing skips default styles, and the
+    GeoTIFF colour table alone would give 256 entries labelled by number)."""
+    import processing
+    from qgis.core import QgsProject
+
+    output = tmp_path / "land_cover.tif"
+    parameters = {"INPUT": str(demo_sample), "MODEL": str(tiny_sar_model), "OUTPUT": str(output)}
+    processing.runAndLoadResults("hfd:segment", parameters)
+    project = QgsProject.instance()
+    [layer] = [layer for layer in project.mapLayers().values() if layer.source() == str(output)]
+    classes = [(c.value, c.label, c.color.name()) for c in layer.renderer().classes()]
+    project.removeMapLayer(layer)
+    assert classes == [(0, "water", "#2b7bb9"), (1, "vegetation", "#33a02c"), (2, "built-up", "#e31a1c")]
+
+
 def test_confidence_output_is_percent_on_the_same_grid(
     processing_provider, demo_sample, tiny_sar_model, tmp_path
 ):
