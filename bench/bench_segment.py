@@ -1,23 +1,28 @@
-"""Benchmark of the streaming tiled inference (a benchmark, not a test).
+"""Benchmark of the streaming tiled inference ``segment_raster`` (a benchmark, not a test).
 
-    python bench/bench_segment.py [--quick] [--model resources/models/student.pt]
+    .venv/bin/python bench/bench_segment.py [--quick] [--model resources/models/student.pt]
 
-Reports, in one run, on this machine:
-1. throughput ratio: end-to-end ``segment_raster`` (read, normalise, forward, blend, write) against the bare
-   forward pass of the same model on the same number of tiles with the same batch size (target >= 0.9);
-2. peak memory ratio: peak RSS of a fresh process segmenting a large raster vs a raster 16 times smaller
-   (25 MP vs 400 MP; ``--quick``: 4 MP vs 64 MP), both written here as tiled float32 GeoTIFFs (target <= 1.2).
-   This part uses a tiny network so that the large case runs in minutes on a CPU; memory of the network's
-   activations does not depend on the raster size anyway;
-3. megapixels per second of the end-to-end run with the given model.
-Results are printed and written to ``runs/bench/segment.json``.
+Reports, in one run, on this machine (see bench/README.md for the figures and how to read them):
+1. throughput ratio: bare forward time / end-to-end ``segment_raster`` time (read, normalise, forward, blend,
+   write) with the same model on the same tiles: the benchmark records the batch sizes segment_raster sends
+   to the network and replays exactly those batches in the bare loop. Best of ``--repeats`` interleaved runs,
+   after one warm-up forward (target >= 0.9);
+2. peak memory: peak RSS (``VmHWM``, see ``rss_mb``) of a fresh process per size segmenting a 25 MP and a
+   400 MP raster (``--quick``: 0.25 and 4 MP), both written by the benchmark as tiled float32 GeoTIFFs; the
+   ratio large / small (target <= 1.2), and the same for the growth above the process's RSS before
+   segmentation. This part uses a tiny network (``TINY_CONFIG``) so that 400 MP runs in minutes on a CPU: the
+   network's activations are per batch, the same for both sizes, so they only raise both peaks alike;
+3. megapixels per second end to end with ``--model`` (default: the bundled student).
+The rasters live in a temporary folder under ``--work`` (runs/bench, git-ignored) and are deleted at the end;
+results are printed and written to ``--work``/segment.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,113 +34,183 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+from torch import nn
 
 from hfd_core.infer.tiled import segment_raster
 from hfd_core.modelfile import ClassInfo, ModelMetadata, load_model, save_model
 from hfd_core.models import HFDNet, HFDNetConfig
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = HFDNetConfig(2, 5, widths=(4, 8, 8, 8), align_dim=8)
+BYTES_PER_PIXEL = 2 * 4  # two float32 bands
 
 
-def write_raster(path: Path, side: int, block: int = 1024) -> Path:
-    """A ``side`` x ``side`` two-band dB raster written window by window (never held in memory)."""
+def write_raster(path: Path, height: int, width: int, block: int = 1024) -> Path:
+    """A two-band dB raster (tiled 256 x 256, uncompressed) written window by window, never held whole."""
     profile = dict(
-        driver="GTiff", width=side, height=side, count=2, dtype="float32", crs="EPSG:32633",
+        driver="GTiff", width=width, height=height, count=2, dtype="float32", crs="EPSG:32633",
         transform=from_origin(500000, 5000000, 10, 10), tiled=True, blockxsize=256, blockysize=256,
         BIGTIFF="IF_SAFER",
     )  # fmt: skip
     rng = np.random.default_rng(0)
     with rasterio.open(path, "w", **profile) as dst:
-        for row in range(0, side, block):
-            for col in range(0, side, block):
-                window = Window(col, row, min(block, side - col), min(block, side - row))
-                values = rng.normal(-14, 4, (2, window.height, window.width)).astype(np.float32)
-                dst.write(values, window=window)
+        for row in range(0, height, block):
+            for col in range(0, width, block):
+                window = Window(col, row, min(block, width - col), min(block, height - row))
+                dst.write(
+                    rng.normal(-14, 4, (2, window.height, window.width)).astype(np.float32), window=window
+                )
     return path
 
 
-def throughput(model_path: Path, raster: Path, out: Path, batch: int) -> dict:
-    model, metadata = load_model(model_path)
-    started = time.perf_counter()
-    result = segment_raster(raster, out, (model, metadata), batch_size=batch, device="cpu")
-    end_to_end = time.perf_counter() - started
+class BatchRecorder(nn.Module):
+    """The network unchanged, remembering the size of every batch it was given."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+        self.batch_sizes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batch_sizes.append(x.shape[0])
+        return self.network(x)
+
+
+def throughput(model_path: Path, raster: Path, out: Path, batch: int, repeats: int) -> dict:
+    network, metadata = load_model(model_path)
+    recorder = BatchRecorder(network)
     tile = metadata.tile_size
-    x = torch.randn(batch, len(metadata.bands), tile, tile)
+    inputs = torch.randn(batch, len(metadata.bands), tile, tile)
     with torch.no_grad():
-        model(x)  # warm-up
+        network(inputs)  # one-time warm-up of the process, not of a run
+    end_to_end, bare = [], []
+    for _ in range(repeats):  # interleaved, so load from other processes hits both alike
+        recorder.batch_sizes.clear()
         started = time.perf_counter()
-        for _ in range(0, result.tiles, batch):
-            model(x)
-        forward = time.perf_counter() - started
+        result = segment_raster(raster, out, (recorder, metadata), batch_size=batch, device="cpu")
+        end_to_end.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        with torch.no_grad():
+            for size in recorder.batch_sizes:
+                torch.softmax(network(inputs[:size]), dim=1)
+        bare.append(time.perf_counter() - started)
+    assert sum(recorder.batch_sizes) == result.tiles
     return {
+        "model": str(model_path),
+        "tile_size": tile,
         "tiles": result.tiles,
+        "batches": len(recorder.batch_sizes),
         "megapixels": result.pixels / 1e6,
         "end_to_end_s": end_to_end,
-        "bare_forward_s": forward,
-        "throughput_ratio": forward / end_to_end,
-        "megapixels_per_s": result.pixels / 1e6 / end_to_end,
+        "bare_forward_s": bare,
+        "throughput_ratio": min(bare) / min(end_to_end),
+        "megapixels_per_s": result.pixels / 1e6 / min(end_to_end),
+        "bare_megapixels_per_s_of_tiles": result.tiles * tile * tile / 1e6 / min(bare),
     }
 
 
-def peak_memory(raster: Path, model: Path, out: Path) -> float:
-    """Peak RSS (MB) of a fresh process that segments ``raster``."""
+def rss_mb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in MB. Not ``getrusage``: Linux carries ru_maxrss
+    over ``exec``, so a child started by this (large) benchmark process would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def child(raster: str, model: str, out: str) -> None:
+    """Runs in the fresh process: RSS before and peak RSS after segmenting (MB), as JSON on stdout."""
+    load_model(model)  # what segment_raster loads anyway; part of the baseline
+    before = rss_mb("VmRSS")
+    segment_raster(raster, out, model, device="cpu")
+    print(json.dumps({"baseline_mb": before, "peak_mb": rss_mb("VmHWM")}))
+
+
+def peak_memory(raster: Path, model: Path, out: Path) -> dict:
     command = [sys.executable, __file__, "--child", str(raster), str(model), str(out)]
+    started = time.perf_counter()
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return float(output.strip().splitlines()[-1])
+    return {**json.loads(output.strip().splitlines()[-1]), "seconds": time.perf_counter() - started}
 
 
 def tiny_model(path: Path) -> Path:
     torch.manual_seed(0)
-    config = HFDNetConfig(2, 5, widths=(4, 8, 8, 8), align_dim=8)
-    classes = [ClassInfo(i, f"class {i}", "#808080") for i in range(5)]
-    save_model(
-        path,
-        HFDNet(config),
-        ModelMetadata("student", config, ["VV", "VH"], "sar_db", [-14, -14], [4, 4], classes),
-    )
+    classes = [ClassInfo(i, f"class {i}", "#808080") for i in range(TINY_CONFIG.num_classes)]
+    metadata = ModelMetadata("student", TINY_CONFIG, ["VV", "VH"], "sar_db", [-14, -14], [4, 4], classes)
+    save_model(path, HFDNet(TINY_CONFIG), metadata)
     return path
+
+
+def check_disk(folder: Path, largest_pixels: int) -> None:
+    """Stop before writing when the rasters (input + outputs, with room to spare) would not fit."""
+    need = 2 * largest_pixels * BYTES_PER_PIXEL
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        sys.exit(f"{folder}: {free / 1e9:.1f} GB free, the benchmark needs {need / 1e9:.1f} GB")
+
+
+def memory(model: Path, folder: Path, sides: dict[str, int]) -> dict:
+    report = {}
+    for name, side in sides.items():
+        raster = write_raster(folder / f"{name}.tif", side, side)
+        report[name] = {"megapixels": side * side / 1e6, **peak_memory(raster, model, folder / "m.tif")}
+        raster.unlink()
+    small, large = report["small"], report["large"]
+    report["peak_ratio"] = large["peak_mb"] / small["peak_mb"]
+    report["growth_ratio"] = (large["peak_mb"] - large["baseline_mb"]) / max(
+        small["peak_mb"] - small["baseline_mb"], 1.0
+    )
+    return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=REPO / "resources" / "models" / "student.pt")
-    parser.add_argument("--quick", action="store_true", help="4 and 64 MP instead of 25 and 400 MP")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of the benchmark")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench")
     parser.add_argument("--child", nargs=3, metavar=("RASTER", "MODEL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        raster, model, out = args.child
-        segment_raster(raster, out, model, device="cpu")
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        child(*args.child)
         return
+    throughput_side = 1024 if args.quick else 2048
+    sides = {"small": 500, "large": 2000} if args.quick else {"small": 5000, "large": 20000}
     args.work.mkdir(parents=True, exist_ok=True)
-    small_side, large_side = (2000, 8000) if args.quick else (5000, 20000)
-    report = {"threads": torch.get_num_threads(), "model": str(args.model)}
+    check_disk(args.work, sides["large"] ** 2)
+    report = {
+        "quick": args.quick,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_start": os.getloadavg(),
+    }
     with tempfile.TemporaryDirectory(dir=args.work) as folder:
         folder = Path(folder)
-        raster = write_raster(folder / "throughput.tif", 1024 if args.quick else 2048)
-        report["throughput"] = throughput(args.model, raster, folder / "t_out.tif", args.batch)
-        tiny = tiny_model(folder / "tiny.pt")
-        memory = {}
-        for name, side in (("small", small_side), ("large", large_side)):
-            path = write_raster(folder / f"{name}.tif", side)
-            memory[name] = {
-                "megapixels": side * side / 1e6,
-                "peak_rss_mb": peak_memory(path, tiny, folder / "m.tif"),
-            }
-            path.unlink()
-        memory["ratio"] = memory["large"]["peak_rss_mb"] / memory["small"]["peak_rss_mb"]
-        report["memory"] = memory
+        raster = write_raster(folder / "throughput.tif", throughput_side, throughput_side)
+        report["throughput"] = throughput(args.model, raster, folder / "t.tif", args.batch, args.repeats)
+        raster.unlink()
+        report["memory"] = memory(tiny_model(folder / "tiny.pt"), folder, sides)
+    report["load_average_at_end"] = os.getloadavg()
     (args.work / "segment.json").write_text(json.dumps(report, indent=2))
     t, m = report["throughput"], report["memory"]
-    print(f"(1) throughput ratio end-to-end / bare forward: {t['throughput_ratio']:.3f} ({t['tiles']} tiles)")
     print(
-        f"(2) peak RSS {m['large']['megapixels']:.0f} MP / {m['small']['megapixels']:.0f} MP: "
-        f"{m['ratio']:.3f} "
-        f"({m['large']['peak_rss_mb']:.0f} MB / {m['small']['peak_rss_mb']:.0f} MB)"
+        f"(1) throughput ratio bare forward / end-to-end: {t['throughput_ratio']:.3f} "
+        f"({t['tiles']} tiles of {t['tile_size']} in {t['batches']} batches, {t['megapixels']:.1f} MP; "
+        f"best of {args.repeats}: {min(t['bare_forward_s']):.1f} s / {min(t['end_to_end_s']):.1f} s)"
     )
-    print(f"(3) {t['megapixels_per_s']:.3f} MP/s end to end ({report['threads']} threads)")
+    growth = {name: m[name]["peak_mb"] - m[name]["baseline_mb"] for name in ("small", "large")}
+    print(
+        f"(2) peak RSS {m['large']['megapixels']:.0f} MP / {m['small']['megapixels']:.2f} MP: "
+        f"{m['peak_ratio']:.3f} ({m['large']['peak_mb']:.0f} MB / {m['small']['peak_mb']:.0f} MB); "
+        f"growth above the pre-run RSS: {m['growth_ratio']:.3f} "
+        f"({growth['large']:.0f} MB / {growth['small']:.0f} MB); tiny network {TINY_CONFIG}"
+    )
+    print(
+        f"(3) {t['megapixels_per_s']:.3f} MP/s end to end with {t['model']} "
+        f"({report['torch_threads']} torch threads, {report['cpu_count']} CPUs, load average "
+        f"{report['load_average_at_start'][0]:.1f} at start)"
+    )
 
 
 if __name__ == "__main__":
