@@ -58,7 +58,7 @@ BUDGETS = {
         model=SMALL_MODEL,
         schedules={
             "teacher": dict(epochs=8, samples_per_epoch=480),
-            "student": dict(epochs=6, samples_per_epoch=240),
+            "student": dict(epochs=5, samples_per_epoch=192),
             "choice": dict(epochs=5, samples_per_epoch=192),
         },
     ),

@@ -136,7 +136,7 @@ def test_render_complete_document():
     assert "Chosen on validation: **after**" in text
     assert "random 128x128 windows" in text
     assert (
-        "teacher 8 epochs x 480 windows = 480 steps; each student 6 epochs x 240 windows = 180 steps" in text
+        "teacher 8 epochs x 480 windows = 480 steps; each student 5 epochs x 192 windows = 120 steps" in text
     )
     assert "make reproduce-ombria" in text and "ombria_examples.png" in text
 
