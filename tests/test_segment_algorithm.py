@@ -218,6 +218,15 @@ def test_missing_bundled_model_is_a_clear_error(processing_provider, demo_sample
                  INPUT=str(demo_sample))  # fmt: skip
 
 
+def test_cuda_without_a_gpu_is_refused(processing_provider, demo_sample, tiny_sar_model, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    assert_fails(r"'cuda'.*no CUDA GPU", tmp_path / "out" / "o.tif", INPUT=str(demo_sample),
+                 MODEL=str(tiny_sar_model), DEVICE=2)  # fmt: skip
+
+
 def test_unwritable_output_is_refused(processing_provider, demo_sample, tiny_sar_model, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("a file, not a folder")
