@@ -64,16 +64,20 @@ def write_raster(path: Path, height: int, width: int, block: int = 1024) -> Path
 
 
 class BatchRecorder(nn.Module):
-    """The network unchanged, remembering the size of every batch it was given."""
+    """The network unchanged, remembering the size of every batch it was given and the time it took."""
 
     def __init__(self, network: nn.Module):
         super().__init__()
         self.network = network
         self.batch_sizes: list[int] = []
+        self.seconds = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.batch_sizes.append(x.shape[0])
-        return self.network(x)
+        started = time.perf_counter()
+        logits = self.network(x)
+        self.seconds += time.perf_counter() - started
+        return logits
 
 
 def throughput(model_path: Path, raster: Path, out: Path, batch: int, repeats: int) -> dict:
@@ -83,12 +87,14 @@ def throughput(model_path: Path, raster: Path, out: Path, batch: int, repeats: i
     inputs = torch.randn(batch, len(metadata.bands), tile, tile)
     with torch.no_grad():
         network(inputs)  # one-time warm-up of the process, not of a run
-    end_to_end, bare = [], []
+    end_to_end, bare, inside = [], [], []
     for _ in range(repeats):  # interleaved, so load from other processes hits both alike
         recorder.batch_sizes.clear()
+        recorder.seconds = 0.0
         started = time.perf_counter()
         result = segment_raster(raster, out, (recorder, metadata), batch_size=batch, device="cpu")
         end_to_end.append(time.perf_counter() - started)
+        inside.append(recorder.seconds)
         started = time.perf_counter()
         with torch.no_grad():
             for size in recorder.batch_sizes:
@@ -103,7 +109,9 @@ def throughput(model_path: Path, raster: Path, out: Path, batch: int, repeats: i
         "megapixels": result.pixels / 1e6,
         "end_to_end_s": end_to_end,
         "bare_forward_s": bare,
+        "forward_within_end_to_end_s": inside,
         "throughput_ratio": min(bare) / min(end_to_end),
+        "forward_share_of_end_to_end": max(f / e for f, e in zip(inside, end_to_end, strict=True)),
         "megapixels_per_s": result.pixels / 1e6 / min(end_to_end),
         "bare_megapixels_per_s_of_tiles": result.tiles * tile * tile / 1e6 / min(bare),
     }
@@ -169,6 +177,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of the benchmark")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", choices=("throughput", "memory"), help="run one part (1 and 3, or 2)")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench")
     parser.add_argument("--child", nargs=3, metavar=("RASTER", "MODEL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -187,30 +196,41 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(dir=args.work) as folder:
         folder = Path(folder)
-        raster = write_raster(folder / "throughput.tif", throughput_side, throughput_side)
-        report["throughput"] = throughput(args.model, raster, folder / "t.tif", args.batch, args.repeats)
-        raster.unlink()
-        report["memory"] = memory(tiny_model(folder / "tiny.pt"), folder, sides)
+        if args.only != "memory":
+            raster = write_raster(folder / "throughput.tif", throughput_side, throughput_side)
+            report["throughput"] = throughput(args.model, raster, folder / "t.tif", args.batch, args.repeats)
+            raster.unlink()
+        if args.only != "throughput":
+            report["memory"] = memory(tiny_model(folder / "tiny.pt"), folder, sides)
     report["load_average_at_end"] = os.getloadavg()
     (args.work / "segment.json").write_text(json.dumps(report, indent=2))
-    t, m = report["throughput"], report["memory"]
-    print(
-        f"(1) throughput ratio bare forward / end-to-end: {t['throughput_ratio']:.3f} "
-        f"({t['tiles']} tiles of {t['tile_size']} in {t['batches']} batches, {t['megapixels']:.1f} MP; "
-        f"best of {args.repeats}: {min(t['bare_forward_s']):.1f} s / {min(t['end_to_end_s']):.1f} s)"
-    )
-    growth = {name: m[name]["peak_mb"] - m[name]["baseline_mb"] for name in ("small", "large")}
-    print(
-        f"(2) peak RSS {m['large']['megapixels']:.0f} MP / {m['small']['megapixels']:.2f} MP: "
-        f"{m['peak_ratio']:.3f} ({m['large']['peak_mb']:.0f} MB / {m['small']['peak_mb']:.0f} MB); "
-        f"growth above the pre-run RSS: {m['growth_ratio']:.3f} "
-        f"({growth['large']:.0f} MB / {growth['small']:.0f} MB); tiny network {TINY_CONFIG}"
-    )
-    print(
-        f"(3) {t['megapixels_per_s']:.3f} MP/s end to end with {t['model']} "
-        f"({report['torch_threads']} torch threads, {report['cpu_count']} CPUs, load average "
-        f"{report['load_average_at_start'][0]:.1f} at start)"
-    )
+    print_report(report, args.repeats)
+
+
+def print_report(report: dict, repeats: int) -> None:
+    if "throughput" in report:
+        t = report["throughput"]
+        print(
+            f"(1) throughput ratio bare forward / end-to-end: {t['throughput_ratio']:.3f} "
+            f"({t['tiles']} tiles of {t['tile_size']} in {t['batches']} batches, {t['megapixels']:.1f} MP; "
+            f"best of {repeats}: {min(t['bare_forward_s']):.1f} s / {min(t['end_to_end_s']):.1f} s); the "
+            f"forward pass inside segment_raster took {t['forward_share_of_end_to_end']:.3f} of its time"
+        )
+    if "memory" in report:
+        m = report["memory"]
+        growth = {name: m[name]["peak_mb"] - m[name]["baseline_mb"] for name in ("small", "large")}
+        print(
+            f"(2) peak RSS {m['large']['megapixels']:.0f} MP / {m['small']['megapixels']:.2f} MP: "
+            f"{m['peak_ratio']:.3f} ({m['large']['peak_mb']:.0f} MB / {m['small']['peak_mb']:.0f} MB); "
+            f"growth above the pre-run RSS: {m['growth_ratio']:.3f} "
+            f"({growth['large']:.0f} MB / {growth['small']:.0f} MB); tiny network {TINY_CONFIG}"
+        )
+    if "throughput" in report:
+        print(
+            f"(3) {report['throughput']['megapixels_per_s']:.3f} MP/s end to end with "
+            f"{report['throughput']['model']} ({report['torch_threads']} torch threads, "
+            f"{report['cpu_count']} CPUs, load average {report['load_average_at_start'][0]:.1f} at start)"
+        )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -305,6 +306,18 @@ def segment_raster(
     )
 
 
+def _read_ahead(read: Callable, windows: list[tuple]) -> Iterator:
+    """``read(*window)`` for each window in order, the next one read in a thread while the caller works on the
+    current one (GDAL releases the GIL): at most two windows in memory."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfd-read") as pool:
+        ahead = pool.submit(read, *windows[0]) if windows else None
+        for following in windows[1:]:
+            current, ahead = ahead, pool.submit(read, *following)
+            yield current.result()
+        if ahead is not None:
+            yield ahead.result()
+
+
 class _Sweep:
     """Stripe-by-stripe, row-by-row accumulation of blended probabilities (see the module docstring)."""
 
@@ -346,26 +359,42 @@ class _Sweep:
             logits = self.network(x)
         return torch.softmax(logits.float(), dim=1) * self.weights
 
+    def _span(self, first_col: int, last_col: int) -> int:
+        """Columns covered by the tiles of a stripe."""
+        return (last_col - 1 - first_col) * self.stride + self.tile
+
     def run(self, progress, is_canceled) -> None:
-        for first_col in range(0, self.tile_cols, self.tiles_per_stripe):
-            last_col = min(first_col + self.tiles_per_stripe, self.tile_cols)
-            self._stripe(first_col, last_col, progress, is_canceled)
+        stripes = [
+            (first, min(first + self.tiles_per_stripe, self.tile_cols))
+            for first in range(0, self.tile_cols, self.tiles_per_stripe)
+        ]
+        windows = [
+            (row * self.stride, first * self.stride, self.tile, self._span(first, last))
+            for first, last in stripes
+            for row in range(self.tile_rows)
+        ]
+        reads = _read_ahead(self.source.read, windows)
+        try:
+            for first_col, last_col in stripes:
+                self._stripe(first_col, last_col, reads, progress, is_canceled)
+        finally:
+            reads.close()
         if progress:
             progress(100.0)
 
-    def _stripe(self, first_col: int, last_col: int, progress, is_canceled) -> None:
+    def _stripe(self, first_col: int, last_col: int, reads, progress, is_canceled) -> None:
         t, s, ov = self.tile, self.stride, self.overlap
         x0 = first_col * s
         is_last_stripe = last_col == self.tile_cols
         # columns this stripe finalises: up to where the next stripe's first tile starts (or the raster edge)
         x_final = self.width if is_last_stripe else last_col * s
-        span = (last_col - 1 - first_col) * s + t  # columns covered by the stripe's tiles
+        span = self._span(first_col, last_col)
         accumulator = np.zeros((self.num_classes + 1, t, span), np.float32)
         pending: list[tuple[np.ndarray, np.ndarray]] = []
         pending_rows, written_to = 0, 0
         for tile_row in range(self.tile_rows):
             y0 = tile_row * s
-            inputs, valid = self.source.read(y0, x0, t, span)
+            inputs, valid = next(reads)
             origins = [(c - first_col) * s for c in range(first_col, last_col)]
             work = [o for o in origins if valid[:, o : o + t].any()]
             for start in range(0, len(work), self.batch):
