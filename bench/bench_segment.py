@@ -41,7 +41,7 @@ from hfd_core.modelfile import ClassInfo, ModelMetadata, load_model, save_model
 from hfd_core.models import HFDNet, HFDNetConfig
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_CONFIG = HFDNetConfig(2, 5, widths=(4, 8, 8, 8), align_dim=8)
+TINY_CONFIG = HFDNetConfig(2, 2, widths=(2, 2, 2, 2), align_dim=2, align=False)
 BYTES_PER_PIXEL = 2 * 4  # two float32 bands
 
 
