@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from ombria.baseline import evaluate_otsu
 from ombria.plots import plot_curves, plot_examples
-from ombria.report import Experiment, RunSummary, render
+from ombria.report import Experiment, RunSummary, TeacherVariant, render
 
 from hfd_core.data import Scene, read_ombria, split_by_group
 from hfd_core.modelfile import load_model
@@ -287,10 +287,25 @@ class Driver:
             name, "student", data, teacher, seed=0, **{**DISTILLED, **changes, **schedule["student"]}
         )
 
-    def students(self, kind: str, inputs: str) -> list[RunSummary]:
+    def students(self, kind: str, inputs: str, runs: Runs | None = None) -> list[RunSummary]:
+        runs = runs or self.runs
         names = [(seed, f"{kind}_{inputs}_s{seed}") for seed in SEEDS]
         test = self.data[inputs].test
-        return [self.runs.summary(name, seed, test) for seed, name in names if self.runs.finished(name)]
+        return [runs.summary(name, seed, test) for seed, name in names if runs.finished(name)]
+
+    def teacher_variant(self, runs: Runs, inputs: str) -> TeacherVariant | None:
+        """The teacher of the run folder ``runs`` and the students trained there (None without a teacher)."""
+        if not runs.finished("teacher"):
+            return None
+        _, metadata = load_model(runs.folder("teacher") / "best.pt")
+        config = metadata.training["config"]
+        return TeacherVariant(
+            folder=str(runs.out),
+            steps=config["epochs"] * (config["samples_per_epoch"] // config["batch_size"]),
+            teacher=runs.summary("teacher", 0, self.data["after"].test),
+            hfd=self.students("hfd", inputs, runs),
+            sar_only=self.students("sar_only", inputs, runs),
+        )
 
     def experiment(self) -> Experiment:
         runs, inputs = self.runs, self.chosen_inputs()
@@ -318,6 +333,9 @@ class Driver:
             if inputs not in self.otsu:
                 self.otsu[inputs] = evaluate_otsu(self.data[inputs].test)
             exp.otsu = self.otsu[inputs]
+            folders = [self.args.out, *([self.args.previous] if self.args.previous else [])]
+            variants = [self.teacher_variant(Runs(f, runs.budget, False), inputs) for f in folders]
+            exp.teacher_variants = [v for v in variants if v is not None]
             for label, (name, _) in ABLATIONS.items():
                 if runs.finished(name):
                     exp.ablations.append((label, runs.summary(name, 0, self.data[inputs].test)))
@@ -326,11 +344,12 @@ class Driver:
     def command(self, inputs: str | None) -> str:
         """The commands behind this page, and how to score its checkpoints with the command line."""
         script = shlex.join(["python", "scripts/ombria_experiment.py", "--root", str(self.args.root)])
+        previous = f" --previous {self.args.previous}" if self.args.previous else ""
         evaluate = f"python -m hfd_core evaluate --dataset ombria --root {self.args.root} --split test"
         lines = [
             f"make reproduce-ombria    # = {script}",
             "make ablate-ombria       # the same plus --ablations (one-seed ablation runs)",
-            f"{script} --report-only    # rewrite this page from the finished runs",
+            f"{script} --report-only{previous}    # rewrite this page from the finished runs",
             f"{evaluate} --model runs/ombria/teacher.pt --json teacher.json",
         ]
         if inputs == "after":
@@ -385,6 +404,9 @@ def main() -> None:
     parser.add_argument("--ablations", action="store_true", help="also the one-seed ablation runs")
     parser.add_argument("--report-only", action="store_true", help="train nothing; report finished runs")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of torch")
+    parser.add_argument(
+        "--previous", type=Path, help="an earlier --out of this script (another teacher) to compare with"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     log(f"reading OMBRIA from {args.root}")

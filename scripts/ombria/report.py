@@ -30,6 +30,17 @@ class RunSummary:
 
 
 @dataclass
+class TeacherVariant:
+    """A teacher trained for ``steps`` optimiser steps, the students distilled from it and SAR-only ones."""
+
+    folder: str
+    steps: int
+    teacher: RunSummary
+    hfd: list[RunSummary]
+    sar_only: list[RunSummary]
+
+
+@dataclass
 class Experiment:
     """Everything the report shows; lists hold only the runs finished so far."""
 
@@ -46,6 +57,7 @@ class Experiment:
     sar_only: list[RunSummary] = field(default_factory=list)
     otsu: dict | None = None
     ablations: list[tuple[str, RunSummary]] = field(default_factory=list)
+    teacher_variants: list[TeacherVariant] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
 
@@ -222,6 +234,22 @@ def ablation_table(exp: Experiment) -> str:
     return "\n".join(rows)
 
 
+def teacher_table(variants: list[TeacherVariant]) -> str:
+    """Per teacher: its test score, the students' scores and the paired distilled minus SAR-only gap."""
+    rows = [
+        "| run folder | teacher steps | teacher per-chip mIoU | distilled | SAR-only | gap per seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in variants:
+        gaps = ", ".join(f"{g:+.3f}" for _, g in sorted(paired_gaps(v.hfd, v.sar_only).items())) or "-"
+        rows.append(
+            f"| `{v.folder}` | {v.steps} | {v.teacher.test['per_chip_miou']:.3f} | "
+            f"{mean_std([r.test['per_chip_miou'] for r in v.hfd])} | "
+            f"{mean_std([r.test['per_chip_miou'] for r in v.sar_only])} | {gaps} |"
+        )
+    return "\n".join(rows)
+
+
 def render(exp: Experiment) -> str:
     """The whole markdown document."""
     status = (
@@ -252,6 +280,13 @@ def render(exp: Experiment) -> str:
         "## Runs\n",
         runs_table(exp) + "\n",
     ]
+    if len(exp.teacher_variants) > 1:
+        parts += [
+            "## Teacher strength (what else was tried)\n",
+            teacher_table(exp.teacher_variants) + "\n",
+            "Same students' schedule, seeds and SAR input in every row; only the teacher's training differs "
+            "(per-chip mIoU on the official test split, mean ± std over seeds).\n",
+        ]
     if exp.ablations:
         parts += [
             "## Ablations (one seed: 0; `make ablate-ombria`)\n",
