@@ -47,28 +47,37 @@ INPUTS = ("after", "before_after")
 VALIDATION_FRACTION = 0.15
 SPLIT_SEED = 0
 SMALL_MODEL = {"widths": (16, 32, 48, 64), "align_dim": 32}
-ROLES = ("teacher", "student", "choice")
-#: "standard": the reproduce target (about an hour on 2 shared CPU cores); "smoke": checks the driver end to
-#: end. ``schedules``: epochs and windows per epoch of the teacher, the compared students, the input choice.
-BUDGETS = {
-    "standard": dict(
-        batch_size=8,
+
+
+def _budget(
+    tile_size: int,
+    batch_size: int,
+    teacher: tuple[int, int],
+    student: tuple[int, int],
+    choice: tuple[int, int] = (5, 192),
+) -> dict:
+    """One network and optimiser; (epochs, windows per epoch) of the teacher, every compared student and the
+    input-choice runs."""
+    return dict(
+        batch_size=batch_size,
         lr=2e-3,
-        tile_size=128,
+        tile_size=tile_size,
         model=SMALL_MODEL,
         schedules={
-            "teacher": dict(epochs=8, samples_per_epoch=480),
-            "student": dict(epochs=5, samples_per_epoch=192),
-            "choice": dict(epochs=5, samples_per_epoch=192),
+            "teacher": dict(epochs=teacher[0], samples_per_epoch=teacher[1]),
+            "student": dict(epochs=student[0], samples_per_epoch=student[1]),
+            "choice": dict(epochs=choice[0], samples_per_epoch=choice[1]),
         },
-    ),
-    "smoke": dict(
-        batch_size=4,
-        lr=2e-3,
-        tile_size=64,
-        model=SMALL_MODEL,
-        schedules={role: dict(epochs=1, samples_per_epoch=8) for role in ROLES},
-    ),
+    )
+
+
+#: "standard": the reproduce target (about half an hour on 2 free CPU cores, longer when they are shared);
+#: "quick": the earlier, 5x shorter students; "smoke": checks the driver end to end in minutes.
+#: The input-choice runs are short SAR-only runs in every budget.
+BUDGETS = {
+    "standard": _budget(128, 8, teacher=(12, 640), student=(10, 480)),
+    "quick": _budget(128, 8, teacher=(8, 480), student=(5, 192)),
+    "smoke": _budget(64, 4, teacher=(1, 8), student=(1, 8), choice=(1, 8)),
 }
 #: Settings that must match for a finished run folder to be reused.
 COMPARED = (
@@ -197,6 +206,10 @@ class Runs:
         return RunSummary(name, seed, done["best_epoch"], json.loads(path.read_text()), done.get("seconds"))
 
 
+def _steps(config: dict) -> int:
+    return config["epochs"] * (config["samples_per_epoch"] // config["batch_size"])
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -295,13 +308,18 @@ class Driver:
 
     def teacher_variant(self, runs: Runs, inputs: str) -> TeacherVariant | None:
         """The teacher of the run folder ``runs`` and the students trained there (None without a teacher)."""
-        if not runs.finished("teacher"):
+        if not runs.finished("teacher") or not (
+            self.students("hfd", inputs, runs) or self.students("sar_only", inputs, runs)
+        ):
             return None
         _, metadata = load_model(runs.folder("teacher") / "best.pt")
         config = metadata.training["config"]
+        students = [*self.students("hfd", inputs, runs), *self.students("sar_only", inputs, runs)]
+        student_config = load_model(runs.folder(students[0].name) / "best.pt")[1].training["config"]
         return TeacherVariant(
             folder=str(runs.out),
-            steps=config["epochs"] * (config["samples_per_epoch"] // config["batch_size"]),
+            steps=_steps(config),
+            student_steps=_steps(student_config),
             teacher=runs.summary("teacher", 0, self.data["after"].test),
             hfd=self.students("hfd", inputs, runs),
             sar_only=self.students("sar_only", inputs, runs),
@@ -333,7 +351,7 @@ class Driver:
             if inputs not in self.otsu:
                 self.otsu[inputs] = evaluate_otsu(self.data[inputs].test)
             exp.otsu = self.otsu[inputs]
-            folders = [self.args.out, *([self.args.previous] if self.args.previous else [])]
+            folders = [self.args.out, *self.args.previous]
             variants = [self.teacher_variant(Runs(f, runs.budget, False), inputs) for f in folders]
             exp.teacher_variants = [v for v in variants if v is not None]
             for label, (name, _) in ABLATIONS.items():
@@ -344,7 +362,7 @@ class Driver:
     def command(self, inputs: str | None) -> str:
         """The commands behind this page, and how to score its checkpoints with the command line."""
         script = shlex.join(["python", "scripts/ombria_experiment.py", "--root", str(self.args.root)])
-        previous = f" --previous {self.args.previous}" if self.args.previous else ""
+        previous = " --previous " + " ".join(map(str, self.args.previous)) if self.args.previous else ""
         evaluate = f"python -m hfd_core evaluate --dataset ombria --root {self.args.root} --split test"
         lines = [
             f"make reproduce-ombria    # = {script}",
@@ -405,7 +423,11 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="train nothing; report finished runs")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of torch")
     parser.add_argument(
-        "--previous", type=Path, help="an earlier --out of this script (another teacher) to compare with"
+        "--previous",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="earlier --out folders of this script (other budgets) to compare with",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

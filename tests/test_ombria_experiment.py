@@ -52,7 +52,7 @@ def _experiment(**changes) -> report.Experiment:
     values = dict(
         root="../shared/data/ombria",
         command="make reproduce-ombria",
-        budget=driver.BUDGETS["standard"],
+        budget=driver.BUDGETS["quick"],
         seeds=(0, 1, 2),
         validation="15 % of the id blocks",
         inputs="after",
@@ -156,14 +156,17 @@ def test_render_partial_document_names_missing_runs_and_shows_ablations():
 
 def test_teacher_strength_section_compares_teachers():
     weak = report.TeacherVariant(
-        "runs/short", 120, report.RunSummary("teacher", 0, 5, _report(0.52)), [_run("hfd", 0, 0.5)], []
+        "runs/short", 120, 120, report.RunSummary("teacher", 0, 5, _report(0.52)), [_run("hfd", 0, 0.5)], []
     )
     exp = _experiment()
-    strong = report.TeacherVariant("runs/ombria", 480, exp.teacher, exp.hfd, exp.sar_only)
-    assert "Teacher strength" not in report.render(exp)
+    strong = report.TeacherVariant("runs/ombria", 480, 120, exp.teacher, exp.hfd, exp.sar_only)
+    assert "Other budgets" not in report.render(exp)
     text = report.render(_experiment(teacher_variants=[strong, weak]))
-    assert "| `runs/ombria` | 480 | 0.620 | 0.610 ± 0.010 | 0.560 ± 0.010 | +0.050, +0.060, +0.040 |" in text
-    assert "| `runs/short` | 120 | 0.520 | 0.500 | - | - |" in text
+    assert (
+        "| `runs/ombria` | 480 | 120 | 0.620 | 0.610 ± 0.010 | 0.560 ± 0.010 | +0.050, +0.060, +0.040 |"
+        in text
+    )
+    assert "| `runs/short` | 120 | 120 | 0.520 | 0.500 | - | - |" in text
 
 
 def test_example_scenes_prefer_partly_flooded_chips():

@@ -35,6 +35,7 @@ class TeacherVariant:
 
     folder: str
     steps: int
+    student_steps: int
     teacher: RunSummary
     hfd: list[RunSummary]
     sar_only: list[RunSummary]
@@ -237,13 +238,13 @@ def ablation_table(exp: Experiment) -> str:
 def teacher_table(variants: list[TeacherVariant]) -> str:
     """Per teacher: its test score, the students' scores and the paired distilled minus SAR-only gap."""
     rows = [
-        "| run folder | teacher steps | teacher per-chip mIoU | distilled | SAR-only | gap per seed |",
-        "|---|---|---|---|---|---|",
+        "| run folder | teacher steps | student steps | teacher | distilled | SAR-only | gap per seed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for v in variants:
         gaps = ", ".join(f"{g:+.3f}" for _, g in sorted(paired_gaps(v.hfd, v.sar_only).items())) or "-"
         rows.append(
-            f"| `{v.folder}` | {v.steps} | {v.teacher.test['per_chip_miou']:.3f} | "
+            f"| `{v.folder}` | {v.steps} | {v.student_steps} | {v.teacher.test['per_chip_miou']:.3f} | "
             f"{mean_std([r.test['per_chip_miou'] for r in v.hfd])} | "
             f"{mean_std([r.test['per_chip_miou'] for r in v.sar_only])} | {gaps} |"
         )
@@ -282,10 +283,11 @@ def render(exp: Experiment) -> str:
     ]
     if len(exp.teacher_variants) > 1:
         parts += [
-            "## Teacher strength (what else was tried)\n",
+            "## Other budgets (what else was tried)\n",
             teacher_table(exp.teacher_variants) + "\n",
-            "Same students' schedule, seeds and SAR input in every row; only the teacher's training differs "
-            "(per-chip mIoU on the official test split, mean ± std over seeds).\n",
+            "Same network, seeds, SAR input and input-choice runs in every row; the teacher's and the "
+            "students' numbers of optimiser steps differ (per-chip mIoU on the official test split, mean ± "
+            "std over seeds).\n",
         ]
     if exp.ablations:
         parts += [
