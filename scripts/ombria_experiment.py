@@ -75,7 +75,7 @@ def _budget(
 #: "quick": the earlier, 5x shorter students; "smoke": checks the driver end to end in minutes.
 #: The input-choice runs are short SAR-only runs in every budget.
 BUDGETS = {
-    "standard": _budget(128, 8, teacher=(12, 640), student=(10, 480)),
+    "standard": _budget(128, 8, teacher=(12, 640), student=(6, 320)),
     "quick": _budget(128, 8, teacher=(8, 480), student=(5, 192)),
     "smoke": _budget(64, 4, teacher=(1, 8), student=(1, 8), choice=(1, 8)),
 }
