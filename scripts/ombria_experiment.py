@@ -94,9 +94,8 @@ COMPARED = (
 )
 DISTILLED = dict(distill_weight=1.0)
 SAR_ONLY = dict(distill_weight=0.0)
-#: label -> (run name, changes to the distilled student); "model" changes need their own teacher.
+#: label -> (run name, changes to the distilled student); "model" changes need their own teacher (last: slowest).
 ABLATIONS = {
-    "alignment off (teacher and student)": ("ablation_align_off", dict(model={"align": False})),
     "distillation at the finest scale only": ("ablation_finest_scale", dict(distill_scales=(0,))),
     "distillation weight 0.3": ("ablation_weight_0.3", dict(distill_weight=0.3)),
     "distillation weight 3": ("ablation_weight_3", dict(distill_weight=3.0)),
@@ -104,6 +103,7 @@ ABLATIONS = {
         "ablation_logit",
         dict(distill_weight=0.0, logit_distill_weight=1.0),
     ),
+    "alignment off (teacher and student)": ("ablation_align_off", dict(model={"align": False})),
 }
 SPEC = DATASETS["ombria"]
 CHECKPOINT_STUDENTS = ("student_hfd", "student_sar_only")
