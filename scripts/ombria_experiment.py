@@ -94,7 +94,7 @@ COMPARED = (
 )
 DISTILLED = dict(distill_weight=1.0)
 SAR_ONLY = dict(distill_weight=0.0)
-#: label -> (run name, changes to the distilled student); a "model" change needs its own teacher (slowest, last).
+#: label -> (run name, changes to the distilled student); a "model" change needs its own teacher (last).
 ABLATIONS = {
     "distillation at the finest scale only": ("ablation_finest_scale", dict(distill_scales=(0,))),
     "distillation weight 0.3": ("ablation_weight_0.3", dict(distill_weight=0.3)),
