@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from hfd_core.modelfile import ClassInfo, ModelMetadata, save_model
+from test_data import _write_ombria
 from test_train_fixtures import EO_BANDS, SAR_BANDS, toy_scene
 from torch import nn
 
@@ -17,7 +18,7 @@ from hfd_core.data import Scene
 from hfd_core.errors import InputError
 from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.train.datasets import DATASETS, DatasetSpec
-from hfd_core.train.evaluation import evaluate_scenes, predict_scene
+from hfd_core.train.evaluation import evaluate_scenes, model_input, predict_scene
 
 CLASSES = [ClassInfo(0, "dry", "#000000"), ClassInfo(1, "wet", "#0000ff")]
 
@@ -118,3 +119,28 @@ def test_evaluate_command_writes_json(tmp_path, monkeypatch, capsys):
     assert sum(map(sum, report["confusion_matrix"])) == 3 * 32 * 32
     assert report["per_chip_miou"] == pytest.approx(np.mean([c["miou"] for c in report["per_chip"]]))
     assert f"{report['miou']:.4f}" in capsys.readouterr().out
+
+
+def test_model_input_picks_the_model_bands_by_name():
+    """A scene holding more bands (OMBRIA before + after) gives the model the ones it was trained on."""
+    scene = toy_scene(0)
+    scene.sar = np.stack([scene.sar[0] * 0 - 5, scene.sar[0]])
+    scene.sar_bands = ["VV_before", "VV_after"]
+    metadata = _metadata("student", ["VV_after"])
+    assert np.array_equal(model_input(scene, metadata), scene.sar[[1]])
+    with pytest.raises(InputError, match="expects"):
+        model_input(scene, _metadata("student", ["VH_after"]))
+
+
+@pytest.mark.parametrize("bands", [["VV_after"], ["VV_before", "VV_after"]])
+def test_evaluate_command_on_ombria_layout_for_both_inputs(tmp_path, bands):
+    """`evaluate --dataset ombria` scores an after-only student and a before+after student alike."""
+    _write_ombria(tmp_path, "test", ["0001", "0002"])
+    metadata = _metadata("student", bands)
+    save_model(tmp_path / "student.pt", HFDNet(metadata.config), metadata)
+    out = tmp_path / "scores.json"
+    args = ["evaluate", "--dataset", "ombria", "--root", str(tmp_path), "--split", "test"]
+    assert main([*args, "--model", str(tmp_path / "student.pt"), "--json", str(out), "--device", "cpu"]) == 0
+    report = json.loads(out.read_text())
+    assert report["num_scenes"] == 2 and report["bands"] == bands
+    assert sum(map(sum, report["confusion_matrix"])) == 2 * 16 * 16

@@ -2,9 +2,11 @@
 
 Every dataset is a ``DatasetSpec`` in ``DATASETS``; ``register_dataset`` adds more. ``bundled`` is the
 bundled model's training set (``data.bundled``): its "test" split is the fixed validation locations.
-A dataset with official splits (OMBRIA) reads them; for the others, "test" is a fixed hold-out of whole groups
-(locations) chosen by ``split_by_group`` with ``TEST_FRACTION`` and ``TEST_SEED``, and "train" is the rest, so
-a model trained on "train" never saw the "test" locations. Training carves its validation set out of "train"
+A dataset with official splits (OMBRIA) reads them; ``ombria`` reads the before and after images stacked (a
+model that reads only the after image picks its bands by name when evaluated), ``ombria-after`` the after image
+alone. For the others, "test" is a fixed hold-out of whole groups (locations) chosen by ``split_by_group``
+with ``TEST_FRACTION`` and ``TEST_SEED``, and "train" is the rest, so a model trained on "train" never saw the
+"test" locations. Training carves its validation set out of "train"
 the same way (``--val-fraction``).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from hfd_core.data import Scene, split_by_group
@@ -119,16 +122,18 @@ def _register_builtin() -> None:
             classes=tuple(ClassInfo(*c) for c in LAND_COVER_CLASSES),
         )
     )
-    register_dataset(
-        DatasetSpec(
-            "ombria",
-            read_ombria,
-            official_splits=("train", "test"),
-            sar_kind="ombria_png",
-            eo_kind="ombria_png",
-            classes=(ClassInfo(0, "not flooded", "#d9d9d9"), ClassInfo(1, "flood", "#2e86de")),
+    flood_classes = (ClassInfo(0, "not flooded", "#d9d9d9"), ClassInfo(1, "flood", "#2e86de"))
+    for name, inputs in (("ombria", "before_after"), ("ombria-after", "after")):
+        register_dataset(
+            DatasetSpec(
+                name,
+                partial(read_ombria, inputs=inputs),
+                official_splits=("train", "test"),
+                sar_kind="ombria_png",
+                eo_kind="ombria_png",
+                classes=flood_classes,
+            )
         )
-    )
 
 
 _register_builtin()

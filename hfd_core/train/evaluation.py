@@ -27,18 +27,22 @@ MULTIPLE = 16
 
 
 def model_input(scene: Scene, metadata: ModelMetadata) -> np.ndarray:
-    """The scene's raster the model reads: EO for a teacher, SAR for a student; bands checked by name."""
+    """The scene's raster the model reads: EO for a teacher, SAR for a student; the model's bands picked by
+    name (a scene may hold more, e.g. OMBRIA's before and after images for a model that reads the after one)."""
     attribute = "eo" if metadata.role == "teacher" else "sar"
     array, bands = getattr(scene, attribute), getattr(scene, f"{attribute}_bands")
     if array is None:
         raise InputError(
             f"scene {scene.name} has no {attribute.upper()}, which this {metadata.role} model reads"
         )
-    if list(bands) != list(metadata.bands):
+    missing = [band for band in metadata.bands if band not in bands]
+    if missing:
         raise InputError(
             f"scene {scene.name} has {attribute.upper()} bands {bands}, the model expects {metadata.bands}"
         )
-    return array
+    if list(bands) == list(metadata.bands):
+        return array
+    return array[[list(bands).index(band) for band in metadata.bands]]
 
 
 def _window_starts(size: int, window: int) -> list[int]:
