@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from hfd_core import IGNORE_INDEX
-from hfd_core.losses import FeatureDistillationLoss, LogitDistillationLoss, segmentation_loss
+from hfd_core.losses import (
+    AffinityDistillationLoss,
+    FeatureDistillationLoss,
+    LogitDistillationLoss,
+    segmentation_loss,
+)
 from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.train.objectives import StudentObjective
 
@@ -67,6 +73,38 @@ def test_gradient_reaches_the_student_only_and_teacher_stays_frozen():
     assert student.encoder.stages[0][0][0].weight.grad.abs().sum() > 0
     after = teacher.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm running stats unchanged too
+
+
+def test_affinity_loss_compares_relations_not_feature_values():
+    """Zero when the pair-wise similarities agree, even if the features themselves differ (a rotation of the
+    channel space); positive when the spatial structure differs."""
+    loss = AffinityDistillationLoss()
+    features = _pyramid(0)
+    rotation = torch.linalg.qr(torch.randn(8, 8, generator=torch.Generator().manual_seed(3)))[0]
+    rotated = [torch.einsum("dc,nchw->ndhw", rotation, f) for f in features]
+    assert FeatureDistillationLoss()(features, rotated).item() > 0.5
+    assert loss(features, rotated).item() < 1e-10
+    assert loss(features, _pyramid(1)).item() > 0.05
+
+
+def test_affinity_loss_counts_only_valid_pairs_and_pools_large_levels():
+    student, teacher = _pyramid(0), _pyramid(0)
+    for t in teacher:
+        t[..., :, t.shape[-1] // 2 :] = torch.randn_like(t[..., :, t.shape[-1] // 2 :])
+    valid = torch.zeros(2, 32, 32, dtype=torch.bool)
+    valid[..., :16] = True
+    assert AffinityDistillationLoss()(student, teacher, valid).item() < 1e-10
+    assert AffinityDistillationLoss()(student, teacher).item() > 0.05
+    pooled = AffinityDistillationLoss(max_side=4)  # every level pooled to 4 x 4 before the pairs are formed
+    assert pooled(student, teacher, valid).item() < 1e-10
+
+
+def test_student_objective_uses_the_chosen_distillation_loss():
+    teacher = HFDNet(HFDNetConfig(3, 3, widths=(4, 8, 8, 8), align_dim=8))
+    objective = StudentObjective(teacher, distill_weight=1.0, distill_loss="affinity")
+    assert isinstance(objective.feature_loss, AffinityDistillationLoss)
+    with pytest.raises(ValueError, match="distill_loss"):
+        StudentObjective(teacher, distill_weight=1.0, distill_loss="cosine")
 
 
 def test_logit_distillation_zero_for_equal_logits():

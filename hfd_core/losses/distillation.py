@@ -9,6 +9,13 @@ comparable). The loss of a level is the mean squared difference over channels, a
 Levels are combined with ``level_weights`` (equal by default, normalised to sum 1). Teacher features are
 detached: gradients only reach the student.
 
+``AffinityDistillationLoss`` is the relational alternative (pair-wise distillation in the style of structured
+knowledge distillation for segmentation): per level, the cosine similarity of every pair of positions is
+computed in the student's and in the teacher's features, and their squared difference is averaged over pairs
+of valid positions. It transfers which places the EO network sees as alike, not the EO feature values
+themselves, which a SAR network may be unable to reproduce. Levels larger than ``max_side`` are area-pooled
+to at most ``max_side`` x ``max_side`` first (the pair matrix grows with the fourth power of the side).
+
 ``LogitDistillationLoss`` is the DisOptNet-style baseline: KL divergence between temperature-softened class
 distributions of teacher and student, times T^2, averaged over valid pixels.
 """
@@ -62,6 +69,47 @@ class FeatureDistillationLoss(nn.Module):
                 raise ValueError(f"student feature {tuple(s.shape)} and teacher {tuple(t.shape)} differ")
             squared = (self._prepare(s) - self._prepare(t.detach())).pow(2).mean(dim=1)
             loss = loss + (weight / total) * _masked_mean(squared, _level_mask(valid, s))
+        return loss
+
+
+class AffinityDistillationLoss(nn.Module):
+    """Pair-wise (relational) distillation between student and teacher pyramids (see the module docstring)."""
+
+    def __init__(self, level_weights: tuple[float, ...] | None = None, max_side: int = 32):
+        super().__init__()
+        self.level_weights = level_weights
+        self.max_side = max_side
+
+    def _pooled(self, features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        height, width = features.shape[-2:]
+        if max(height, width) <= self.max_side:
+            return features, mask
+        size = (min(height, self.max_side), min(width, self.max_side))
+        pooled_mask = F.adaptive_avg_pool2d(mask[:, None], size)[:, 0]
+        return F.adaptive_avg_pool2d(features, size), (pooled_mask >= 0.5).float()
+
+    @staticmethod
+    def _affinity(features: Tensor) -> Tensor:
+        flat = F.normalize(features.float().flatten(2), dim=1)  # (N, C, P), unit vectors per position
+        return flat.transpose(1, 2) @ flat  # (N, P, P) cosine similarities
+
+    def forward(self, student: list[Tensor], teacher: list[Tensor], valid: Tensor | None = None) -> Tensor:
+        if len(student) != len(teacher) or not student:
+            raise ValueError(f"need matching feature lists, got {len(student)} and {len(teacher)} levels")
+        weights = self.level_weights or (1.0,) * len(student)
+        if len(weights) != len(student):
+            raise ValueError(f"{len(weights)} level weights for {len(student)} levels")
+        total = sum(weights)
+        loss = student[0].new_zeros((), dtype=torch.float32)
+        for weight, s, t in zip(weights, student, teacher, strict=True):
+            if s.shape[0] != t.shape[0] or s.shape[-2:] != t.shape[-2:]:
+                raise ValueError(f"student feature {tuple(s.shape)} and teacher {tuple(t.shape)} differ")
+            mask = _level_mask(valid, s)
+            s_pooled, pair_mask = self._pooled(s, mask)
+            t_pooled, _ = self._pooled(t.detach(), mask)
+            pairs = pair_mask.flatten(1)[:, :, None] * pair_mask.flatten(1)[:, None, :]
+            squared = (self._affinity(s_pooled) - self._affinity(t_pooled)).pow(2)
+            loss = loss + (weight / total) * _masked_mean(squared, pairs)
         return loss
 
 

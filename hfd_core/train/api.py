@@ -231,6 +231,7 @@ def train_student(
         config.logit_distill_weight,
         config.temperature,
         config.pseudo_labels,
+        config.distill_loss,
     )
     return _run(
         objective, model, metadata, train_scenes, val_scenes, config, callbacks, _stats(metadata), eo_stats

@@ -71,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     student.add_argument(
         "--distill-scales", type=int, nargs="+", help="pyramid levels to distil (0 = finest)"
     )
+    student.add_argument(
+        "--distill-loss",
+        choices=("feature", "affinity"),
+        default=DEFAULTS.distill_loss,
+        help="feature: standardised features position by position (HFDM); affinity: pair-wise similarities",
+    )
     student.add_argument("--logit-distill-weight", type=float, default=DEFAULTS.logit_distill_weight)
     student.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
     student.add_argument(
@@ -159,6 +165,7 @@ def run_train_student(args: argparse.Namespace) -> int:
         args,
         distill_weight=0.0 if args.no_distill else args.distill_weight,
         distill_scales=tuple(args.distill_scales) if args.distill_scales else None,
+        distill_loss=args.distill_loss,
         logit_distill_weight=0.0 if args.no_distill else args.logit_distill_weight,
         temperature=args.temperature,
         pseudo_labels=args.pseudo_labels and not args.no_distill,

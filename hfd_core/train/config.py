@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, field, fields
 class TrainConfig:
     """Everything that decides a training run; stored in checkpoints and in the model file's metadata.
 
-    ``model`` holds HFDNetConfig overrides (``widths``, ``align_dim``, ``align``); input channels and the
-    number of classes come from the data. ``distill_scales`` lists the feature pyramid levels (0 = finest)
-    that the feature distillation compares, ``None`` for all of them.
+        ``model`` holds HFDNetConfig overrides (``widths``, ``align_dim``, ``align``); input channels and the
+        number of classes come from the data. ``distill_scales`` lists the feature pyramid levels (0 = finest)
+        that the feature distillation compares, ``None`` for all of them; ``distill_loss`` is "feature" (HFDM:
+    standardised features compared position by position) or "affinity" (pair-wise similarities compared).
     """
 
     out_dir: str = "runs/train"
@@ -25,6 +26,7 @@ class TrainConfig:
     augment: bool = True
     distill_weight: float = 1.0
     distill_scales: tuple[int, ...] | None = None
+    distill_loss: str = "feature"
     logit_distill_weight: float = 0.0
     temperature: float = 2.0
     pseudo_labels: bool = False

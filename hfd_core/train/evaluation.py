@@ -28,7 +28,7 @@ MULTIPLE = 16
 
 def model_input(scene: Scene, metadata: ModelMetadata) -> np.ndarray:
     """The scene's raster the model reads: EO for a teacher, SAR for a student; the model's bands picked by
-    name (a scene may hold more, e.g. OMBRIA's before and after images for a model that reads the after one)."""
+    name (a scene may hold more, e.g. OMBRIA's before and after images for a model reading the after one)."""
     attribute = "eo" if metadata.role == "teacher" else "sar"
     array, bands = getattr(scene, attribute), getattr(scene, f"{attribute}_bands")
     if array is None:

@@ -18,7 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from hfd_core import IGNORE_INDEX
-from hfd_core.losses import FeatureDistillationLoss, LogitDistillationLoss, segmentation_loss
+from hfd_core.losses import (
+    AffinityDistillationLoss,
+    FeatureDistillationLoss,
+    LogitDistillationLoss,
+    segmentation_loss,
+)
+
+DISTILL_LOSSES = {"feature": FeatureDistillationLoss, "affinity": AffinityDistillationLoss}
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -52,6 +59,7 @@ class StudentObjective:
         logit_distill_weight: float = 0.0,
         temperature: float = 2.0,
         pseudo_labels: bool = False,
+        distill_loss: str = "feature",
     ):
         uses_teacher = distill_weight > 0 or logit_distill_weight > 0 or pseudo_labels
         self.teacher = freeze(teacher) if teacher is not None and uses_teacher else None
@@ -61,7 +69,9 @@ class StudentObjective:
         self.distill_scales = distill_scales
         self.logit_distill_weight = logit_distill_weight
         self.pseudo_labels = pseudo_labels
-        self.feature_loss = FeatureDistillationLoss()
+        if distill_loss not in DISTILL_LOSSES:
+            raise ValueError(f"distill_loss must be one of {sorted(DISTILL_LOSSES)}, not {distill_loss!r}")
+        self.feature_loss = DISTILL_LOSSES[distill_loss]()
         self.logit_loss = LogitDistillationLoss(temperature)
 
     def _levels(self, features: list[Tensor]) -> list[Tensor]:
