@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from hfd_core.modelfile import ClassInfo, ModelMetadata, save_model
 from test_data import _write_ombria
 from test_train_fixtures import EO_BANDS, SAR_BANDS, toy_scene
 from torch import nn
@@ -16,6 +15,7 @@ from hfd_core import IGNORE_INDEX
 from hfd_core.cli import main
 from hfd_core.data import Scene
 from hfd_core.errors import InputError
+from hfd_core.modelfile import ClassInfo, ModelMetadata, save_model
 from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.train.datasets import DATASETS, DatasetSpec
 from hfd_core.train.evaluation import evaluate_scenes, model_input, predict_scene

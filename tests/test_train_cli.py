@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hfd_core.modelfile import load_model
 from test_train_fixtures import toy_scenes
 
 from hfd_core.cli import main
+from hfd_core.modelfile import load_model
 from hfd_core.train.datasets import DATASETS, DatasetSpec, load_scenes
 
 TINY = [

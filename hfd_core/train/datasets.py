@@ -4,9 +4,9 @@ Every dataset is a ``DatasetSpec`` in ``DATASETS``; ``register_dataset`` adds mo
 bundled model's training set (``data.bundled``): its "test" split is the fixed validation locations.
 A dataset with official splits (OMBRIA) reads them; ``ombria`` reads the before and after images stacked
 (a model that reads only the after image picks its bands by name when evaluated), ``ombria-after`` the after
-image alone. For the others, "test" is a fixed hold-out of whole groups (locations) chosen by ``split_by_group``
-with ``TEST_FRACTION`` and ``TEST_SEED``, and "train" is the rest, so a model trained on "train" never saw the
-"test" locations. Training carves its validation set out of "train"
+image alone. For the others, "test" is a fixed hold-out of whole groups (locations) chosen by
+``split_by_group`` with ``TEST_FRACTION`` and ``TEST_SEED``, and "train" is the rest, so a model trained on
+"train" never saw the "test" locations. Training carves its validation set out of "train"
 the same way (``--val-fraction``).
 """
 
