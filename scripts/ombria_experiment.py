@@ -2,22 +2,24 @@
 
     python scripts/ombria_experiment.py --root ../shared/data/ombria [--ablations] [--report-only]
 
-Runs, on a small CPU budget (``BUDGETS``: one network, a schedule per role) and resumable (a finished run
-folder is reused after checking that it was trained with the same settings; an unfinished one resumes from
-its ``last.ckpt``):
-1. the teacher on Sentinel-2 (after image, B11/B8/B3 false colour), trained once on a longer schedule;
-2. SAR input choice on the validation split carved from train by id blocks: short SAR-only runs on the after
-   image and on before+after stacked, seed 0; the better validation mIoU is used below;
-3. HFD-distilled and SAR-only students (distill weight 0, no teacher), seeds 0, 1, 2, everything else equal
-   (same schedule, seed, network);
-4. evaluation of every model and of Otsu thresholding on the official test split (per-chip mIoU as in the
+Runs, on a CPU budget (``BUDGETS``: one network, a schedule per role) and resumable (a finished run folder is
+reused after checking that it was trained with the same settings; an unfinished one resumes from its
+``last.ckpt``). Every choice is made on the validation split carved from train by id blocks, never on test:
+1. teachers on Sentinel-2 (B11/B8/B3 false colour): the after image, and before and after stacked; the
+   better one teaches;
+2. SAR input choice: short SAR-only runs on the S1 after image and on before+after stacked, seed 0;
+3. distillation variant choice (seed 0): the HFD feature loss at weights 1 and 0.3, the affinity
+   (pair-wise relation) loss at weights 1 and 10;
+4. the chosen distilled student and the SAR-only student (distill weight 0, no teacher), seeds 0, 1, 2,
+   everything else equal (same schedule, seed, network);
+5. evaluation of every model and of Otsu thresholding on the official test split (per-chip mIoU as in the
    OmbriaNet notebook, pooled mIoU, OA, kappa);
-5. ``docs/experiments/ombria.md`` (tables generated here, rewritten after every finished run so a cut session
+6. ``docs/experiments/ombria.md`` (tables generated here, rewritten after every finished run so a cut session
    leaves a partial table), a validation-curve plot and example predictions; the chosen checkpoints are
    copied to ``runs/ombria/{teacher,student_hfd,student_sar_only}.pt``.
-``--ablations`` adds one-seed runs (alignment off, distillation at one scale, distillation weights, logit
-distillation) to the same document. ``--report-only`` trains nothing and writes the document from the runs
-already finished.
+``--ablations`` adds one-seed runs on top of the chosen variant (alignment off, distillation at one scale,
+logit distillation) to the same document. ``--report-only`` trains nothing and writes the document from the
+runs already finished.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from ombria.baseline import evaluate_otsu
 from ombria.plots import plot_curves, plot_examples
-from ombria.report import Experiment, RunSummary, TeacherVariant, render
+from ombria.report import Choice, Experiment, RunSummary, render
 
 from hfd_core.data import Scene, read_ombria, split_by_group
 from hfd_core.modelfile import load_model
@@ -71,11 +73,11 @@ def _budget(
     )
 
 
-#: "standard": the reproduce target (about half an hour on 2 free CPU cores, longer when they are shared);
-#: "quick": the earlier, 5x shorter students; "smoke": checks the driver end to end in minutes.
-#: The input-choice runs are short SAR-only runs in every budget.
+#: "standard": the reproduce target (about an hour on 2 free CPU cores); "quick": 5x shorter students and a
+#: shorter teacher; "smoke": checks the driver end to end in minutes. The input-choice runs are short SAR-only
+#: runs in every budget.
 BUDGETS = {
-    "standard": _budget(128, 8, teacher=(12, 640), student=(6, 320)),
+    "standard": _budget(128, 8, teacher=(16, 800), student=(16, 800)),
     "quick": _budget(128, 8, teacher=(8, 480), student=(5, 192)),
     "smoke": _budget(64, 4, teacher=(1, 8), student=(1, 8), choice=(1, 8)),
 }
@@ -90,15 +92,20 @@ COMPARED = (
     "seed",
     "distill_weight",
     "distill_scales",
+    "distill_loss",
     "logit_distill_weight",
 )
-DISTILLED = dict(distill_weight=1.0)
 SAR_ONLY = dict(distill_weight=0.0)
-#: label -> (run name, changes to the distilled student); a "model" change needs its own teacher (last).
+#: Distillation variants tried on seed 0; the best on validation is the "HFD-distilled student" of the table.
+VARIANTS = {
+    "feature_w1": ("HFD feature loss, weight 1", dict(distill_weight=1.0, distill_loss="feature")),
+    "feature_w0.3": ("HFD feature loss, weight 0.3", dict(distill_weight=0.3, distill_loss="feature")),
+    "affinity_w1": ("affinity loss, weight 1", dict(distill_weight=1.0, distill_loss="affinity")),
+    "affinity_w10": ("affinity loss, weight 10", dict(distill_weight=10.0, distill_loss="affinity")),
+}
+#: label -> (run name, changes to the chosen variant); a "model" change needs its own teacher (last).
 ABLATIONS = {
     "distillation at the finest scale only": ("ablation_finest_scale", dict(distill_scales=(0,))),
-    "distillation weight 0.3": ("ablation_weight_0.3", dict(distill_weight=0.3)),
-    "distillation weight 3": ("ablation_weight_3", dict(distill_weight=3.0)),
     "logit distillation only (DisOptNet-style, T=2)": (
         "ablation_logit",
         dict(distill_weight=0.0, logit_distill_weight=1.0),
@@ -109,12 +116,17 @@ SPEC = DATASETS["ombria"]
 CHECKPOINT_STUDENTS = ("student_hfd", "student_sar_only")
 
 
-def scenes(root: Path, split: str, inputs: str) -> list[Scene]:
-    """OMBRIA scenes whose SAR is ``inputs`` and whose EO is the S2 after image (the teacher's input)."""
-    result = read_ombria(root, split, inputs=inputs)
-    for scene in result:
-        scene.eo, scene.eo_bands = scene.eo[-3:], scene.eo_bands[-3:]
-    return result
+def _view(scene: Scene, sar_inputs: str, eo_inputs: str) -> Scene:
+    """``scene`` (read with before and after) restricted to the given SAR and EO inputs (views, no copies)."""
+    sar_keep = 1 if sar_inputs == "after" else len(scene.sar_bands)
+    eo_keep = 3 if eo_inputs == "after" else len(scene.eo_bands)
+    return replace(
+        scene,
+        sar=scene.sar[-sar_keep:],
+        sar_bands=scene.sar_bands[-sar_keep:],
+        eo=scene.eo[-eo_keep:],
+        eo_bands=scene.eo_bands[-eo_keep:],
+    )
 
 
 @dataclass
@@ -123,14 +135,19 @@ class Data:
     val: list[Scene]
     test: list[Scene]
 
+    def view(self, sar_inputs: str, eo_inputs: str) -> Data:
+        """The same chips and split with the given SAR (student) and EO (teacher) inputs."""
+        return Data(
+            *([_view(s, sar_inputs, eo_inputs) for s in part] for part in (self.train, self.val, self.test))
+        )
 
-def load_data(root: Path) -> dict[str, Data]:
-    """Both SAR inputs; validation = whole id blocks carved from train, the same blocks for both."""
-    data = {}
-    for inputs in INPUTS:
-        train, val = split_by_group(scenes(root, "train", inputs), VALIDATION_FRACTION, seed=SPLIT_SEED)
-        data[inputs] = Data(train, val, scenes(root, "test", inputs))
-    return data
+
+def load_data(root: Path) -> Data:
+    """Before and after images; validation = whole id blocks carved from train."""
+    train, val = split_by_group(
+        read_ombria(root, "train", "before_after"), VALIDATION_FRACTION, seed=SPLIT_SEED
+    )
+    return Data(train, val, read_ombria(root, "test", "before_after"))
 
 
 def _normalised(values: dict) -> dict:
@@ -240,93 +257,98 @@ def measure_step_seconds(out: Path, budget: dict) -> dict[str, float]:
 class Driver:
     """The experiment's plan; ``report`` rebuilds the document from whatever runs are finished."""
 
-    def __init__(self, args: argparse.Namespace, data: dict[str, Data]):
-        self.args, self.data = args, data
+    def __init__(self, args: argparse.Namespace, data: Data | None):
+        self.args, self.all_inputs = args, data
         self.runs = Runs(args.out, BUDGETS[args.budget], train_allowed=not args.report_only)
-        self.teacher = self.runs.folder("teacher") / "best.pt"
         self.otsu: dict[str, dict] = {}
 
-    def chosen_inputs(self) -> str | None:
-        if not all(self.runs.finished(f"choice_{inputs}") for inputs in INPUTS):
+    def _chosen(self, names: dict[str, str]) -> str | None:
+        """The key of ``names`` (key -> run name) with the best validation mIoU, once all are finished."""
+        if not all(self.runs.finished(name) for name in names.values()):
             return None
-        return max(INPUTS, key=lambda inputs: self.runs.best_val_miou(f"choice_{inputs}"))
+        return max(names, key=lambda key: self.runs.best_val_miou(names[key]))
+
+    def teacher_inputs(self) -> str | None:
+        return self._chosen({inputs: f"teacher_{inputs}" for inputs in INPUTS})
+
+    def sar_inputs(self) -> str | None:
+        return self._chosen({inputs: f"choice_{inputs}" for inputs in INPUTS})
+
+    def variant(self) -> str | None:
+        return self._chosen({key: f"variant_{key}" for key in VARIANTS})
+
+    def teacher(self) -> Path:
+        return self.runs.folder(f"teacher_{self.teacher_inputs()}") / "best.pt"
+
+    def data(self, sar_inputs: str, eo_inputs: str = "after") -> Data:
+        return self.all_inputs.view(sar_inputs, eo_inputs)
+
+    def student_data(self) -> Data:
+        return self.data(self.sar_inputs(), self.teacher_inputs())
 
     def planned(self) -> list[str]:
-        names = ["teacher", *(f"choice_{inputs}" for inputs in INPUTS)]
-        inputs = self.chosen_inputs() or "<chosen>"
+        names = [f"teacher_{inputs}" for inputs in INPUTS] + [f"choice_{inputs}" for inputs in INPUTS]
+        names += [f"variant_{key}" for key in VARIANTS]
+        inputs = self.sar_inputs() or "<chosen>"
         for seed in SEEDS:
             names += [f"hfd_{inputs}_s{seed}", f"sar_only_{inputs}_s{seed}"]
         if self.args.ablations:
             names += [name for name, _ in ABLATIONS.values()] + ["ablation_align_off_teacher"]
-        return list(dict.fromkeys(names))
+        return names
 
     def run(self) -> None:
         runs, schedule = self.runs, self.runs.budget["schedules"]
-        runs.train("teacher", "teacher", self.data["after"], **schedule["teacher"])
-        self.report()
+        for inputs in INPUTS:
+            runs.train(f"teacher_{inputs}", "teacher", self.data("after", inputs), **schedule["teacher"])
+            self.report()
         for inputs in INPUTS:
             runs.train(
-                f"choice_{inputs}", "student", self.data[inputs], seed=0, **SAR_ONLY, **schedule["choice"]
+                f"choice_{inputs}", "student", self.data(inputs), seed=0, **SAR_ONLY, **schedule["choice"]
             )
             self.report()
-        inputs = self.chosen_inputs()
-        if inputs is None:
+        if self.teacher_inputs() is None or self.sar_inputs() is None:
+            return
+        data, teacher, inputs = self.student_data(), self.teacher(), self.sar_inputs()
+        for key, (_, changes) in VARIANTS.items():
+            runs.train(f"variant_{key}", "student", data, teacher, seed=0, **changes, **schedule["student"])
+            self.report()
+        variant = self.variant()
+        if variant is None:
             return
         for seed in SEEDS:
-            for name, changes in (
-                (f"hfd_{inputs}_s{seed}", DISTILLED),
-                (f"sar_only_{inputs}_s{seed}", SAR_ONLY),
-            ):
-                teacher = self.teacher if changes is DISTILLED else None
-                runs.train(
-                    name, "student", self.data[inputs], teacher, seed=seed, **changes, **schedule["student"]
-                )
-                self.report()
+            hfd = f"hfd_{inputs}_s{seed}"
+            if seed == 0 and not runs.folder(hfd).exists():  # the chosen variant's seed-0 run is that run
+                shutil.copytree(runs.folder(f"variant_{variant}"), runs.folder(hfd))
+            runs.train(
+                hfd, "student", data, teacher, seed=seed, **VARIANTS[variant][1], **schedule["student"]
+            )
+            runs.train(
+                f"sar_only_{inputs}_s{seed}", "student", data, seed=seed, **SAR_ONLY, **schedule["student"]
+            )
+            self.report()
         if self.args.ablations:
             for name, changes in ABLATIONS.values():
-                self.train_ablation(name, self.data[inputs], changes)
+                self.train_ablation(name, data, {**VARIANTS[variant][1], **changes})
                 self.report()
 
     def train_ablation(self, name: str, data: Data, changes: dict) -> bool:
-        teacher, schedule = self.teacher, self.runs.budget["schedules"]
+        teacher, schedule = self.teacher(), self.runs.budget["schedules"]
         if "model" in changes:  # a student copies its teacher's architecture: it needs a matching teacher
             teacher_run = f"{name}_teacher"
-            if not self.runs.train(
-                teacher_run, "teacher", self.data["after"], **schedule["teacher"], **changes
-            ):
+            teacher_changes = {"model": changes["model"]}
+            if not self.runs.train(teacher_run, "teacher", data, **schedule["teacher"], **teacher_changes):
                 return False
             teacher = self.runs.folder(teacher_run) / "best.pt"
-        return self.runs.train(
-            name, "student", data, teacher, seed=0, **{**DISTILLED, **changes, **schedule["student"]}
-        )
+        return self.runs.train(name, "student", data, teacher, seed=0, **{**changes, **schedule["student"]})
 
-    def students(self, kind: str, inputs: str, runs: Runs | None = None) -> list[RunSummary]:
-        runs = runs or self.runs
+    def students(self, kind: str, inputs: str) -> list[RunSummary]:
         names = [(seed, f"{kind}_{inputs}_s{seed}") for seed in SEEDS]
-        test = self.data[inputs].test
-        return [runs.summary(name, seed, test) for seed, name in names if runs.finished(name)]
-
-    def teacher_variant(self, runs: Runs, inputs: str) -> TeacherVariant | None:
-        """The teacher of the run folder ``runs`` and the students trained there (None without a teacher)."""
-        if not runs.finished("teacher") or not (
-            self.students("hfd", inputs, runs) or self.students("sar_only", inputs, runs)
-        ):
-            return None
-        _, metadata = load_model(runs.folder("teacher") / "best.pt")
-        config = metadata.training["config"]
-        students = [*self.students("hfd", inputs, runs), *self.students("sar_only", inputs, runs)]
-        student_config = load_model(runs.folder(students[0].name) / "best.pt")[1].training["config"]
-        return TeacherVariant(
-            folder=str(runs.out),
-            steps=_steps(config),
-            student_steps=_steps(student_config),
-            teacher=runs.summary("teacher", 0, self.data["after"].test),
-            hfd=self.students("hfd", inputs, runs),
-            sar_only=self.students("sar_only", inputs, runs),
-        )
+        test = self.data(inputs).test
+        return [self.runs.summary(name, seed, test) for seed, name in names if self.runs.finished(name)]
 
     def experiment(self) -> Experiment:
-        runs, inputs = self.runs, self.chosen_inputs()
+        runs = self.runs
+        inputs, teacher_inputs, variant = self.sar_inputs(), self.teacher_inputs(), self.variant()
         exp = Experiment(
             root=str(self.args.root),
             command=self.command(inputs),
@@ -334,49 +356,51 @@ class Driver:
             seeds=SEEDS,
             validation=f"{round(VALIDATION_FRACTION * 100)} % of the training id blocks "
             "(10 consecutive ids each, "
-            f"{len(self.data['after'].val)} chips), the same for every run, never trained on",
+            f"{len(self.all_inputs.val)} chips), the same for every run, never trained on",
             inputs=inputs,
+            teacher_inputs=teacher_inputs,
+            variant=VARIANTS[variant][0] if variant else None,
             timing=measure_step_seconds(self.args.out, BUDGETS[self.args.budget]),
             missing=[name for name in self.planned() if not runs.finished(name)],
         )
         for choice in INPUTS:
-            name = f"choice_{choice}"
-            if runs.finished(name):
-                exp.choice[choice] = runs.best_val_miou(name)
-                exp.choice_test[choice] = runs.summary(name, 0, self.data[choice].test).test
-        if runs.finished("teacher"):
-            exp.teacher = runs.summary("teacher", 0, self.data["after"].test)
-        if inputs is not None:
+            for kind, target, test in (
+                ("teacher", exp.teacher_choice, self.data("after", choice).test),
+                ("choice", exp.choice, self.data(choice).test),
+            ):
+                name = f"{kind}_{choice}"
+                if runs.finished(name):
+                    target.append(Choice(choice, runs.best_val_miou(name), runs.summary(name, 0, test)))
+        if teacher_inputs is not None:
+            exp.teacher = exp.teacher_choice[INPUTS.index(teacher_inputs)].run
+        if inputs is not None and teacher_inputs is not None:
+            test = self.student_data().test
+            for key, (label, _) in VARIANTS.items():
+                if runs.finished(f"variant_{key}"):
+                    name = f"variant_{key}"
+                    exp.variants.append(Choice(label, runs.best_val_miou(name), runs.summary(name, 0, test)))
             exp.hfd, exp.sar_only = self.students("hfd", inputs), self.students("sar_only", inputs)
             if inputs not in self.otsu:
-                self.otsu[inputs] = evaluate_otsu(self.data[inputs].test)
+                self.otsu[inputs] = evaluate_otsu(self.data(inputs).test)
             exp.otsu = self.otsu[inputs]
-            folders = [self.args.out, *self.args.previous]
-            variants = [self.teacher_variant(Runs(f, runs.budget, False), inputs) for f in folders]
-            exp.teacher_variants = [v for v in variants if v is not None]
             for label, (name, _) in ABLATIONS.items():
                 if runs.finished(name):
-                    exp.ablations.append((label, runs.summary(name, 0, self.data[inputs].test)))
+                    exp.ablations.append((label, runs.summary(name, 0, test)))
         return exp
 
     def command(self, inputs: str | None) -> str:
         """The commands behind this page, and how to score its checkpoints with the command line."""
         script = shlex.join(["python", "scripts/ombria_experiment.py", "--root", str(self.args.root)])
-        previous = " --previous " + " ".join(map(str, self.args.previous)) if self.args.previous else ""
         evaluate = f"python -m hfd_core evaluate --dataset ombria --root {self.args.root} --split test"
         lines = [
             f"make reproduce-ombria    # = {script}",
             "make ablate-ombria       # the same plus --ablations (one-seed ablation runs)",
-            f"{script} --report-only{previous}    # rewrite this page from the finished runs",
-            f"{evaluate} --model runs/ombria/teacher.pt --json teacher.json",
+            f"{script} --report-only    # rewrite this page from the finished runs",
         ]
-        if inputs == "after":
-            lines += [f"{evaluate} --model runs/ombria/{m}.pt --json {m}.json" for m in CHECKPOINT_STUDENTS]
-        else:
-            lines.append(
-                "# the students read before+after stacked SAR; `evaluate --dataset ombria` reads the"
-                " after image only, so their scores come from this script"
-            )
+        lines += [
+            f"{evaluate} --model runs/ombria/{m}.pt --json {m}.json"
+            for m in ("teacher", *CHECKPOINT_STUDENTS)
+        ]
         return "\n".join(lines)
 
     def best_seed(self, runs: list[RunSummary]) -> RunSummary:
@@ -386,7 +410,7 @@ class Driver:
         """Rewrite the document, the plots and the chosen checkpoints from the finished runs."""
         exp, docs, out = self.experiment(), self.args.docs, self.args.out
         docs.mkdir(parents=True, exist_ok=True)
-        chosen = {"teacher": self.runs.folder("teacher") / "best.pt"} if exp.teacher else {}
+        chosen = {"teacher": self.teacher()} if exp.teacher else {}
         if exp.hfd:
             chosen["student_hfd"] = self.runs.folder(self.best_seed(exp.hfd).name) / "best.pt"
         if exp.sar_only:
@@ -405,7 +429,7 @@ class Driver:
             plot_curves(histories, docs / "ombria_val_curves.png")
         if exp.hfd and exp.sar_only:
             plot_examples(
-                self.data[exp.inputs].test,
+                self.data(exp.inputs, exp.teacher_inputs).test,
                 {"SAR-only": out / "student_sar_only.pt", "distilled": out / "student_hfd.pt"},
                 docs / "ombria_examples.png",
             )
@@ -422,13 +446,6 @@ def main() -> None:
     parser.add_argument("--ablations", action="store_true", help="also the one-seed ablation runs")
     parser.add_argument("--report-only", action="store_true", help="train nothing; report finished runs")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of torch")
-    parser.add_argument(
-        "--previous",
-        type=Path,
-        nargs="+",
-        default=[],
-        help="earlier --out folders of this script (other budgets) to compare with",
-    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     log(f"reading OMBRIA from {args.root}")

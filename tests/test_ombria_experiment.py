@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -56,9 +57,25 @@ def _experiment(**changes) -> report.Experiment:
         seeds=(0, 1, 2),
         validation="15 % of the id blocks",
         inputs="after",
-        choice={"after": 0.55, "before_after": 0.53},
-        choice_test={"after": _report(0.58)},
-        teacher=report.RunSummary("teacher", 0, 4, _report(0.62)),
+        teacher_inputs="before_after",
+        variant="affinity loss, weight 1",
+        teacher_choice=[
+            report.Choice("after", 0.60, report.RunSummary("teacher_after", 0, 4, _report(0.61))),
+            report.Choice(
+                "before_after", 0.63, report.RunSummary("teacher_before_after", 0, 4, _report(0.62))
+            ),
+        ],
+        choice=[
+            report.Choice("after", 0.55, report.RunSummary("choice_after", 0, 2, _report(0.58))),
+            report.Choice(
+                "before_after", 0.53, report.RunSummary("choice_before_after", 0, 2, _report(0.57))
+            ),
+        ],
+        variants=[
+            report.Choice("HFD feature loss, weight 1", 0.56, _run("variant_feature_w1", 0, 0.59)),
+            report.Choice("affinity loss, weight 1", 0.58, _run("variant_affinity_w1", 0, 0.60)),
+        ],
+        teacher=report.RunSummary("teacher_before_after", 0, 4, _report(0.62)),
         hfd=[_run("hfd", s, v) for s, v in enumerate((0.60, 0.62, 0.61))],
         sar_only=[_run("sar_only", s, v) for s, v in enumerate((0.55, 0.56, 0.57))],
         otsu=_report(0.57),
@@ -95,7 +112,11 @@ def test_results_table_has_anchors_and_our_rows_with_seed_spread():
     table = report.results_table(_experiment())
     for label, value in report.ANCHORS:
         assert f"| {label} | - | {value:.3f} |" in table
-    assert "| HFD-distilled student, S1 after (ours) | 0, 1, 2 | 0.610 ± 0.010 |" in table
+    assert (
+        "| HFD-distilled student (affinity loss, weight 1), S1 after (ours) | 0, 1, 2 | 0.610 ± 0.010 |"
+        in table
+    )
+    assert "| Teacher, S2 before_after (ours; EO at test time) | 0 | 0.620 |" in table
     assert "| SAR-only student, S1 after (ours) | 0, 1, 2 | 0.560 ± 0.010 |" in table
     assert "| Otsu threshold, S1 after (ours) | - | 0.570 |" in table
 
@@ -132,8 +153,10 @@ def test_render_complete_document():
     text = report.render(_experiment())
     assert "Partial" not in text
     assert "Ablations" not in text
-    assert "| after | 0.550 | 0.580 |" in text and "| before_after | 0.530 | - | - |" in text
-    assert "Chosen on validation: **after**" in text
+    assert "| after | 0.550 | 0.580 | 0.500 |" in text and "| before_after | 0.630 | 0.620 | 0.500 |" in text
+    assert "| affinity loss, weight 1 | 0.580 | 0.600 | 0.500 |" in text
+    assert "Chosen: **after**" in text and "Chosen: **before_after**" in text
+    assert "Chosen: **affinity loss, weight 1**" in text
     assert "random 128x128 windows" in text
     assert (
         "teacher 8 epochs x 480 windows = 480 steps; each student 5 epochs x 192 windows = 120 steps" in text
@@ -152,21 +175,6 @@ def test_render_partial_document_names_missing_runs_and_shows_ablations():
     assert "Partial: 1 run(s) not finished yet (sar_only_after_s0)" in text
     assert "SAR-only student" not in report.results_table(exp)
     assert "| distillation weight 3 | 0.580 |" in text
-
-
-def test_teacher_strength_section_compares_teachers():
-    weak = report.TeacherVariant(
-        "runs/short", 120, 120, report.RunSummary("teacher", 0, 5, _report(0.52)), [_run("hfd", 0, 0.5)], []
-    )
-    exp = _experiment()
-    strong = report.TeacherVariant("runs/ombria", 480, 120, exp.teacher, exp.hfd, exp.sar_only)
-    assert "Other budgets" not in report.render(exp)
-    text = report.render(_experiment(teacher_variants=[strong, weak]))
-    assert (
-        "| `runs/ombria` | 480 | 120 | 0.620 | 0.610 ± 0.010 | 0.560 ± 0.010 | +0.050, +0.060, +0.040 |"
-        in text
-    )
-    assert "| `runs/short` | 120 | 120 | 0.520 | 0.500 | - | - |" in text
 
 
 def test_example_scenes_prefer_partly_flooded_chips():
@@ -220,9 +228,46 @@ def test_unfinished_run_is_not_trained_in_report_only_mode(tmp_path):
     assert not runs.folder("teacher").exists()
 
 
-def test_planned_runs_follow_the_input_choice(tmp_path):
+def test_planned_runs_follow_the_choices(tmp_path):
     args = argparse.Namespace(out=tmp_path, budget="smoke", report_only=True, ablations=True)
-    plan = driver.Driver(args, {}).planned()
-    assert plan[:3] == ["teacher", "choice_after", "choice_before_after"]
+    plan = driver.Driver(args, None).planned()
+    assert plan[:4] == ["teacher_after", "teacher_before_after", "choice_after", "choice_before_after"]
+    assert [name for name in plan if name.startswith("variant_")] == [f"variant_{k}" for k in driver.VARIANTS]
     assert "hfd_<chosen>_s2" in plan and "ablation_align_off_teacher" in plan
     assert len(plan) == len(set(plan))
+
+
+def test_choice_picks_the_best_validation_run_once_all_are_finished(tmp_path):
+    args = argparse.Namespace(out=tmp_path, budget="smoke", report_only=True, ablations=False)
+    experiment = driver.Driver(args, None)
+    config = experiment.runs.config("teacher_after", {})
+    for name, best in (("teacher_after", 0.4), ("teacher_before_after", 0.6)):
+        _finished_run(experiment.runs, name, config, teacher="")
+        history = [{"epoch": 1, "val_miou": best - 0.1}, {"epoch": 2, "val_miou": best}]
+        (experiment.runs.folder(name) / "done.json").write_text(
+            json.dumps({"best_epoch": 2, "history": history})
+        )
+    assert experiment.teacher_inputs() == "before_after"
+    assert experiment.sar_inputs() is None  # no input-choice run finished yet
+
+
+def test_data_views_keep_the_chosen_inputs():
+    scene = Scene(
+        "c",
+        "g",
+        np.stack([np.zeros((4, 4)), np.ones((4, 4))]).astype(np.uint8),
+        np.arange(6)[:, None, None].repeat(4, 1).repeat(4, 2).astype(np.uint8),
+        np.zeros((4, 4), np.uint8),
+        ["VV_before", "VV_after"],
+        [f"{b}_{t}" for t in ("before", "after") for b in ("B11", "B08", "B03")],
+    )
+    data = driver.Data([scene], [], [])
+    after = data.view("after", "after").train[0]
+    assert after.sar_bands == ["VV_after"] and (after.sar == 1).all()
+    assert after.eo_bands == ["B11_after", "B08_after", "B03_after"] and after.eo[:, 0, 0].tolist() == [
+        3,
+        4,
+        5,
+    ]
+    both = data.view("before_after", "before_after").train[0]
+    assert both.sar.shape[0] == 2 and both.eo.shape[0] == 6 and both is not scene
