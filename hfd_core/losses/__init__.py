@@ -1,5 +1,7 @@
-"""Training losses: segmentation with nodata ignored, feature (HFD), affinity and logit distillation."""
+"""Training losses: segmentation with nodata ignored, feature (HFD), affinity and logit distillation, tile
+consistency."""
 
+from hfd_core.losses.consistency import TileConsistencyLoss
 from hfd_core.losses.distillation import (
     AffinityDistillationLoss,
     FeatureDistillationLoss,
@@ -11,5 +13,6 @@ __all__ = [
     "AffinityDistillationLoss",
     "FeatureDistillationLoss",
     "LogitDistillationLoss",
+    "TileConsistencyLoss",
     "segmentation_loss",
 ]

@@ -232,6 +232,7 @@ def train_student(
         config.temperature,
         config.pseudo_labels,
         config.distill_loss,
+        config.consistency_weight,
     )
     return _run(
         objective, model, metadata, train_scenes, val_scenes, config, callbacks, _stats(metadata), eo_stats

@@ -82,6 +82,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     student.add_argument(
         "--pseudo-labels", action="store_true", help="teacher arg-max where labels are missing"
     )
+    student.add_argument(
+        "--consistency-weight",
+        type=float,
+        default=DEFAULTS.consistency_weight,
+        help="weight of the tile-consistency loss (a half-size crop must agree with the whole window)",
+    )
     student.set_defaults(func=run_train_student)
 
     evaluate = subparsers.add_parser("evaluate", help="scores of a model file on labelled scenes")
@@ -169,6 +175,7 @@ def run_train_student(args: argparse.Namespace) -> int:
         logit_distill_weight=0.0 if args.no_distill else args.logit_distill_weight,
         temperature=args.temperature,
         pseudo_labels=args.pseudo_labels and not args.no_distill,
+        consistency_weight=args.consistency_weight,
     )
     return _finish(train_student(train, val, args.teacher, config, spec=DATASETS[args.dataset]))
 

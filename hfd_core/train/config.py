@@ -10,10 +10,11 @@ from dataclasses import asdict, dataclass, field, fields
 class TrainConfig:
     """Everything that decides a training run; stored in checkpoints and in the model file's metadata.
 
-        ``model`` holds HFDNetConfig overrides (``widths``, ``align_dim``, ``align``); input channels and the
-        number of classes come from the data. ``distill_scales`` lists the feature pyramid levels (0 = finest)
-        that the feature distillation compares, ``None`` for all of them; ``distill_loss`` is "feature" (HFDM:
+    ``model`` holds HFDNetConfig overrides (``widths``, ``align_dim``, ``align``); input channels and the
+    number of classes come from the data. ``distill_scales`` lists the feature pyramid levels (0 = finest)
+    that the feature distillation compares, ``None`` for all of them; ``distill_loss`` is "feature" (HFDM:
     standardised features compared position by position) or "affinity" (pair-wise similarities compared).
+    ``consistency_weight`` weighs the student's tile-consistency loss (0: off).
     """
 
     out_dir: str = "runs/train"
@@ -27,6 +28,7 @@ class TrainConfig:
     distill_weight: float = 1.0
     distill_scales: tuple[int, ...] | None = None
     distill_loss: str = "feature"
+    consistency_weight: float = 0.0
     logit_distill_weight: float = 0.0
     temperature: float = 2.0
     pseudo_labels: bool = False

@@ -7,6 +7,9 @@ Student (HFD-Net): ``CE(student(SAR), y) + distill_weight * L_feat + logit_disti
   features and those of the frozen EO teacher on the same window (levels in ``distill_scales``, all by
   default), computed where the SAR is valid; it needs no labels.
 * ``L_logit`` is the DisOptNet-style baseline: KL divergence between temperature-softened class distributions.
+* ``consistency_weight`` adds ``TileConsistencyLoss``: the student's classes on a random half-size crop of
+  the window pulled toward its classes on the whole window, so tiled inference gives the same map whatever the
+  tile size (our addition, see ``losses/consistency.py``).
 * With ``pseudo_labels`` the teacher's arg-max on the EO replaces missing labels (IGNORE_INDEX) wherever the
   SAR is valid, so the student can be fine-tuned on SAR + EO pairs without any labels.
 The teacher is frozen: eval mode (BatchNorm statistics fixed), ``requires_grad`` off, forward under no_grad.
@@ -22,6 +25,7 @@ from hfd_core.losses import (
     AffinityDistillationLoss,
     FeatureDistillationLoss,
     LogitDistillationLoss,
+    TileConsistencyLoss,
     segmentation_loss,
 )
 
@@ -60,6 +64,7 @@ class StudentObjective:
         temperature: float = 2.0,
         pseudo_labels: bool = False,
         distill_loss: str = "feature",
+        consistency_weight: float = 0.0,
     ):
         uses_teacher = distill_weight > 0 or logit_distill_weight > 0 or pseudo_labels
         self.teacher = freeze(teacher) if teacher is not None and uses_teacher else None
@@ -73,6 +78,8 @@ class StudentObjective:
             raise ValueError(f"distill_loss must be one of {sorted(DISTILL_LOSSES)}, not {distill_loss!r}")
         self.feature_loss = DISTILL_LOSSES[distill_loss]()
         self.logit_loss = LogitDistillationLoss(temperature)
+        self.consistency_weight = consistency_weight
+        self.consistency_loss = TileConsistencyLoss()
 
     def _levels(self, features: list[Tensor]) -> list[Tensor]:
         if self.distill_scales is None:
@@ -80,12 +87,25 @@ class StudentObjective:
         return [features[i] for i in self.distill_scales]
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        label = batch["label"]
+        label, valid = batch["label"], batch["valid"]
         if self.teacher is None:
-            loss = segmentation_loss(model(batch["sar"]), label)
-            return loss, {"seg": loss.detach()}
+            logits = model(batch["sar"])
+            total = seg = segmentation_loss(logits, label)
+            parts = {"seg": seg.detach()}
+        else:
+            logits, total, parts = self._distilled(model, batch)
+        if self.consistency_weight > 0:
+            consistency = self.consistency_loss(model, batch["sar"], logits, valid)
+            total = total + self.consistency_weight * consistency
+            parts["tile_consistency"] = consistency.detach()
+        return total, parts
+
+    def _distilled(
+        self, model: nn.Module, batch: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Student logits, segmentation + distillation loss and its parts."""
+        label, valid = batch["label"], batch["valid"]
         logits, features = model(batch["sar"], return_features=True)
-        valid = batch["valid"]
         self.teacher.eval()
         with torch.no_grad():
             teacher_logits, teacher_features = self.teacher(batch["eo"], return_features=True)
@@ -102,4 +122,4 @@ class StudentObjective:
             logit = self.logit_loss(logits, teacher_logits, valid)
             total = total + self.logit_distill_weight * logit
             parts["logit_distill"] = logit.detach()
-        return total, parts
+        return logits, total, parts
