@@ -173,7 +173,7 @@ def budget_text(exp: Experiment) -> str:
         f"and 90-degree rotations), batch {b['batch_size']}, AdamW lr {b['lr']} with poly decay, the best "
         f"epoch on validation kept. {schedules}.",
         "- Runs: two teachers (S2 after; S2 before and after), the better on validation teaches; short "
-        "SAR-only runs on both S1 inputs (seed 0) for the input choice; four distillation variants (seed 0) "
+        "SAR-only runs on both S1 inputs (seed 0) for the input choice; three distillation variants (seed 0) "
         "for the variant choice; then the chosen distilled student and the SAR-only student on the same "
         f"schedule for seeds {list(exp.seeds)}. Every choice is made on validation, never on test.",
     ]
