@@ -5,6 +5,8 @@ BUNDLED_DATA ?= ../shared/data
 BUNDLED_RUN ?= runs/bundled
 BUNDLED_SEED ?= 0
 BUNDLED_EPOCHS ?= 30
+# Weight of the students' tile-consistency loss (maps that do not depend on the tile size; 0 = off).
+BUNDLED_CONSISTENCY ?= 1
 BUNDLED_ARGS = --dataset bundled --root $(BUNDLED_DATA) --split train --val-fraction 0.25 --seed $(BUNDLED_SEED) \
 	--tile-size 96 --batch-size 16 --samples-per-epoch 320 --epochs $(BUNDLED_EPOCHS) --lr 2e-3 --resume --quiet
 BUNDLED_EVAL = --dataset bundled --root $(BUNDLED_DATA) --split test
@@ -14,10 +16,12 @@ BUNDLED_EVAL = --dataset bundled --root $(BUNDLED_DATA) --split test
 train-bundled: setup
 	@test -d "$(BUNDLED_DATA)" || { echo "train-bundled needs the samples folder BUNDLED_DATA=$(BUNDLED_DATA)"; exit 1; }
 	$(PY) -m hfd_core train-teacher $(BUNDLED_ARGS) --out $(BUNDLED_RUN)/teacher
-	$(PY) -m hfd_core train-student $(BUNDLED_ARGS) --teacher $(BUNDLED_RUN)/teacher/best.pt --out $(BUNDLED_RUN)/student
-	$(PY) -m hfd_core train-student $(BUNDLED_ARGS) --no-distill --out $(BUNDLED_RUN)/student_sar_only
+	$(PY) -m hfd_core train-student $(BUNDLED_ARGS) --teacher $(BUNDLED_RUN)/teacher/best.pt \
+		--consistency-weight $(BUNDLED_CONSISTENCY) --out $(BUNDLED_RUN)/student
+	$(PY) -m hfd_core train-student $(BUNDLED_ARGS) --no-distill \
+		--consistency-weight $(BUNDLED_CONSISTENCY) --out $(BUNDLED_RUN)/student_sar_only
 	for run in teacher student student_sar_only; do \
 		$(PY) -m hfd_core evaluate $(BUNDLED_EVAL) --model $(BUNDLED_RUN)/$$run/best.pt --json $(BUNDLED_RUN)/$$run/test.json || exit 1; \
 	done
-	$(PY) scripts/bundled_model_card.py --run $(BUNDLED_RUN) --models resources/models \
-		--command "make train-bundled BUNDLED_SEED=$(BUNDLED_SEED) BUNDLED_EPOCHS=$(BUNDLED_EPOCHS)"
+	$(PY) scripts/bundled_model_card.py --run $(BUNDLED_RUN) --models resources/models --samples $(BUNDLED_DATA) \
+		--command "make train-bundled BUNDLED_SEED=$(BUNDLED_SEED) BUNDLED_EPOCHS=$(BUNDLED_EPOCHS) BUNDLED_CONSISTENCY=$(BUNDLED_CONSISTENCY)"

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
+import rasterio
+
 from hfd_core.data.bundled import BUNDLED_VALIDATION_GROUPS
+from hfd_core.errors import InputError
+from hfd_core.infer.tiled import segment_raster
 from hfd_core.modelfile import load_model, save_model
 
 RUNS = (
@@ -22,6 +27,8 @@ RUNS = (
 INFERENCE_TILE_SIZE = 256
 
 TEMPLATE = Path(__file__).with_name("bundled_model_card.md")
+#: Tilings compared with one tile over the whole chip (tile size, overlap).
+TILINGS = ((128, 32), (256, 64))
 
 
 def _class_rows(metadata) -> str:
@@ -68,6 +75,7 @@ def _training_rows(metadata) -> str:
         "samples_per_epoch",
         "augment",
         "distill_weight",
+        "consistency_weight",
         "seed",
     )
     rows = [f"| {k} | {config[k]} |" for k in keys if k in config]
@@ -82,7 +90,32 @@ def _training_rows(metadata) -> str:
     return "\n".join(rows)
 
 
-def write_card(run: Path, models: Path, command: str) -> str:
+def tile_agreement(student: Path, chips: list[Path]) -> str:
+    """Share of pixels where small overlapping tiles give the class of one tile over the whole chip."""
+    if not chips:
+        return "(not measured: no Sen1Floods11 Sentinel-1 chips found)"
+    rows = ["| chip | " + " | ".join(f"tiles {t}, overlap {o}" for t, o in TILINGS) + " |"]
+    rows.append("|---|" + "---|" * len(TILINGS))
+    with tempfile.TemporaryDirectory() as folder:
+        for chip in chips:
+            maps = []
+            for tile, overlap in ((4096, 0), *TILINGS):
+                out = Path(folder) / f"{tile}_{overlap}.tif"
+                try:
+                    segment_raster(chip, out, student, tile_size=tile, overlap=overlap, device="cpu")
+                except InputError:  # the all-NaN chip: nothing to compare
+                    break
+                with rasterio.open(out) as src:
+                    maps.append(src.read(1))
+            if not maps:
+                continue
+            valid = maps[0] != 255
+            cells = " | ".join(f"{(m[valid] == maps[0][valid]).mean():.3f}" for m in maps[1:])
+            rows.append(f"| {chip.name.removesuffix('_S1Hand.tif')} | {cells} |")
+    return "\n".join(rows)
+
+
+def write_card(run: Path, models: Path, command: str, samples: Path | None = None) -> str:
     reports = {name: json.loads((run / name / "test.json").read_text()) for name, _, _ in RUNS}
     metadata = {name: load_model(run / name / "best.pt")[1] for name, _, _ in RUNS}
     models.mkdir(parents=True, exist_ok=True)
@@ -119,6 +152,10 @@ def write_card(run: Path, models: Path, command: str) -> str:
         other_val=metadata["student_sar_only" if shipped == "student" else "student"].metrics.get(
             "val_miou", float("nan")
         ),
+        tiling=tile_agreement(
+            models / "student.pt",
+            sorted((samples / "sen1floods11").glob("*_S1Hand.tif")) if samples else [],
+        ),
     )
     (models / "MODEL_CARD.md").write_text(card)
     return card
@@ -129,8 +166,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--models", type=Path, required=True)
     parser.add_argument("--command", default="make train-bundled")
+    parser.add_argument("--samples", type=Path, help="sample folder with sen1floods11/ (tile agreement)")
     args = parser.parse_args()
-    print(write_card(args.run, args.models, args.command))
+    print(write_card(args.run, args.models, args.command, args.samples))
 
 
 if __name__ == "__main__":
