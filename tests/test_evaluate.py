@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ from hfd_core.data import Scene
 from hfd_core.errors import InputError
 from hfd_core.modelfile import ClassInfo, ModelMetadata, save_model
 from hfd_core.models import HFDNet, HFDNetConfig
-from hfd_core.train.datasets import DATASETS, DatasetSpec
-from hfd_core.train.evaluation import evaluate_scenes, model_input, predict_scene
+from hfd_core.train.datasets import DATASETS, DatasetSpec, load_scenes
+from hfd_core.train.evaluation import evaluate_model_file, evaluate_scenes, model_input, predict_scene
 
 CLASSES = [ClassInfo(0, "dry", "#000000"), ClassInfo(1, "wet", "#0000ff")]
 
@@ -144,3 +145,17 @@ def test_evaluate_command_on_ombria_layout_for_both_inputs(tmp_path, bands):
     report = json.loads(out.read_text())
     assert report["num_scenes"] == 2 and report["bands"] == bands
     assert sum(map(sum, report["confusion_matrix"])) == 2 * 16 * 16
+
+
+def test_ombria_without_before_images_reads_the_after_image(tmp_path):
+    """Flood events published with only the after images: after-only models work, a before+after model is
+    refused by band name."""
+    _write_ombria(tmp_path, "test", ["0001"])
+    for sensor in ("S1", "S2"):
+        shutil.rmtree(tmp_path / f"Ombria{sensor}" / "test" / "BEFORE")
+    (scene,) = load_scenes("ombria", tmp_path, "test")
+    assert scene.sar_bands == ["VV_after"]
+    metadata = _metadata("student", ["VV_before", "VV_after"])
+    save_model(tmp_path / "both.pt", HFDNet(metadata.config), metadata)
+    with pytest.raises(InputError, match="expects"):
+        evaluate_model_file(tmp_path / "both.pt", [scene], device="cpu")

@@ -2,12 +2,12 @@
 
 Every dataset is a ``DatasetSpec`` in ``DATASETS``; ``register_dataset`` adds more. ``bundled`` is the
 bundled model's training set (``data.bundled``): its "test" split is the fixed validation locations.
-A dataset with official splits (OMBRIA) reads them; ``ombria`` reads the before and after images stacked
-(a model that reads only the after image picks its bands by name when evaluated), ``ombria-after`` the after
-image alone. For the others, "test" is a fixed hold-out of whole groups (locations) chosen by
-``split_by_group`` with ``TEST_FRACTION`` and ``TEST_SEED``, and "train" is the rest, so a model trained on
-"train" never saw the "test" locations. Training carves its validation set out of "train"
-the same way (``--val-fraction``).
+A dataset with official splits (OMBRIA) reads them: ``ombria`` the before and after images stacked (the after
+image alone where there is no BEFORE folder), ``ombria-after`` the after image alone; a model reading fewer
+bands than a scene holds is given its own bands by name when evaluated. For the others, "test" is a
+fixed hold-out of whole groups (locations) chosen by ``split_by_group`` with ``TEST_FRACTION`` and
+``TEST_SEED``, and "train" is the rest, so a model trained on "train" never saw the "test" locations.
+Training carves its validation set out of "train" the same way (``--val-fraction``).
 """
 
 from __future__ import annotations
@@ -93,6 +93,15 @@ def _whole(reader: Callable[[Path], list[Scene]]) -> Callable[[Path, str], list[
     return lambda root, _split: reader(root)
 
 
+def _read_ombria_stacked(root: Path, split: str) -> list[Scene]:
+    """OMBRIA with the before and after images stacked, or the after image alone where there is no BEFORE
+    folder (a model that needs both then says so by band name)."""
+    from hfd_core.data import read_ombria
+
+    stacked = (Path(root) / "OmbriaS1" / split / "BEFORE").is_dir()
+    return read_ombria(root, split, inputs="before_after" if stacked else "after")
+
+
 def _register_builtin() -> None:
     from hfd_core.data import (
         read_ombria,
@@ -123,11 +132,14 @@ def _register_builtin() -> None:
         )
     )
     flood_classes = (ClassInfo(0, "not flooded", "#d9d9d9"), ClassInfo(1, "flood", "#2e86de"))
-    for name, inputs in (("ombria", "before_after"), ("ombria-after", "after")):
+    for name, read in (
+        ("ombria", _read_ombria_stacked),
+        ("ombria-after", partial(read_ombria, inputs="after")),
+    ):
         register_dataset(
             DatasetSpec(
                 name,
-                partial(read_ombria, inputs=inputs),
+                read,
                 official_splits=("train", "test"),
                 sar_kind="ombria_png",
                 eo_kind="ombria_png",
