@@ -159,3 +159,29 @@ def test_ombria_without_before_images_reads_the_after_image(tmp_path):
     save_model(tmp_path / "both.pt", HFDNet(metadata.config), metadata)
     with pytest.raises(InputError, match="expects"):
         evaluate_model_file(tmp_path / "both.pt", [scene], device="cpu")
+
+
+class WindowMean(nn.Module):
+    """Context-dependent model: class 1 where the first band is above its window's mean."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x[:, :1] - x[:, :1].mean(dim=(2, 3), keepdim=True)
+        return torch.cat([-centred, centred], dim=1)
+
+
+def test_scene_up_to_the_evaluation_window_is_predicted_in_one_piece():
+    """A chip no larger than EVAL_WINDOW is one forward pass, whatever the model's (smaller) tile size."""
+    rng = np.random.default_rng(1)
+    sar = rng.normal(size=(2, 64, 64)).astype(np.float32)
+    sar[0, :32] += 2  # top half bright: small windows would centre each half on its own mean
+    prediction = predict_scene(WindowMean(), _metadata(tile_size=16), _scene(sar, None), torch.device("cpu"))
+    assert np.array_equal(prediction, (sar[0] > sar[0].mean()).astype(np.uint8))
+
+
+def test_overlapping_evaluation_windows_blend_without_changing_a_pointwise_model():
+    rng = np.random.default_rng(2)
+    sar = rng.normal(size=(2, 70, 53)).astype(np.float32)
+    prediction = predict_scene(
+        SignOfFirstBand(), _metadata(), _scene(sar, None), torch.device("cpu"), window=32
+    )
+    assert np.array_equal(prediction, (sar[0] > 0).astype(np.uint8))

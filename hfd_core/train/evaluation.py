@@ -1,10 +1,13 @@
 """Whole-scene evaluation of a model file on labelled scenes: pooled and per-chip scores.
 
 Each scene is read the way the model expects (teacher: EO, student: SAR, from ``metadata.role``), normalised
-with the model's stored statistics, padded to a multiple of 16 and predicted window by window (windows of the
-model's tile size; the last row/column of windows is moved inwards so every window is full). Pixels whose
-input is NaN are nodata. Scores: pooled confusion matrix over all scenes (mIoU, per-class IoU, OA, kappa, F1)
-and ``per_chip_miou``, the mean over scenes of each scene's mIoU (the OmbriaNet evaluation protocol).
+with the model's stored statistics, padded to a multiple of 16 and predicted as ``segment_raster`` would:
+windows of at least ``EVAL_WINDOW`` pixels (the whole chip for chips up to that size), overlapping by a
+quarter of a window with class probabilities blended by the same ramp weights (the last row/column of windows
+is moved inwards so every window is full). Hard cuts between small windows would change what a context-using
+network predicts near them and score the cuts, not the model. Pixels whose input is NaN are nodata. Scores:
+pooled confusion matrix over all scenes (mIoU, per-class IoU, OA, kappa, F1) and ``per_chip_miou``, the mean
+over scenes of each scene's mIoU (the OmbriaNet evaluation protocol).
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from torch import nn
 from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
 from hfd_core.errors import InputError
+from hfd_core.infer.tiled import ramp_window
 from hfd_core.metrics import confusion_matrix, per_chip_miou, scores
 from hfd_core.modelfile import ModelMetadata, load_model
 from hfd_core.train.distributed import resolve_device
 
 MULTIPLE = 16
+#: Smallest evaluation window (pixels); a model's own tile size is used when larger.
+EVAL_WINDOW = 512
 
 
 def model_input(scene: Scene, metadata: ModelMetadata) -> np.ndarray:
@@ -45,18 +51,24 @@ def model_input(scene: Scene, metadata: ModelMetadata) -> np.ndarray:
     return array[[list(bands).index(band) for band in metadata.bands]]
 
 
-def _window_starts(size: int, window: int) -> list[int]:
+def _window_starts(size: int, window: int, stride: int) -> list[int]:
     if size <= window:
         return [0]
-    starts = list(range(0, size - window + 1, window))
+    starts = list(range(0, size - window + 1, stride))
     return starts if starts[-1] == size - window else [*starts, size - window]
 
 
 @torch.no_grad()
 def predict_scene(
-    model: nn.Module, metadata: ModelMetadata, scene: Scene, device: torch.device, batch_size: int = 4
+    model: nn.Module,
+    metadata: ModelMetadata,
+    scene: Scene,
+    device: torch.device,
+    batch_size: int = 4,
+    window: int | None = None,
 ) -> np.ndarray:
-    """Class map (H, W) uint8 of ``scene``; IGNORE_INDEX where the input is NaN."""
+    """Class map (H, W) uint8 of ``scene``; IGNORE_INDEX where the input is NaN. ``window``: side of the
+    prediction windows (default: the larger of the model's tile size and ``EVAL_WINDOW``)."""
     array = model_input(scene, metadata).astype(np.float32)
     mean = np.asarray(metadata.mean, np.float32)[:, None, None]
     std = np.asarray(metadata.std, np.float32)[:, None, None]
@@ -64,20 +76,27 @@ def predict_scene(
     x = np.nan_to_num((array - mean) / std, nan=0.0)
     rows, cols = x.shape[1:]
     padded = np.pad(x, ((0, 0), (0, -rows % MULTIPLE), (0, -cols % MULTIPLE)))
-    window = max(MULTIPLE, metadata.tile_size // MULTIPLE * MULTIPLE)
-    wr, wc = min(window, padded.shape[1]), min(window, padded.shape[2])
+    side = window or max(metadata.tile_size, EVAL_WINDOW)
+    side = max(MULTIPLE, side // MULTIPLE * MULTIPLE)
+    wr, wc = min(side, padded.shape[1]), min(side, padded.shape[2])
+    overlap = side // 4
     origins = [
-        (r, c) for r in _window_starts(padded.shape[1], wr) for c in _window_starts(padded.shape[2], wc)
+        (r, c)
+        for r in _window_starts(padded.shape[1], wr, wr - overlap)
+        for c in _window_starts(padded.shape[2], wc, wc - overlap)
     ]
-    prediction = np.zeros(padded.shape[1:], np.uint8)
+    weights = torch.from_numpy(ramp_window(side, overlap)[:wr, :wc])
+    probabilities = torch.zeros((metadata.config.num_classes, *padded.shape[1:]))
+    total = torch.zeros(padded.shape[1:])
     model.eval()
     for first in range(0, len(origins), batch_size):
         chunk = origins[first : first + batch_size]
         batch = torch.from_numpy(np.stack([padded[:, r : r + wr, c : c + wc] for r, c in chunk])).to(device)
-        classes = model(batch).argmax(1).to(torch.uint8).cpu().numpy()
-        for (r, c), tile in zip(chunk, classes, strict=True):
-            prediction[r : r + wr, c : c + wc] = tile
-    prediction = prediction[:rows, :cols]
+        tiles = torch.softmax(model(batch).float(), dim=1).cpu()
+        for (r, c), tile in zip(chunk, tiles, strict=True):
+            probabilities[:, r : r + wr, c : c + wc] += tile * weights
+            total[r : r + wr, c : c + wc] += weights
+    prediction = (probabilities / total).argmax(0).to(torch.uint8).numpy()[:rows, :cols].copy()
     prediction[~valid] = IGNORE_INDEX
     return prediction
 
