@@ -40,21 +40,15 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * mask).sum() / count.clamp(min=1.0)
 
 
-class FeatureDistillationLoss(nn.Module):
-    """Multi-scale feature distillation between student and teacher pyramids (see the module docstring)."""
+class _PyramidLoss(nn.Module):
+    """Weighted sum over pyramid levels of ``level_loss(student, teacher, valid)`` (weights normalised)."""
 
-    def __init__(self, level_weights: tuple[float, ...] | None = None, standardize: bool = True):
+    def __init__(self, level_weights: tuple[float, ...] | None = None):
         super().__init__()
         self.level_weights = level_weights
-        self.standardize = standardize
 
-    def _prepare(self, features: Tensor) -> Tensor:
-        features = features.float()
-        if not self.standardize:
-            return features
-        mean = features.mean(dim=1, keepdim=True)
-        std = features.var(dim=1, keepdim=True, unbiased=False).add(1e-5).sqrt()
-        return (features - mean) / std
+    def level_loss(self, student: Tensor, teacher: Tensor, valid: Tensor | None) -> Tensor:
+        raise NotImplementedError
 
     def forward(self, student: list[Tensor], teacher: list[Tensor], valid: Tensor | None = None) -> Tensor:
         if len(student) != len(teacher) or not student:
@@ -65,19 +59,39 @@ class FeatureDistillationLoss(nn.Module):
         total = sum(weights)
         loss = student[0].new_zeros((), dtype=torch.float32)
         for weight, s, t in zip(weights, student, teacher, strict=True):
-            if s.shape != t.shape:
+            if s.shape[0] != t.shape[0] or s.shape[-2:] != t.shape[-2:]:
                 raise ValueError(f"student feature {tuple(s.shape)} and teacher {tuple(t.shape)} differ")
-            squared = (self._prepare(s) - self._prepare(t.detach())).pow(2).mean(dim=1)
-            loss = loss + (weight / total) * _masked_mean(squared, _level_mask(valid, s))
+            loss = loss + (weight / total) * self.level_loss(s, t.detach(), valid)
         return loss
 
 
-class AffinityDistillationLoss(nn.Module):
+class FeatureDistillationLoss(_PyramidLoss):
+    """Multi-scale feature distillation between student and teacher pyramids (see the module docstring)."""
+
+    def __init__(self, level_weights: tuple[float, ...] | None = None, standardize: bool = True):
+        super().__init__(level_weights)
+        self.standardize = standardize
+
+    def _prepare(self, features: Tensor) -> Tensor:
+        features = features.float()
+        if not self.standardize:
+            return features
+        mean = features.mean(dim=1, keepdim=True)
+        std = features.var(dim=1, keepdim=True, unbiased=False).add(1e-5).sqrt()
+        return (features - mean) / std
+
+    def level_loss(self, student: Tensor, teacher: Tensor, valid: Tensor | None) -> Tensor:
+        if student.shape != teacher.shape:
+            raise ValueError(f"student {tuple(student.shape)} and teacher {tuple(teacher.shape)} features differ")
+        squared = (self._prepare(student) - self._prepare(teacher)).pow(2).mean(dim=1)
+        return _masked_mean(squared, _level_mask(valid, student))
+
+
+class AffinityDistillationLoss(_PyramidLoss):
     """Pair-wise (relational) distillation between student and teacher pyramids (see the module docstring)."""
 
     def __init__(self, level_weights: tuple[float, ...] | None = None, max_side: int = 32):
-        super().__init__()
-        self.level_weights = level_weights
+        super().__init__(level_weights)
         self.max_side = max_side
 
     def _pooled(self, features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -93,24 +107,12 @@ class AffinityDistillationLoss(nn.Module):
         flat = F.normalize(features.float().flatten(2), dim=1)  # (N, C, P), unit vectors per position
         return flat.transpose(1, 2) @ flat  # (N, P, P) cosine similarities
 
-    def forward(self, student: list[Tensor], teacher: list[Tensor], valid: Tensor | None = None) -> Tensor:
-        if len(student) != len(teacher) or not student:
-            raise ValueError(f"need matching feature lists, got {len(student)} and {len(teacher)} levels")
-        weights = self.level_weights or (1.0,) * len(student)
-        if len(weights) != len(student):
-            raise ValueError(f"{len(weights)} level weights for {len(student)} levels")
-        total = sum(weights)
-        loss = student[0].new_zeros((), dtype=torch.float32)
-        for weight, s, t in zip(weights, student, teacher, strict=True):
-            if s.shape[0] != t.shape[0] or s.shape[-2:] != t.shape[-2:]:
-                raise ValueError(f"student feature {tuple(s.shape)} and teacher {tuple(t.shape)} differ")
-            mask = _level_mask(valid, s)
-            s_pooled, pair_mask = self._pooled(s, mask)
-            t_pooled, _ = self._pooled(t.detach(), mask)
-            pairs = pair_mask.flatten(1)[:, :, None] * pair_mask.flatten(1)[:, None, :]
-            squared = (self._affinity(s_pooled) - self._affinity(t_pooled)).pow(2)
-            loss = loss + (weight / total) * _masked_mean(squared, pairs)
-        return loss
+    def level_loss(self, student: Tensor, teacher: Tensor, valid: Tensor | None) -> Tensor:
+        mask = _level_mask(valid, student)
+        student, pair_mask = self._pooled(student, mask)
+        teacher, _ = self._pooled(teacher, mask)
+        pairs = pair_mask.flatten(1)[:, :, None] * pair_mask.flatten(1)[:, None, :]
+        return _masked_mean((self._affinity(student) - self._affinity(teacher)).pow(2), pairs)
 
 
 class LogitDistillationLoss(nn.Module):
