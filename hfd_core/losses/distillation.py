@@ -82,7 +82,8 @@ class FeatureDistillationLoss(_PyramidLoss):
 
     def level_loss(self, student: Tensor, teacher: Tensor, valid: Tensor | None) -> Tensor:
         if student.shape != teacher.shape:
-            raise ValueError(f"student {tuple(student.shape)} and teacher {tuple(teacher.shape)} features differ")
+            shapes = f"{tuple(student.shape)} and {tuple(teacher.shape)}"
+            raise ValueError(f"student and teacher features differ: {shapes}")
         squared = (self._prepare(student) - self._prepare(teacher)).pow(2).mean(dim=1)
         return _masked_mean(squared, _level_mask(valid, student))
 
