@@ -7,7 +7,8 @@ reused after checking that it was trained with the same settings; an unfinished 
 ``last.ckpt``). Every choice is made on the validation split carved from train by id blocks, never on test:
 1. teachers on Sentinel-2 (B11/B8/B3 false colour): the after image, and before and after stacked; the
    better one teaches;
-2. SAR input choice: short SAR-only runs on the S1 after image and on before+after stacked, seed 0;
+2. SAR input choice: the seed-0 SAR-only students on the S1 after image and on before+after stacked (full
+   schedule; the chosen one is also the seed-0 SAR-only student of step 4);
 3. distillation variant choice (seed 0): the HFD feature loss at weights 1 and 0.3, the affinity
    (pair-wise relation) loss at weight 10 (its values are about a tenth of the feature loss's);
 4. the chosen distilled student and the SAR-only student (distill weight 0, no teacher), seeds 0, 1, 2,
@@ -56,10 +57,8 @@ def _budget(
     batch_size: int,
     teacher: tuple[int, int],
     student: tuple[int, int],
-    choice: tuple[int, int] = (5, 192),
 ) -> dict:
-    """One network and optimiser; (epochs, windows per epoch) of the teacher, every compared student and the
-    input-choice runs."""
+    """One network and optimiser; (epochs, windows per epoch) of the teacher and of every student."""
     return dict(
         batch_size=batch_size,
         lr=2e-3,
@@ -68,7 +67,6 @@ def _budget(
         schedules={
             "teacher": dict(epochs=teacher[0], samples_per_epoch=teacher[1]),
             "student": dict(epochs=student[0], samples_per_epoch=student[1]),
-            "choice": dict(epochs=choice[0], samples_per_epoch=choice[1]),
         },
     )
 
@@ -79,7 +77,7 @@ def _budget(
 BUDGETS = {
     "standard": _budget(128, 8, teacher=(16, 800), student=(8, 800)),
     "quick": _budget(128, 8, teacher=(8, 480), student=(5, 192)),
-    "smoke": _budget(64, 4, teacher=(1, 8), student=(1, 8), choice=(1, 8)),
+    "smoke": _budget(64, 4, teacher=(1, 8), student=(1, 8)),
 }
 #: Settings that must match for a finished run folder to be reused.
 COMPARED = (
@@ -271,7 +269,7 @@ class Driver:
         return self._chosen({inputs: f"teacher_{inputs}" for inputs in INPUTS})
 
     def sar_inputs(self) -> str | None:
-        return self._chosen({inputs: f"choice_{inputs}" for inputs in INPUTS})
+        return self._chosen({inputs: f"sar_only_{inputs}_s0" for inputs in INPUTS})
 
     def variant(self) -> str | None:
         return self._chosen({key: f"variant_{key}" for key in VARIANTS})
@@ -286,11 +284,12 @@ class Driver:
         return self.data(self.sar_inputs(), self.teacher_inputs())
 
     def planned(self) -> list[str]:
-        names = [f"teacher_{inputs}" for inputs in INPUTS] + [f"choice_{inputs}" for inputs in INPUTS]
+        names = [f"teacher_{inputs}" for inputs in INPUTS] + [f"sar_only_{inputs}_s0" for inputs in INPUTS]
         names += [f"variant_{key}" for key in VARIANTS]
         inputs = self.sar_inputs() or "<chosen>"
         for seed in SEEDS:
             names += [f"hfd_{inputs}_s{seed}", f"sar_only_{inputs}_s{seed}"]
+        names = list(dict.fromkeys(names))
         if self.args.ablations:
             names += [name for name, _ in ABLATIONS.values()] + ["ablation_align_off_teacher"]
         return names
@@ -302,7 +301,12 @@ class Driver:
             self.report()
         for inputs in INPUTS:
             runs.train(
-                f"choice_{inputs}", "student", self.data(inputs), seed=0, **SAR_ONLY, **schedule["choice"]
+                f"sar_only_{inputs}_s0",
+                "student",
+                self.data(inputs),
+                seed=0,
+                **SAR_ONLY,
+                **schedule["student"],
             )
             self.report()
         if self.teacher_inputs() is None or self.sar_inputs() is None:
@@ -365,9 +369,9 @@ class Driver:
         for choice in INPUTS:
             for kind, target, test in (
                 ("teacher", exp.teacher_choice, self.data("after", choice).test),
-                ("choice", exp.choice, self.data(choice).test),
+                ("sar_only", exp.choice, self.data(choice).test),
             ):
-                name = f"{kind}_{choice}"
+                name = f"teacher_{choice}" if kind == "teacher" else f"sar_only_{choice}_s0"
                 if runs.finished(name):
                     target.append(Choice(choice, runs.best_val_miou(name), runs.summary(name, 0, test)))
         if teacher_inputs is not None:

@@ -231,7 +231,12 @@ def test_unfinished_run_is_not_trained_in_report_only_mode(tmp_path):
 def test_planned_runs_follow_the_choices(tmp_path):
     args = argparse.Namespace(out=tmp_path, budget="smoke", report_only=True, ablations=True)
     plan = driver.Driver(args, None).planned()
-    assert plan[:4] == ["teacher_after", "teacher_before_after", "choice_after", "choice_before_after"]
+    assert plan[:4] == [
+        "teacher_after",
+        "teacher_before_after",
+        "sar_only_after_s0",
+        "sar_only_before_after_s0",
+    ]
     assert [name for name in plan if name.startswith("variant_")] == [f"variant_{k}" for k in driver.VARIANTS]
     assert "hfd_<chosen>_s2" in plan and "ablation_align_off_teacher" in plan
     assert len(plan) == len(set(plan))

@@ -163,7 +163,7 @@ def budget_text(exp: Experiment) -> str:
     schedules = "; ".join(
         f"{label} {b['schedules'][role]['epochs']} epochs x {b['schedules'][role]['samples_per_epoch']} "
         f"windows = {_steps(b, role)} steps"
-        for role, label in (("teacher", "teacher"), ("student", "each student"), ("choice", "input choice"))
+        for role, label in (("teacher", "teacher"), ("student", "each student"))
     )
     lines = [
         f"- Network: HFD-Net with encoder widths {tuple(b['model']['widths'])} and aligned pyramid of "
@@ -172,8 +172,8 @@ def budget_text(exp: Experiment) -> str:
         f"- Schedules: random {b['tile_size']}x{b['tile_size']} windows cut from the 256x256 chips (flips "
         f"and 90-degree rotations), batch {b['batch_size']}, AdamW lr {b['lr']} with poly decay, the best "
         f"epoch on validation kept. {schedules}.",
-        "- Runs: two teachers (S2 after; S2 before and after), the better on validation teaches; short "
-        "SAR-only runs on both S1 inputs (seed 0) for the input choice; three distillation variants (seed 0) "
+        "- Runs: two teachers (S2 after; S2 before and after), the better on validation teaches; SAR-only "
+        "students on both S1 inputs (seed 0) for the input choice; three distillation variants (seed 0) "
         "for the variant choice; then the chosen distilled student and the SAR-only student on the same "
         f"schedule for seeds {list(exp.seeds)}. Every choice is made on validation, never on test.",
     ]
@@ -207,7 +207,8 @@ def runs_table(exp: Experiment) -> str:
         "| run | seed | best epoch | per-chip mIoU | pooled mIoU | minutes |",
         "|---|---|---|---|---|---|",
     ]
-    for run in [*(c.run for c in [*exp.teacher_choice, *exp.choice, *exp.variants]), *exp.sar_only, *exp.hfd]:
+    runs = [*(c.run for c in [*exp.teacher_choice, *exp.choice, *exp.variants]), *exp.sar_only, *exp.hfd]
+    for run in dict((r.name, r) for r in runs).values():
         if run is not None:
             minutes = f"{run.seconds / 60:.1f}" if run.seconds else "-"
             rows.append(
@@ -265,7 +266,7 @@ def render(exp: Experiment) -> str:
         "## Choices on validation (seed 0; test columns for information only, not used to choose)\n",
         choice_table("teacher input (S2)", exp.teacher_choice) + "\n",
         f"Chosen: **{exp.teacher_inputs or '-'}**.\n",
-        choice_table("student input (S1), short SAR-only runs", exp.choice) + "\n",
+        choice_table("student input (S1), SAR-only students", exp.choice) + "\n",
         f"Chosen: **{exp.inputs or '-'}**.\n",
         choice_table("distillation variant", exp.variants) + "\n",
         f"Chosen: **{exp.variant or '-'}**.\n",
