@@ -13,6 +13,7 @@ from pathlib import Path
 
 import rasterio
 
+from hfd_core import IGNORE_INDEX
 from hfd_core.data.bundled import BUNDLED_VALIDATION_GROUPS
 from hfd_core.errors import InputError
 from hfd_core.infer.tiled import segment_raster
@@ -109,7 +110,7 @@ def tile_agreement(student: Path, chips: list[Path]) -> str:
                     maps.append(src.read(1))
             if not maps:
                 continue
-            valid = maps[0] != 255
+            valid = maps[0] != IGNORE_INDEX
             cells = " | ".join(f"{(m[valid] == maps[0][valid]).mean():.3f}" for m in maps[1:])
             rows.append(f"| {chip.name.removesuffix('_S1Hand.tif')} | {cells} |")
     return "\n".join(rows)

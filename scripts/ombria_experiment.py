@@ -31,6 +31,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -71,9 +72,8 @@ def _budget(
     )
 
 
-#: "standard": the reproduce target (about 70 minutes on 2 free CPU cores); "quick": 5x shorter students and a
-#: shorter teacher; "smoke": checks the driver end to end in minutes. The input-choice runs are short SAR-only
-#: runs in every budget.
+#: "standard": the reproduce target (about 40 minutes on 2 free CPU cores, 55 with the ablations); "quick": 4x
+#: shorter students and a shorter teacher; "smoke": checks the driver end to end in minutes.
 BUDGETS = {
     "standard": _budget(128, 8, teacher=(16, 800), student=(8, 800)),
     "quick": _budget(128, 8, teacher=(8, 480), student=(5, 192)),
@@ -109,6 +109,10 @@ ABLATIONS = {
     ),
     "alignment off (teacher and student)": ("ablation_align_off", dict(model={"align": False})),
 }
+#: The three choices made on validation: candidate -> run name.
+TEACHER_RUNS = {inputs: f"teacher_{inputs}" for inputs in INPUTS}
+INPUT_RUNS = {inputs: f"sar_only_{inputs}_s0" for inputs in INPUTS}  # also the seed-0 SAR-only students
+VARIANT_RUNS = {key: f"variant_{key}" for key in VARIANTS}
 SPEC = DATASETS["ombria"]
 CHECKPOINT_STUDENTS = ("student_hfd", "student_sar_only")
 
@@ -266,16 +270,16 @@ class Driver:
         return max(names, key=lambda key: self.runs.best_val_miou(names[key]))
 
     def teacher_inputs(self) -> str | None:
-        return self._chosen({inputs: f"teacher_{inputs}" for inputs in INPUTS})
+        return self._chosen(TEACHER_RUNS)
 
     def sar_inputs(self) -> str | None:
-        return self._chosen({inputs: f"sar_only_{inputs}_s0" for inputs in INPUTS})
+        return self._chosen(INPUT_RUNS)
 
     def variant(self) -> str | None:
-        return self._chosen({key: f"variant_{key}" for key in VARIANTS})
+        return self._chosen(VARIANT_RUNS)
 
     def teacher(self) -> Path:
-        return self.runs.folder(f"teacher_{self.teacher_inputs()}") / "best.pt"
+        return self.runs.folder(TEACHER_RUNS[self.teacher_inputs()]) / "best.pt"
 
     def data(self, sar_inputs: str, eo_inputs: str = "after") -> Data:
         return self.all_inputs.view(sar_inputs, eo_inputs)
@@ -284,8 +288,7 @@ class Driver:
         return self.data(self.sar_inputs(), self.teacher_inputs())
 
     def planned(self) -> list[str]:
-        names = [f"teacher_{inputs}" for inputs in INPUTS] + [f"sar_only_{inputs}_s0" for inputs in INPUTS]
-        names += [f"variant_{key}" for key in VARIANTS]
+        names = [*TEACHER_RUNS.values(), *INPUT_RUNS.values(), *VARIANT_RUNS.values()]
         inputs = self.sar_inputs() or "<chosen>"
         for seed in SEEDS:
             names += [f"hfd_{inputs}_s{seed}", f"sar_only_{inputs}_s{seed}"]
@@ -296,24 +299,17 @@ class Driver:
 
     def run(self) -> None:
         runs, schedule = self.runs, self.runs.budget["schedules"]
-        for inputs in INPUTS:
-            runs.train(f"teacher_{inputs}", "teacher", self.data("after", inputs), **schedule["teacher"])
+        for inputs, name in TEACHER_RUNS.items():
+            runs.train(name, "teacher", self.data("after", inputs), **schedule["teacher"])
             self.report()
-        for inputs in INPUTS:
-            runs.train(
-                f"sar_only_{inputs}_s0",
-                "student",
-                self.data(inputs),
-                seed=0,
-                **SAR_ONLY,
-                **schedule["student"],
-            )
+        for inputs, name in INPUT_RUNS.items():
+            runs.train(name, "student", self.data(inputs), seed=0, **SAR_ONLY, **schedule["student"])
             self.report()
         if self.teacher_inputs() is None or self.sar_inputs() is None:
             return
         data, teacher, inputs = self.student_data(), self.teacher(), self.sar_inputs()
         for key, (_, changes) in VARIANTS.items():
-            runs.train(f"variant_{key}", "student", data, teacher, seed=0, **changes, **schedule["student"])
+            runs.train(VARIANT_RUNS[key], "student", data, teacher, seed=0, **changes, **schedule["student"])
             self.report()
         variant = self.variant()
         if variant is None:
@@ -321,7 +317,7 @@ class Driver:
         for seed in SEEDS:
             hfd = f"hfd_{inputs}_s{seed}"
             if seed == 0 and not runs.folder(hfd).exists():  # the chosen variant's seed-0 run is that run
-                shutil.copytree(runs.folder(f"variant_{variant}"), runs.folder(hfd))
+                shutil.copytree(runs.folder(VARIANT_RUNS[variant]), runs.folder(hfd))
             runs.train(
                 hfd, "student", data, teacher, seed=seed, **VARIANTS[variant][1], **schedule["student"]
             )
@@ -349,6 +345,20 @@ class Driver:
         test = self.data(inputs).test
         return [self.runs.summary(name, seed, test) for seed, name in names if self.runs.finished(name)]
 
+    def choices(
+        self, names: dict[str, str], test: Callable[[str], list[Scene]], labels: dict[str, str] | None = None
+    ) -> list[Choice]:
+        """The finished candidates of a choice (candidate -> run name), scored on ``test(candidate)``."""
+        return [
+            Choice(
+                (labels or {}).get(key, key),
+                self.runs.best_val_miou(name),
+                self.runs.summary(name, 0, test(key)),
+            )
+            for key, name in names.items()
+            if self.runs.finished(name)
+        ]
+
     def experiment(self) -> Experiment:
         runs = self.runs
         inputs, teacher_inputs, variant = self.sar_inputs(), self.teacher_inputs(), self.variant()
@@ -366,22 +376,13 @@ class Driver:
             timing=measure_step_seconds(self.args.out, BUDGETS[self.args.budget]),
             missing=[name for name in self.planned() if not runs.finished(name)],
         )
-        for choice in INPUTS:
-            for kind, target, test in (
-                ("teacher", exp.teacher_choice, self.data("after", choice).test),
-                ("sar_only", exp.choice, self.data(choice).test),
-            ):
-                name = f"teacher_{choice}" if kind == "teacher" else f"sar_only_{choice}_s0"
-                if runs.finished(name):
-                    target.append(Choice(choice, runs.best_val_miou(name), runs.summary(name, 0, test)))
+        exp.teacher_choice = self.choices(TEACHER_RUNS, lambda inputs: self.data("after", inputs).test)
+        exp.sar_choice = self.choices(INPUT_RUNS, lambda inputs: self.data(inputs).test)
         if teacher_inputs is not None:
             exp.teacher = exp.teacher_choice[INPUTS.index(teacher_inputs)].run
         if inputs is not None and teacher_inputs is not None:
             test = self.student_data().test
-            for key, (label, _) in VARIANTS.items():
-                if runs.finished(f"variant_{key}"):
-                    name = f"variant_{key}"
-                    exp.variants.append(Choice(label, runs.best_val_miou(name), runs.summary(name, 0, test)))
+            exp.variants = self.choices(VARIANT_RUNS, lambda _: test, {k: v[0] for k, v in VARIANTS.items()})
             exp.hfd, exp.sar_only = self.students("hfd", inputs), self.students("sar_only", inputs)
             if inputs not in self.otsu:
                 self.otsu[inputs] = evaluate_otsu(self.data(inputs).test)

@@ -65,7 +65,7 @@ def _experiment(**changes) -> report.Experiment:
                 "before_after", 0.63, report.RunSummary("teacher_before_after", 0, 4, _report(0.62))
             ),
         ],
-        choice=[
+        sar_choice=[
             report.Choice("after", 0.55, report.RunSummary("choice_after", 0, 2, _report(0.58))),
             report.Choice(
                 "before_after", 0.53, report.RunSummary("choice_before_after", 0, 2, _report(0.57))

@@ -51,7 +51,7 @@ class Experiment:
     teacher_inputs: str | None = None
     variant: str | None = None
     teacher_choice: list[Choice] = field(default_factory=list)
-    choice: list[Choice] = field(default_factory=list)
+    sar_choice: list[Choice] = field(default_factory=list)
     variants: list[Choice] = field(default_factory=list)
     teacher: RunSummary | None = None
     hfd: list[RunSummary] = field(default_factory=list)
@@ -158,6 +158,14 @@ def _steps(budget: dict, role: str) -> int:
     return schedule["epochs"] * (schedule["samples_per_epoch"] // budget["batch_size"])
 
 
+def trained_runs(exp: Experiment, with_ablations: bool = False) -> list[RunSummary]:
+    """Every finished run once (a run can be a choice candidate and a compared student at the same time)."""
+    runs = [c.run for c in [*exp.teacher_choice, *exp.sar_choice, *exp.variants]] + [*exp.sar_only, *exp.hfd]
+    if with_ablations:
+        runs += [run for _, run in exp.ablations]
+    return list({run.name: run for run in runs}.values())
+
+
 def budget_text(exp: Experiment) -> str:
     b = exp.budget
     schedules = "; ".join(
@@ -183,9 +191,7 @@ def budget_text(exp: Experiment) -> str:
             + ", ".join(f"{s:.2f} s with {name}" for name, s in exp.timing.items())
             + "."
         )
-    runs = [c.run for c in [*exp.teacher_choice, *exp.choice, *exp.variants]]
-    runs += [r for r in [*exp.sar_only, *exp.hfd, *(run for _, run in exp.ablations)] if r.seconds]
-    runs = [r for r in dict((r.name, r) for r in runs).values() if r.seconds]
+    runs = [r for r in trained_runs(exp, with_ablations=True) if r.seconds]
     if runs:
         total = sum(r.seconds for r in runs)
         lines.append(
@@ -207,14 +213,12 @@ def runs_table(exp: Experiment) -> str:
         "| run | seed | best epoch | per-chip mIoU | pooled mIoU | minutes |",
         "|---|---|---|---|---|---|",
     ]
-    runs = [*(c.run for c in [*exp.teacher_choice, *exp.choice, *exp.variants]), *exp.sar_only, *exp.hfd]
-    for run in dict((r.name, r) for r in runs).values():
-        if run is not None:
-            minutes = f"{run.seconds / 60:.1f}" if run.seconds else "-"
-            rows.append(
-                f"| {run.name} | {run.seed} | {run.best_epoch} | {run.test['per_chip_miou']:.3f} | "
-                f"{run.test['miou']:.3f} | {minutes} |"
-            )
+    for run in trained_runs(exp):
+        minutes = f"{run.seconds / 60:.1f}" if run.seconds else "-"
+        rows.append(
+            f"| {run.name} | {run.seed} | {run.best_epoch} | {run.test['per_chip_miou']:.3f} | "
+            f"{run.test['miou']:.3f} | {minutes} |"
+        )
     return "\n".join(rows)
 
 
@@ -266,7 +270,7 @@ def render(exp: Experiment) -> str:
         "## Choices on validation (seed 0; test columns for information only, not used to choose)\n",
         choice_table("teacher input (S2)", exp.teacher_choice) + "\n",
         f"Chosen: **{exp.teacher_inputs or '-'}**.\n",
-        choice_table("student input (S1), SAR-only students", exp.choice) + "\n",
+        choice_table("student input (S1), SAR-only students", exp.sar_choice) + "\n",
         f"Chosen: **{exp.inputs or '-'}**.\n",
         choice_table("distillation variant", exp.variants) + "\n",
         f"Chosen: **{exp.variant or '-'}**.\n",
