@@ -181,6 +181,10 @@ class Runs:
         trained = _normalised(metadata.training.get("config", {}))
         wanted = _normalised(config.to_dict())
         differs = {k: (trained[k], wanted[k]) for k in COMPARED if trained[k] != wanted[k]}
+        built = metadata.config
+        architecture = HFDNetConfig(built.in_channels, built.num_classes, **config.model)
+        if built != architecture:  # e.g. saved before offsets were bounded
+            differs["architecture"] = (built.to_dict(), architecture.to_dict())
         used = metadata.training.get("teacher")
         wanted_teacher = teacher if config.distill_weight > 0 or config.logit_distill_weight > 0 else None
         if (used and Path(used).resolve()) != (wanted_teacher and Path(wanted_teacher).resolve()):

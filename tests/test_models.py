@@ -66,6 +66,28 @@ def test_shifted_offsets_move_the_coarse_map():
     assert torch.allclose(warped[..., 4:10], plain[..., 6:12], atol=1e-4)
 
 
+@pytest.mark.parametrize("fine_size, coarse_size", [(16, 8), (32, 4)])
+def test_bounded_offsets_shift_at_most_max_offset_coarse_pixels(fine_size, coarse_size):
+    align = FlowAlign(dim=1, max_offset=1.0)
+    with torch.no_grad():
+        align.offset.bias.copy_(torch.tensor([1000.0, 0.0]))  # asks for a shift far past the bound
+    ramp = torch.arange(float(coarse_size)).expand(1, 1, coarse_size, coarse_size)  # value = coarse column
+    warped = align(torch.zeros(1, 1, fine_size, fine_size), ramp)
+    plain = torch.nn.functional.interpolate(ramp, size=(fine_size, fine_size), mode="bilinear")
+    inside = slice(fine_size // 4, fine_size // 2)  # away from the clamped border
+    assert torch.allclose((warped - plain)[..., inside], torch.ones(1), atol=1e-3)  # exactly one coarse pixel
+
+
+def test_unbounded_offsets_follow_the_offset_layer():
+    align = FlowAlign(dim=1, max_offset=None)
+    with torch.no_grad():
+        align.offset.bias.copy_(torch.tensor([6.0, 0.0]))  # 6 fine pixels = 3 coarse pixels
+    ramp = torch.arange(8.0).expand(1, 1, 8, 8)
+    warped = align(torch.zeros(1, 1, 16, 16), ramp)
+    plain = torch.nn.functional.interpolate(ramp, size=(16, 16), mode="bilinear")
+    assert torch.allclose((warped - plain)[..., 2:8], torch.full((1,), 3.0), atol=1e-3)
+
+
 def test_alignment_off_has_no_offset_layers():
     on = HFDNet(HFDNetConfig(2, 3, align=True))
     off = HFDNet(HFDNetConfig(2, 3, align=False))
@@ -79,3 +101,11 @@ def test_config_round_trip():
     assert HFDNetConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown"):
         HFDNetConfig.from_dict({**config.to_dict(), "depth": 3})
+    with pytest.raises(ValueError, match="max_offset"):
+        HFDNetConfig(2, 3, max_offset=0)
+
+
+def test_new_networks_bound_offsets_and_old_model_files_keep_theirs_unbounded():
+    assert HFDNetConfig(2, 3).max_offset == 1.0
+    saved_before_the_bound = {"in_channels": 2, "num_classes": 3, "widths": [8, 8, 16, 16], "align_dim": 8}
+    assert HFDNetConfig.from_dict(saved_before_the_bound).max_offset is None

@@ -193,10 +193,10 @@ def test_plot_curves_writes_a_png(tmp_path):
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
 
 
-def _finished_run(runs, name: str, config: TrainConfig, teacher: str) -> None:
+def _finished_run(runs, name: str, config: TrainConfig, teacher: str, **architecture) -> None:
     folder = runs.folder(name)
     folder.mkdir(parents=True)
-    net_config = HFDNetConfig(in_channels=1, num_classes=2, widths=(8, 8, 8, 8), align_dim=8)
+    net_config = HFDNetConfig(in_channels=1, num_classes=2, **{**config.model, **architecture})
     metadata = ModelMetadata(
         role="student",
         config=net_config,
@@ -220,6 +220,14 @@ def test_finished_run_is_reused_only_with_the_same_settings(tmp_path):
         runs.train(name, "student", None, Path("t/best.pt"), **{**settings, "seed": 1})
     with pytest.raises(SystemExit, match="teacher"):
         runs.train(name, "student", None, Path("other/best.pt"), **settings)
+
+
+def test_finished_run_with_another_architecture_is_not_reused(tmp_path):
+    runs = driver.Runs(tmp_path, driver.BUDGETS["smoke"], train_allowed=False)
+    name, settings = "sar_only_after_s0", dict(seed=0, distill_weight=0.0, epochs=1)
+    _finished_run(runs, name, runs.config(name, settings), teacher=None, max_offset=None)
+    with pytest.raises(SystemExit, match="architecture"):
+        runs.train(name, "student", None, None, **settings)
 
 
 def test_unfinished_run_is_not_trained_in_report_only_mode(tmp_path):

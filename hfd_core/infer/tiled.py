@@ -4,9 +4,9 @@ Tiles lie on one global grid (stride = tile - overlap) and each tile is computed
 in vertical stripes of ``tiles_per_stripe`` tile columns, swept top to bottom one tile row at a time:
 
 * per tile row, the stripe's input window (tile rows x stripe width) is read with rasterio and normalised;
-* softmax probabilities of each tile are multiplied by a blending window (a linear ramp over the overlap,
-  never zero) and accumulated with the weights; the class is the arg-max of the weighted mean, so seams are
-  blended, not cut;
+* softmax probabilities of each tile are multiplied by a blending window (a ramp over the overlap, steep so
+  that a pixel's class comes mostly from the tile where it lies deepest, never zero) and accumulated with the
+  weights; the class is the arg-max of the weighted mean, so seams are blended, not cut;
 * rows that no later tile touches are final: they are written (block-aligned rows) and dropped; the overlap
   strip a stripe's last tile column spills into the next stripe is carried in a (classes + 1) x rows x overlap
   buffer.
@@ -79,11 +79,20 @@ class SegmentResult:
         )
 
 
+#: Power of the blending ramp. A tile's prediction is least reliable near its edges (less context, zero-padded
+#: features), so with a steeper ramp each pixel takes its class mostly from the tile where it lies deepest,
+#: while weights still change continuously across the overlap. Bundled student, Sen1Floods11 chips, tiles of
+#: 256 overlapping by 128 against one 512-px tile: agreement 0.980-1.000 with a linear ramp, 0.996-1.000 with
+#: power 4.
+RAMP_POWER = 4
+
+
 def ramp_window(size: int, overlap: int) -> np.ndarray:
-    """(size, size) blending weights: 1 inside, a ramp down to 1/(overlap+1) over ``overlap`` edge pixels."""
+    """(size, size) blending weights: 1 inside, over the ``overlap`` edge pixels a ramp rising from
+    (1/(overlap+1))**RAMP_POWER, never zero."""
     ramp = np.ones(size, np.float32)
     if overlap > 0:
-        edge = (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)
+        edge = ((np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)) ** RAMP_POWER
         ramp[:overlap] = edge
         ramp[size - overlap :] = np.minimum(ramp[size - overlap :], edge[::-1])
     return np.outer(ramp, ramp)

@@ -8,6 +8,11 @@ an upsampled coarse map is not simply added to a finer one, it is first *warped*
   positions with ``grid_sample`` (bilinear). The offset convolution starts at zero, so a fresh
   module is a plain bilinear upsampling and learning only moves it away from that when it helps.
   ``learned=False`` (the ablation) keeps bilinear upsampling.
+  ``max_offset`` bounds the shift (``max_offset * tanh(raw / max_offset)``), in pixels of the *coarse* grid:
+  upsampling misplaces a coarse feature by less than one of its pixels, which is what alignment corrects.
+  Unbounded offsets (``None``, models saved before the bound existed) were seen to grow to 7 coarse pixels
+  (58 input pixels) on a small training set, turning alignment into long-range context that tile edges
+  cut off: the bundled student's classes then depended on the tiling (docs/ARCHITECTURE.md).
 * ``FeatureAlignmentModule``: lateral 1x1 convolutions bring every encoder level to ``dim`` channels; a
   top-down path adds the aligned coarser level to each finer one (then a depthwise-separable 3x3 smooths it);
   the resulting pyramid (finest first) is what distillation compares. For the classifier every level is
@@ -34,8 +39,9 @@ def _base_grid(height: int, width: int, like: Tensor) -> Tensor:
 class FlowAlign(nn.Module):
     """Upsample ``coarse`` onto the grid of ``fine``, warped by an offset field learned from both."""
 
-    def __init__(self, dim: int, learned: bool = True):
+    def __init__(self, dim: int, learned: bool = True, max_offset: float | None = None):
         super().__init__()
+        self.max_offset = max_offset
         self.offset = nn.Conv2d(2 * dim, 2, 3, padding=1) if learned else None
         if self.offset is not None:
             nn.init.zeros_(self.offset.weight)
@@ -47,6 +53,9 @@ class FlowAlign(nn.Module):
         if self.offset is None:
             return upsampled
         offset = self.offset(torch.cat((fine, upsampled), dim=1)).float()  # pixels of the fine grid, (dx, dy)
+        if self.max_offset is not None:
+            limit = self.max_offset * height / coarse.shape[-2]  # coarse pixels -> fine pixels
+            offset = limit * torch.tanh(offset / limit)
         scale = torch.tensor((2.0 / width, 2.0 / height), device=fine.device)
         grid = _base_grid(height, width, offset) + offset.permute(0, 2, 3, 1) * scale
         return F.grid_sample(
@@ -57,12 +66,14 @@ class FlowAlign(nn.Module):
 class FeatureAlignmentModule(nn.Module):
     """Aligned multi-scale pyramid and its fusion (see the module docstring)."""
 
-    def __init__(self, in_widths: tuple[int, ...], dim: int, learned: bool = True):
+    def __init__(
+        self, in_widths: tuple[int, ...], dim: int, learned: bool = True, max_offset: float | None = None
+    ):
         super().__init__()
         self.lateral = nn.ModuleList(ConvBNReLU(width, dim, kernel_size=1) for width in in_widths)
-        self.top_down_align = nn.ModuleList(FlowAlign(dim, learned) for _ in in_widths[:-1])
+        self.top_down_align = nn.ModuleList(FlowAlign(dim, learned, max_offset) for _ in in_widths[:-1])
         self.smooth = nn.ModuleList(SeparableConvBNReLU(dim) for _ in in_widths[:-1])
-        self.fusion_align = nn.ModuleList(FlowAlign(dim, learned) for _ in in_widths[1:])
+        self.fusion_align = nn.ModuleList(FlowAlign(dim, learned, max_offset) for _ in in_widths[1:])
         self.fuse = ConvBNReLU(dim * len(in_widths), dim, kernel_size=1)
 
     def forward(self, encoder_features: list[Tensor]) -> tuple[Tensor, list[Tensor]]:

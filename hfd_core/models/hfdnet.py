@@ -9,7 +9,8 @@ Design (the paper gives the idea, not a CPU budget; our choices):
   basic block.
   Stride 16 (not 32) keeps detail for 10 m pixels and lets 16-pixel multiples be the only size constraint.
 * Feature alignment module (``models.alignment``): aligned top-down pyramid of ``align_dim`` channels at the
-  four strides, fused on the stride-2 grid after learned-offset alignment of every coarser level.
+  four strides, fused on the stride-2 grid after learned-offset alignment of every coarser level; offsets are
+  bounded to ``max_offset`` coarse pixels (``None``: unbounded, as in model files saved before the bound).
 * Head: 1x1 classifier on the fused stride-2 map, bilinear upsampling to the input size.
 
 Default size (``HFDNetConfig(in_channels=2, num_classes=5)``), measured by ``tests/test_models.py`` with
@@ -39,6 +40,7 @@ class HFDNetConfig:
     widths: tuple[int, ...] = (24, 48, 96, 192)
     align_dim: int = 64
     align: bool = True
+    max_offset: float | None = 1.0
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
@@ -46,6 +48,8 @@ class HFDNetConfig:
             raise ValueError(f"widths needs 4 stages (strides 2, 4, 8, 16), got {self.widths}")
         if self.in_channels < 1 or self.num_classes < 2:
             raise ValueError("in_channels must be >= 1 and num_classes >= 2")
+        if self.max_offset is not None and self.max_offset <= 0:
+            raise ValueError(f"max_offset must be positive or None, got {self.max_offset}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
@@ -56,7 +60,7 @@ class HFDNetConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown HFDNetConfig fields: {sorted(unknown)}")
-        return cls(**values)
+        return cls(**{"max_offset": None, **values})  # files from before the bound: unbounded offsets
 
 
 class Encoder(nn.Module):
@@ -87,7 +91,9 @@ class HFDNet(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = Encoder(config.in_channels, config.widths)
-        self.alignment = FeatureAlignmentModule(config.widths, config.align_dim, learned=config.align)
+        self.alignment = FeatureAlignmentModule(
+            config.widths, config.align_dim, learned=config.align, max_offset=config.max_offset
+        )
         self.classifier = nn.Conv2d(config.align_dim, config.num_classes, 1)
 
     def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
