@@ -29,7 +29,7 @@ INFERENCE_TILE_SIZE = 256
 
 TEMPLATE = Path(__file__).with_name("bundled_model_card.md")
 #: Tilings compared with one tile over the whole chip (tile size, overlap).
-TILINGS = ((128, 32), (256, 64))
+TILINGS = ((128, 32), (256, 64), (256, 128))
 
 
 def _class_rows(metadata) -> str:
