@@ -167,6 +167,28 @@ def test_bundled_student_on_the_demo_sample(processing_provider, demo_sample, tm
         assert (out.read(1) == classes).all()
 
 
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.skipif(
+    not BUNDLED_STUDENT.is_file(), reason="bundled model not trained yet (make train-bundled)"
+)
+@pytest.mark.parametrize(
+    "chip", ["Ghana_83483", "Ghana_97059", "India_900498", "Spain_6860600", "Sri-Lanka_534068"]
+)
+def test_bundled_student_half_overlapping_tiles_agree_with_one_tile(
+    processing_provider, shared_data, tmp_path, chip
+):
+    """No seam with the default model on real Sentinel-1 chips: tiles of a quarter of the chip overlapping by
+    half a tile give the classes of one tile over the whole 512-pixel chip on at least 99% of the pixels."""
+    source = copy_input(shared_data / "sen1floods11" / f"{chip}_S1Hand.tif", tmp_path)
+    whole = run_and_check(source, BUNDLED_STUDENT, tmp_path / "whole.tif", TILE_SIZE=512, OVERLAP=0)
+    tiled = run_and_check(source, BUNDLED_STUDENT, tmp_path / "tiled.tif", TILE_SIZE=256, OVERLAP=128)
+    valid = whole != IGNORE_INDEX
+    assert valid.mean() > 0.5 and len(np.unique(whole[valid])) >= 2  # a map, so agreement is informative
+    assert ((tiled == IGNORE_INDEX) == ~valid).all()
+    assert (whole[valid] == tiled[valid]).mean() >= 0.99
+
+
 def write_one_band(path: Path, demo_sample: Path) -> Path:
     with rasterio.open(demo_sample) as src:
         profile, vv = src.profile, src.read(1)
