@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from hfd_core.infer import DEFAULT_OVERLAP
+
 
 def _bands(text: str) -> list[int]:
     try:
@@ -21,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("--model", type=Path, required=True, help="model file (.pt)")
     segment.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2")
     segment.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model's)")
-    segment.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels")
+    segment.add_argument(
+        "--overlap", type=int, default=DEFAULT_OVERLAP, help="overlap between tiles in pixels"
+    )
     segment.add_argument("--batch-size", type=int, help="tiles per batch (default: by device)")
     segment.add_argument("--device", default="auto", help="auto, cpu, cuda")
     segment.add_argument("--input-scale", default="auto", choices=("auto", "db", "linear"))

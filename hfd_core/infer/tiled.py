@@ -41,6 +41,7 @@ from rasterio.windows import Window
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.sar import check_sar_db_range, detect_sar_scale, linear_to_db
 from hfd_core.errors import Canceled, InputError
+from hfd_core.infer import DEFAULT_OVERLAP
 from hfd_core.infer.style import colormap, write_qml
 from hfd_core.modelfile import ModelMetadata, load_model
 from hfd_core.models import HFDNet
@@ -88,11 +89,11 @@ RAMP_POWER = 4
 
 
 def ramp_window(size: int, overlap: int) -> np.ndarray:
-    """(size, size) blending weights: 1 inside, over the ``overlap`` edge pixels a ramp rising from
-    (1/(overlap+1))**RAMP_POWER, never zero."""
+    """(size, size) blending weights: 1 inside, over the ``overlap`` edge pixels a ramp ((i+1)/(overlap+1))
+    ** RAMP_POWER per axis, at least 1e-3 so that a pixel only an edge covers keeps a well-defined weight."""
     ramp = np.ones(size, np.float32)
     if overlap > 0:
-        edge = ((np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)) ** RAMP_POWER
+        edge = np.maximum(((np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)) ** RAMP_POWER, 1e-3)
         ramp[:overlap] = edge
         ramp[size - overlap :] = np.minimum(ramp[size - overlap :], edge[::-1])
     return np.outer(ramp, ramp)
@@ -263,7 +264,7 @@ def segment_raster(
     *,
     bands: list[int] | None = None,
     tile_size: int | None = None,
-    overlap: int = 32,
+    overlap: int = DEFAULT_OVERLAP,
     batch_size: int | None = None,
     device: str = "auto",
     input_scale: str = "auto",
