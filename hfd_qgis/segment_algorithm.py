@@ -77,7 +77,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             "The raster is read in overlapping tiles whose class probabilities are blended, so any size "
             "works in bounded memory. TILE SIZE 0 uses the model's; BATCH SIZE 0 picks one for the device. "
             "Each pixel takes its class mostly from the tile where it lies deepest: an OVERLAP of half the "
-            "tile makes the map almost independent of the tiling (about 3 times the work of a quarter).\n"
+            "tile makes the map almost independent of the tiling (2.25 times the work of a quarter).\n"
             "NaN and nodata input pixels are nodata (255) in the output. The output GeoTIFF keeps the "
             "input's grid and CRS, carries a colour table and a .qml style beside it. CONFIDENCE "
             "(optional) is the probability of the chosen class in percent."
