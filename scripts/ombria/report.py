@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+from hfd_core.models import HFDNetConfig
+
 METRICS = ("per_chip_miou", "miou", "oa", "kappa")
 #: Per-chip mIoU on the official test split, from the OmbriaNet evaluation notebook (geodrak/OMBRIA).
 ANCHORS = (
@@ -176,7 +178,8 @@ def budget_text(exp: Experiment) -> str:
     lines = [
         f"- Network: HFD-Net with encoder widths {tuple(b['model']['widths'])} and aligned pyramid of "
         f"{b['model']['align_dim']} channels (default: (24, 48, 96, 192) and 64, about 2.6 GFLOPs per "
-        "256x256 forward pass). Teacher and students share it.",
+        "256x256 forward pass), learned alignment offsets bounded to "
+        f"{HFDNetConfig(1, 2, **b['model']).max_offset} coarse pixel. Teacher and students share it.",
         f"- Schedules: random {b['tile_size']}x{b['tile_size']} windows cut from the 256x256 chips (flips "
         f"and 90-degree rotations), batch {b['batch_size']}, AdamW lr {b['lr']} with poly decay, the best "
         f"epoch on validation kept. {schedules}.",
