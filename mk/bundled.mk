@@ -5,8 +5,9 @@ BUNDLED_DATA ?= ../shared/data
 BUNDLED_RUN ?= runs/bundled
 BUNDLED_SEED ?= 0
 BUNDLED_EPOCHS ?= 30
-# Weight of the students' tile-consistency loss (0 = off). Tried at 1 (2026-11-25): lower validation mIoU of the
-# SAR-only student (0.305 vs 0.322) and no steadier maps across tile sizes on the Sen1Floods11 chips, so off.
+# Weight of the students' tile-consistency loss (0 = off). Tried at 1 (2026-11-25, before alignment offsets were
+# bounded): lower validation mIoU of the SAR-only student (0.305 vs 0.322) and no steadier maps across tile sizes
+# on the Sen1Floods11 chips, so off. Bounding the offsets (HFDNetConfig.max_offset) is what made maps steadier.
 BUNDLED_CONSISTENCY ?= 0
 BUNDLED_ARGS = --dataset bundled --root $(BUNDLED_DATA) --split train --val-fraction 0.25 --seed $(BUNDLED_SEED) \
 	--tile-size 96 --batch-size 16 --samples-per-epoch 320 --epochs $(BUNDLED_EPOCHS) --lr 2e-3 --resume --quiet
