@@ -104,8 +104,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.OVERLAP, "Tile overlap (pixels)", QgsProcessingParameterNumber.Integer, DEFAULT_OVERLAP,
-                minValue=0,
-                maxValue=1024,
+                minValue=0, maxValue=1024,
             )
         )  # fmt: skip
         self.addParameter(

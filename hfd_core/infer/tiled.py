@@ -86,14 +86,17 @@ class SegmentResult:
 #: 256 overlapping by 128 against one 512-px tile: agreement 0.980-1.000 with a linear ramp, 0.996-1.000 with
 #: power 4.
 RAMP_POWER = 4
+#: Smallest weight per axis: a pixel that only a tile edge covers keeps a well-defined weight.
+RAMP_FLOOR = 1e-3
 
 
 def ramp_window(size: int, overlap: int) -> np.ndarray:
     """(size, size) blending weights: 1 inside, over the ``overlap`` edge pixels a ramp ((i+1)/(overlap+1))
-    ** RAMP_POWER per axis, at least 1e-3 so that a pixel only an edge covers keeps a well-defined weight."""
+    ** RAMP_POWER per axis, never below RAMP_FLOOR."""
     ramp = np.ones(size, np.float32)
     if overlap > 0:
-        edge = np.maximum(((np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)) ** RAMP_POWER, 1e-3)
+        linear = (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)
+        edge = np.maximum(linear**RAMP_POWER, RAMP_FLOOR)
         ramp[:overlap] = edge
         ramp[size - overlap :] = np.minimum(ramp[size - overlap :], edge[::-1])
     return np.outer(ramp, ramp)

@@ -12,7 +12,7 @@ an upsampled coarse map is not simply added to a finer one, it is first *warped*
   upsampling misplaces a coarse feature by less than one of its pixels, which is what alignment corrects.
   Unbounded offsets (``None``, models saved before the bound existed) were seen to grow to 7 coarse pixels
   (58 input pixels) on a small training set, turning alignment into long-range context that tile edges
-  cut off: the bundled student's classes then depended on the tiling (docs/ARCHITECTURE.md).
+  cut off: the bundled student's classes then depended on the tiling.
 * ``FeatureAlignmentModule``: lateral 1x1 convolutions bring every encoder level to ``dim`` channels; a
   top-down path adds the aligned coarser level to each finer one (then a depthwise-separable 3x3 smooths it);
   the resulting pyramid (finest first) is what distillation compares. For the classifier every level is

@@ -175,11 +175,12 @@ def budget_text(exp: Experiment) -> str:
         f"windows = {_steps(b, role)} steps"
         for role, label in (("teacher", "teacher"), ("student", "each student"))
     )
+    max_offset = HFDNetConfig(1, 2, **b["model"]).max_offset
+    offsets = "unbounded" if max_offset is None else f"bounded to {max_offset:g} coarse pixel(s)"
     lines = [
         f"- Network: HFD-Net with encoder widths {tuple(b['model']['widths'])} and aligned pyramid of "
         f"{b['model']['align_dim']} channels (default: (24, 48, 96, 192) and 64, about 2.6 GFLOPs per "
-        "256x256 forward pass), learned alignment offsets bounded to "
-        f"{HFDNetConfig(1, 2, **b['model']).max_offset} coarse pixel. Teacher and students share it.",
+        f"256x256 forward pass), learned alignment offsets {offsets}. Teacher and students share it.",
         f"- Schedules: random {b['tile_size']}x{b['tile_size']} windows cut from the 256x256 chips (flips "
         f"and 90-degree rotations), batch {b['batch_size']}, AdamW lr {b['lr']} with poly decay, the best "
         f"epoch on validation kept. {schedules}.",
