@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from hfd_core import IGNORE_INDEX, __version__
+from hfd_core.data.scene_context import RASTER_BANDS, SCENE_KIND
 from hfd_core.errors import ModelFileError
 from hfd_core.models import HFDNet, HFDNetConfig
 
@@ -50,6 +51,12 @@ class ModelMetadata:
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     version: str = __version__
+
+    @property
+    def raster_bands(self) -> list[str]:
+        """Bands read from a raster: ``bands`` itself, except for a model whose inputs are scene features
+        computed from VV and VH (``data.scene_context``)."""
+        return list(RASTER_BANDS) if self.input_kind == SCENE_KIND else list(self.bands)
 
     def to_json(self) -> str:
         values = asdict(self)

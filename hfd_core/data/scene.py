@@ -18,6 +18,7 @@ class Scene:
     label: np.ndarray | None  # (H, W) uint8 class ids, IGNORE_INDEX = nodata
     sar_bands: list[str] = field(default_factory=list)
     eo_bands: list[str] = field(default_factory=list)
+    weight: float = 1.0  # random training windows are drawn in proportion to area x weight
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
 * ``mode="random"``: ``samples_per_epoch`` windows per epoch; item ``k`` of epoch ``e`` is drawn from a
   generator seeded with ``(seed, e, k)``, so an epoch is reproducible (exact resume) yet every epoch differs
-  (the training loop calls ``set_epoch``). Scenes are picked in proportion to their area.
+  (the training loop calls ``set_epoch``). Scenes are picked in proportion to their area times their ``weight``.
 * ``mode="grid"``: a regular non-overlapping grid of windows covering every scene (validation).
 Scenes or edges smaller than the tile are padded; padding is invalid. Augmentation (flips and 90-degree
 rotations) is applied identically to SAR, EO, label and mask. Inputs are normalised per band with the stored
@@ -22,7 +22,9 @@ from hfd_core.data.scene import Scene
 
 
 class PairedTileDataset(Dataset):
-    """Items: {"sar": (Cs,T,T) float32, "eo": (Ce,T,T) float32, "label": (T,T) int64, "valid": (T,T) bool}."""
+    """Items: {"sar": (Cs,T,T) float32, "eo": (Ce,T,T) float32, "label": (T,T) int64, "valid": (T,T) bool,
+    "distill_valid": (T,T) bool}: ``valid`` where the model's input is finite, ``distill_valid`` where the EO is
+    finite too (a scene without EO, given as NaN, trains the student's labels but is not distilled)."""
 
     def __init__(
         self,
@@ -53,7 +55,7 @@ class PairedTileDataset(Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        areas = np.array([s.shape[0] * s.shape[1] for s in scenes], np.float64)
+        areas = np.array([s.shape[0] * s.shape[1] * s.weight for s in scenes], np.float64)
         self.scene_weights = areas / areas.sum()
         self.grid = [
             (index, row, col)
@@ -102,20 +104,22 @@ class PairedTileDataset(Dataset):
         else:
             label = self._crop(scene.label, row, col, IGNORE_INDEX, np.int64)
         label[~valid] = IGNORE_INDEX
+        distill_valid = valid & np.isfinite(eo).all(axis=0)
         if self.sar_stats is not None:
             sar = normalize(sar, self.sar_stats)
         if self.eo_stats is not None:
             eo = normalize(eo, self.eo_stats)
-        arrays = [sar, eo, label, valid]
+        arrays = [sar, eo, label, valid, distill_valid]
         if self.augment and rng is not None:
             turns, flip = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
             arrays = [np.rot90(a, turns, axes=(-2, -1)) for a in arrays]
             if flip:
                 arrays = [np.flip(a, axis=-1) for a in arrays]
-        sar, eo, label, valid = (np.ascontiguousarray(a) for a in arrays)
+        sar, eo, label, valid, distill_valid = (np.ascontiguousarray(a) for a in arrays)
         return {
             "sar": torch.from_numpy(sar),
             "eo": torch.from_numpy(eo),
             "label": torch.from_numpy(label),
             "valid": torch.from_numpy(valid),
+            "distill_valid": torch.from_numpy(distill_valid),
         }

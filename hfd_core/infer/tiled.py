@@ -13,7 +13,9 @@ in vertical stripes of ``tiles_per_stripe`` tile columns, swept top to bottom on
 Memory is therefore O(tile x stripe width + rows x overlap), independent of the raster's area; GDAL's block
 cache is capped (``GDAL_CACHEMAX``) for the same reason.
 
-Input: the model's bands (1-based ``bands``), dB detected or converted for SAR models, NaN and the raster's
+Input: the model's bands (1-based ``bands``), dB detected or converted for SAR models; for a model of scene
+features (``data.scene_context``: the water model) a first streaming pass gathers the raster's histograms,
+then each window's features are computed from them, so every tile sees the same scene context; NaN and the raster's
 nodata value are nodata and zero after normalisation (the band mean), so they do not pull neighbours toward
 any class; beyond the raster edge the tile is mirrored (reflection padding: zeros there changed the context of
 edge tiles enough to flip classes of a trained CNN) and those pixels are never written.
@@ -40,6 +42,7 @@ from rasterio.windows import Window
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.sar import check_sar_db_range, detect_sar_scale, linear_to_db
+from hfd_core.data.scene_context import SCENE_KIND, SceneContext, water_features
 from hfd_core.errors import Canceled, InputError
 from hfd_core.infer import DEFAULT_OVERLAP
 from hfd_core.infer.style import colormap, write_qml
@@ -122,24 +125,25 @@ class _Input:
             self.src = rasterio.open(path)
         except rasterio.errors.RasterioIOError as error:
             raise InputError(f"{path} is not a raster GDAL can read ({error})") from None
-        expected = len(metadata.bands)
+        names = metadata.raster_bands
+        expected = len(names)
         self.bands = list(bands) if bands else list(range(1, expected + 1))
         if len(self.bands) != expected:
             raise InputError(
-                f"the model expects {expected} bands ({', '.join(metadata.bands)}), "
-                f"{len(self.bands)} were chosen"
+                f"the model expects {expected} bands ({', '.join(names)}), {len(self.bands)} were chosen"
             )
         if self.src.count < max(self.bands) or min(self.bands) < 1:
             raise InputError(
                 f"{path.name} has {self.src.count} band(s); the model needs {expected} "
-                f"({', '.join(metadata.bands)}) and band(s) {self.bands} were asked for"
+                f"({', '.join(names)}) and band(s) {self.bands} were asked for"
             )
         self.nodata = self.src.nodata
         self.mean = np.asarray(metadata.mean, np.float32)[:, None, None]
         self.std = np.asarray(metadata.std, np.float32)[:, None, None]
-        self.is_sar = metadata.input_kind == "sar_db"
+        self.is_sar = metadata.input_kind in ("sar_db", SCENE_KIND)
         self._cached_sample: np.ndarray | None = None
         self.scale = self._scale(input_scale, metadata)
+        self.context = self._scene_context() if metadata.input_kind == SCENE_KIND else None
 
     def _sample(self) -> np.ndarray:
         """Decimated read of the whole raster (at most SAMPLE_SIDE a side), done once."""
@@ -178,16 +182,27 @@ class _Input:
             return "as is"
         sample = self._sample()
         scale = detect_sar_scale(sample) if input_scale == "auto" else input_scale
-        check_sar_db_range(linear_to_db(sample) if scale == "linear" else sample, metadata.bands)
+        check_sar_db_range(linear_to_db(sample) if scale == "linear" else sample, metadata.raster_bands)
         return scale
+
+    def _db(self, window: Window) -> np.ndarray:
+        data = self._mask(self.src.read(self.bands, window=window).astype(np.float32))
+        return linear_to_db(data) if self.scale == "linear" else data
+
+    def _scene_context(self) -> SceneContext:
+        """First streaming pass: histograms of the whole raster, block by block (bounded memory)."""
+        context = SceneContext.empty("db", has_vh=len(self.bands) > 1)
+        for _, window in self.src.block_windows(1):
+            context.add(self._db(window))
+        return context
 
     def read(self, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Normalised (C, height, width) float32 window (mirrored beyond the raster) and its valid mask."""
         src = self.src
         rows, cols = min(height, src.height - row), min(width, src.width - col)
-        data = self._mask(src.read(self.bands, window=Window(col, row, cols, rows)).astype(np.float32))
-        if self.scale == "linear":
-            data = linear_to_db(data)
+        data = self._db(Window(col, row, cols, rows))
+        if self.context is not None:
+            data = water_features(data, self.context)
         valid = np.zeros((height, width), bool)
         valid[:rows, :cols] = np.isfinite(data).all(axis=0)
         normalised = np.where(valid[:rows, :cols], (data - self.mean) / self.std, 0.0).astype(np.float32)

@@ -2,6 +2,8 @@
 
 Every dataset is a ``DatasetSpec`` in ``DATASETS``; ``register_dataset`` adds more. ``bundled`` is the
 bundled model's training set (``data.bundled``): its "test" split is the fixed validation locations.
+``water`` (and its ablation variants ``WATER_DATASETS``) is the water model's set (``data.water``): "test" is
+OMBRIA's official test split.
 A dataset with official splits (OMBRIA) reads them: ``ombria`` the before and after images stacked (the after
 image alone where there is no BEFORE folder), ``ombria-after`` the after image alone; a model reading fewer
 bands than a scene holds is given its own bands by name when evaluated. For the others, "test" is a
@@ -52,6 +54,13 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {}
+#: The water model's data (``data.water``) by source; the variants without a source are its ablation.
+WATER_DATASETS = {
+    "water": ("ombria", "paired", "chips"),
+    "water-no-chips": ("ombria", "paired"),
+    "water-ombria": ("ombria",),
+    "water-paired-chips": ("paired", "chips"),
+}
 
 
 def register_dataset(spec: DatasetSpec) -> None:
@@ -111,7 +120,9 @@ def _register_builtin() -> None:
         read_whu_opt_sar,
     )
     from hfd_core.data.bundled import read_bundled_split
+    from hfd_core.data.scene_context import SCENE_KIND
     from hfd_core.data.spectral_labels import LAND_COVER_CLASSES
+    from hfd_core.data.water import read_water
 
     register_dataset(
         DatasetSpec(
@@ -131,6 +142,18 @@ def _register_builtin() -> None:
             classes=tuple(ClassInfo(*c) for c in LAND_COVER_CLASSES),
         )
     )
+    water_classes = (ClassInfo(0, "not water", "#d9d9d9"), ClassInfo(1, "water", "#2e86de"))
+    for name, sources in WATER_DATASETS.items():
+        register_dataset(
+            DatasetSpec(
+                name,
+                partial(read_water, sources=sources),
+                official_splits=("train", "test"),
+                sar_kind=SCENE_KIND,
+                eo_kind="eo_ratios",
+                classes=water_classes,
+            )
+        )
     flood_classes = (ClassInfo(0, "not flooded", "#d9d9d9"), ClassInfo(1, "flood", "#2e86de"))
     for name, read in (
         ("ombria", _read_ombria_stacked),

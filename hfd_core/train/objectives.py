@@ -5,7 +5,7 @@ Teacher: cross-entropy of the EO network against the labels (nodata ignored).
 Student (HFD-Net): ``CE(student(SAR), y) + distill_weight * L_feat + logit_distill_weight * L_logit`` where
 * ``L_feat`` is the multi-scale heterogeneous feature distillation loss between the student's aligned pyramid
   features and those of the frozen EO teacher on the same window (levels in ``distill_scales``, all by
-  default), computed where the SAR is valid; it needs no labels.
+  default), computed where the SAR and the EO are valid; it needs no labels.
 * ``L_logit`` is the DisOptNet-style baseline: KL divergence between temperature-softened class distributions.
 * ``consistency_weight`` adds ``TileConsistencyLoss``: the student's classes on a random half-size crop of
   the window pulled toward its classes on the whole window, so tiled inference gives the same map whatever the
@@ -104,7 +104,7 @@ class StudentObjective:
         self, model: nn.Module, batch: dict[str, Tensor]
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Student logits, segmentation + distillation loss and its parts."""
-        label, valid = batch["label"], batch["valid"]
+        label, valid = batch["label"], batch.get("distill_valid", batch["valid"])
         logits, features = model(batch["sar"], return_features=True)
         self.teacher.eval()
         with torch.no_grad():
