@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from skimage.io import imread
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.bundled import EO_BANDS as PAIRED_EO_BANDS
@@ -72,7 +73,9 @@ def eo_water_rule(false_colour: np.ndarray) -> np.ndarray:
     return (b03 > b08) & (b03 > b11) & (b08 < OMBRIA_NIR_MAX)
 
 
-def _water_scene(name: str, group: str, sar_db: np.ndarray, eo: np.ndarray | None, label: np.ndarray) -> Scene:
+def _water_scene(
+    name: str, group: str, sar_db: np.ndarray, eo: np.ndarray | None, label: np.ndarray
+) -> Scene:
     """A dB scene (VV, VH) as water features; ``eo`` = (B03, B08, B11) or None."""
     sar_db = sar_db.astype(np.float32)
     height, width = sar_db.shape[1:]
@@ -89,23 +92,23 @@ def _water_scene(name: str, group: str, sar_db: np.ndarray, eo: np.ndarray | Non
     )
 
 
-def read_ombria_water(root: Path, split: str) -> list[Scene]:
-    """OMBRIA ``split`` as water scenes (see the module docstring for the labels)."""
+def read_ombria_water(root: Path, split: str, permanent_water: bool = True) -> list[Scene]:
+    """OMBRIA ``split`` as water scenes (see the module docstring for the labels); ``permanent_water=False``
+    keeps the official flood mask as the label (to compare with published scores)."""
     scenes = []
     for chip in read_ombria(root, split, inputs="after"):
         number = chip.name.rsplit("-", 1)[1]
         label = chip.label.copy()
         eo = None
-        if chip.eo is not None:
+        if chip.eo is not None and permanent_water:
             after = eo_water_rule(chip.eo)
             before_path = Path(root) / "OmbriaS2" / split / "BEFORE" / f"S2_before_{number}.png"
             if before_path.is_file():
-                from skimage.io import imread
-
                 before = eo_water_rule(np.moveaxis(imread(before_path)[..., :3], -1, 0))
                 not_flood = label == 0
                 label[not_flood & after & before] = 1
                 label[not_flood & (after ^ before)] = IGNORE_INDEX
+        if chip.eo is not None:
             b11, b08, b03 = chip.eo.astype(np.float32)
             eo = eo_features(b03, b08, b11)
         sar = chip.sar.astype(np.float32)
@@ -156,7 +159,9 @@ def read_water_chips(root: Path) -> list[Scene]:
             label = chip.label if chip.label is not None else None
             if label is None:
                 continue
-            scenes.append(_water_scene(f"sen1floods11-{chip.name}", f"chip-{chip.group}", chip.sar, eo, label))
+            scenes.append(
+                _water_scene(f"sen1floods11-{chip.name}", f"chip-{chip.group}", chip.sar, eo, label)
+            )
     stac = root / "stac_overflow"
     if stac.is_dir():
         for vv in sorted(stac.glob("*_vv.tif")):

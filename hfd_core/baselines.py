@@ -1,0 +1,55 @@
+"""Classical Sentinel-1 water maps: the thresholds a SAR analyst uses, to score the models against.
+
+``THRESHOLD_BASELINES`` maps a name to a function ``(vv_db, vh_db) -> water (bool, H, W)``; NaN pixels are
+never water. The strongest, ``filtered bounded Otsu (VH)``, is the usual recipe: a 7 x 7 mean (speckle
+filter, in dB), a per-scene Otsu threshold on the filtered VH, bounded by a physical limit for open water
+(``WATER_VH_LIMIT_DB``: a threshold above it is lowered to it, so a dry scene's bimodal histogram does not
+turn its darker half into water).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.ndimage import uniform_filter
+from skimage.filters import threshold_otsu
+
+WATER_VH_LIMIT_DB = -18.0
+WATER_VV_FIXED_DB = -15.0
+SPECKLE_WINDOW = 7
+
+
+def _otsu(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(threshold_otsu(finite)) if finite.size and finite.min() < finite.max() else -np.inf
+
+
+def mean_filter(band: np.ndarray, size: int = SPECKLE_WINDOW) -> np.ndarray:
+    """``size`` x ``size`` mean over the finite pixels (NaN stays NaN)."""
+    finite = np.isfinite(band)
+    total = uniform_filter(np.where(finite, band, 0.0).astype(np.float64), size, mode="nearest")
+    count = uniform_filter(finite.astype(np.float64), size, mode="nearest")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (total / count).astype(np.float32)
+    out[~finite] = np.nan
+    return out
+
+
+def otsu_water(band: np.ndarray) -> np.ndarray:
+    """Water below the scene's Otsu threshold of ``band``."""
+    return band < _otsu(band)
+
+
+def filtered_bounded_otsu_water(vh_db: np.ndarray, limit_db: float = WATER_VH_LIMIT_DB) -> np.ndarray:
+    """Water below min(Otsu threshold, ``limit_db``) of the speckle-filtered VH."""
+    filtered = mean_filter(vh_db)
+    return filtered < min(_otsu(filtered), limit_db)
+
+
+THRESHOLD_BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "Otsu (VV)": lambda vv, vh: otsu_water(vv),
+    "Otsu (VH)": lambda vv, vh: otsu_water(vh),
+    f"VV < {WATER_VV_FIXED_DB:g} dB": lambda vv, vh: vv < WATER_VV_FIXED_DB,
+    "filtered bounded Otsu (VH)": lambda vv, vh: filtered_bounded_otsu_water(vh),
+}

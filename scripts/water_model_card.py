@@ -1,0 +1,221 @@
+"""Score water models against the classical thresholds in one run and write the water model card.
+
+* dB water chips (Sen1Floods11, STAC Overflow): each model runs through ``segment_raster`` on the chip's
+  GeoTIFF, as ``hfd:segment`` does (streaming scene context, tiles, blending), and every threshold of
+  ``hfd_core.baselines`` runs on the same pixels. Water IoU per chip and pooled (intersections and unions
+  summed over chips with water), and the share of pixels called water on the chips without water.
+  ``--model NAME=PATH`` scores one model on every chip; ``--leave-out NAME=LOCATION:PATH`` scores, on chip
+  LOCATION, a model trained without it (leave-one-location-out rows).
+* OMBRIA official test: per-chip mIoU against the official flood mask (what the published numbers use) and
+  against water = flood + permanent water from Sentinel-2 (``data.water``), Otsu on the same chips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from hfd_core import IGNORE_INDEX
+from hfd_core.baselines import THRESHOLD_BASELINES
+from hfd_core.data import read_ombria
+from hfd_core.data.raster import read_float, read_label
+from hfd_core.data.water import read_ombria_water
+from hfd_core.infer.tiled import segment_raster
+from hfd_core.metrics import confusion_matrix, per_chip_miou
+from hfd_core.train.evaluation import evaluate_model_file
+
+WATER = 1
+
+
+@dataclass
+class Chip:
+    name: str
+    location: str
+    path: Path  # GeoTIFF of VV, VH in dB, NaN nodata
+    vv: np.ndarray
+    vh: np.ndarray
+    label: np.ndarray  # 0 not water, 1 water, IGNORE_INDEX
+
+
+def read_chips(samples: Path, workdir: Path) -> list[Chip]:
+    """The dB chips with water labels; STAC Overflow's separate VV/VH files (0 = missing) are stacked."""
+    chips = []
+    for s1 in sorted((samples / "sen1floods11").glob("*_S1Hand.tif")):
+        stem = s1.name.removesuffix("_S1Hand.tif")
+        label = read_label(s1.with_name(f"{stem}_LabelHand.tif"), {0: 0, 1: 1})
+        sar = read_float(s1)
+        if (label != IGNORE_INDEX).any() and np.isfinite(sar).any():
+            chips.append(Chip(stem, stem.split("_")[0], s1, sar[0], sar[1], label))
+    for vv_path in sorted((samples / "stac_overflow").glob("*_vv.tif")):
+        chip = vv_path.name.removesuffix("_vv.tif")
+        with rasterio.open(vv_path) as src:
+            profile = src.profile | {"count": 2, "dtype": "float32", "nodata": np.nan}
+        sar = np.stack([read_float(vv_path)[0], read_float(vv_path.with_name(f"{chip}_vh.tif"))[0]])
+        sar[:, (sar == 0).any(axis=0)] = np.nan
+        path = workdir / f"stac_{chip}.tif"
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(sar)
+        label = read_label(vv_path.with_name(f"{chip}.tif"), {0: 0, 1: 1})
+        chips.append(Chip(f"stac-{chip}", f"stac-{chip}", path, sar[0], sar[1], label))
+    return chips
+
+
+def _counts(water: np.ndarray, chip: Chip) -> dict:
+    keep = (chip.label != IGNORE_INDEX) & np.isfinite(chip.vv) & np.isfinite(chip.vh)
+    truth = chip.label == WATER
+    return {
+        "intersection": int((water & truth & keep).sum()),
+        "union": int(((water | truth) & keep).sum()),
+        "water": int((water & keep).sum()),
+        "truth": int((truth & keep).sum()),
+        "pixels": int(keep.sum()),
+    }
+
+
+def _model_water(model: Path, chip: Chip, workdir: Path) -> np.ndarray:
+    output = workdir / f"{chip.name}_{model.parent.name}.tif"
+    segment_raster(chip.path, output, model, device="cpu")
+    with rasterio.open(output) as src:
+        return src.read(1) == WATER
+
+
+def score_chips(
+    chips: list[Chip], models: dict[str, Path], leave_out: dict[str, dict[str, Path]], workdir: Path
+):
+    """{method: {chip: counts}} for the thresholds, the models and the leave-one-location-out rows."""
+    results: dict[str, dict[str, dict]] = {}
+    for name, method in THRESHOLD_BASELINES.items():
+        results[name] = {chip.name: _counts(method(chip.vv, chip.vh), chip) for chip in chips}
+    for name, path in models.items():
+        results[name] = {chip.name: _counts(_model_water(path, chip, workdir), chip) for chip in chips}
+    for name, by_location in leave_out.items():
+        results[name] = {
+            chip.name: _counts(_model_water(by_location[chip.location], chip, workdir), chip)
+            for chip in chips
+            if chip.location in by_location
+        }
+    return results
+
+
+def _iou(counts: list[dict]) -> float:
+    union = sum(c["union"] for c in counts)
+    return sum(c["intersection"] for c in counts) / union if union else float("nan")
+
+
+def score_ombria(root: Path, models: dict[str, Path]) -> dict[str, dict[str, float]]:
+    """Per-chip mIoU on OMBRIA's official test: official flood mask, and flood + permanent water."""
+    from scripts.ombria.baseline import otsu_flood_map
+
+    official = read_ombria_water(root, "test", permanent_water=False)
+    water = read_ombria_water(root, "test")
+    raw = read_ombria(root, "test", inputs="after")
+    results = {}
+    for label_name, scenes in (("flood mask", official), ("flood + permanent water", water)):
+        otsu = [
+            confusion_matrix(otsu_flood_map(r.sar[-1]), s.label.astype(np.int64), 2)
+            for r, s in zip(raw, scenes, strict=True)
+        ]
+        results.setdefault("Otsu (VV)", {})[label_name] = per_chip_miou(otsu)
+        for name, path in models.items():
+            results.setdefault(name, {})[label_name] = evaluate_model_file(path, scenes, "cpu")[
+                "per_chip_miou"
+            ]
+    return results
+
+
+def _fmt(value: float) -> str:
+    return "-" if value is None or np.isnan(value) else f"{value:.3f}"
+
+
+def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: str, notes: str) -> str:
+    wet = [c for c in chips if (c.label == WATER).any()]
+    dry = [c for c in chips if not (c.label == WATER).any()]
+    lines = [
+        "# Water model card (generated by scripts/water_model_card.py)",
+        "",
+        f"Command: `{command}`",
+        "",
+        notes,
+        "",
+        "## Calibrated dB chips with hand-labelled water",
+        "",
+        "Water IoU per chip with water; pooled IoU sums intersections and unions over those chips. Dry chips: "
+        "share of valid pixels called water (target at most 1 %). Models run through `segment_raster` "
+        "(the path of `hfd:segment`), thresholds on the same pixels.",
+        "",
+        "| method | "
+        + " | ".join(c.name for c in wet)
+        + " | pooled water IoU | "
+        + " | ".join(f"{c.name} water %" for c in dry)
+        + " |",
+        "|---|" + "---|" * (len(wet) + 1 + len(dry)),
+    ]
+    for method, by_chip in chip_results.items():
+        cells = [_fmt(_iou([by_chip[c.name]])) if c.name in by_chip else "-" for c in wet]
+        pooled = _iou([by_chip[c.name] for c in wet if c.name in by_chip])
+        dry_cells = [
+            f"{100 * by_chip[c.name]['water'] / max(by_chip[c.name]['pixels'], 1):.2f}" if c.name in by_chip
+            else "-" for c in dry
+        ]  # fmt: skip
+        lines.append(
+            f"| {method} | " + " | ".join(cells) + f" | **{_fmt(pooled)}** | " + " | ".join(dry_cells) + " |"
+        )
+    if ombria:
+        lines += [
+            "",
+            "## OMBRIA official test (70 chips), per-chip mIoU",
+            "",
+            "Published on this split: U-Net S1 0.551, SVM 0.625, OmbriaNet S1+S2 0.705 (flood mask).",
+            "",
+            "| method | flood mask (official) | flood + permanent water |",
+            "|---|---|---|",
+        ]
+        for method, values in ombria.items():
+            lines.append(
+                f"| {method} | {_fmt(values['flood mask'])} | {_fmt(values['flood + permanent water'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _pairs(values: list[str]) -> dict[str, Path]:
+    return {name: Path(path) for name, path in (v.split("=", 1) for v in values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--model", action="append", default=[], help="NAME=PATH, scored on every chip")
+    parser.add_argument(
+        "--leave-out", action="append", default=[], help="NAME=LOCATION:PATH, scored on LOCATION's chips only"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="card (Markdown); scores go beside it as JSON"
+    )
+    parser.add_argument("--command", default="", help="the command that made the models, for the card")
+    parser.add_argument("--notes", default="", help="a paragraph for the card (training data, protocol)")
+    parser.add_argument("--no-ombria", action="store_true")
+    args = parser.parse_args()
+    models = _pairs(args.model)
+    leave_out: dict[str, dict[str, Path]] = {}
+    for value in args.leave_out:
+        name, rest = value.split("=", 1)
+        location, path = rest.split(":", 1)
+        leave_out.setdefault(name, {})[location] = Path(path)
+    with tempfile.TemporaryDirectory() as workdir:
+        chips = read_chips(args.samples, Path(workdir))
+        chip_results = score_chips(chips, models, leave_out, Path(workdir))
+    ombria = None if args.no_ombria else score_ombria(args.samples / "ombria", models)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(card(chips, chip_results, ombria, args.command, args.notes))
+    args.out.with_suffix(".json").write_text(json.dumps({"chips": chip_results, "ombria": ombria}, indent=1))
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
