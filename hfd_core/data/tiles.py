@@ -2,7 +2,8 @@
 
 * ``mode="random"``: ``samples_per_epoch`` windows per epoch; item ``k`` of epoch ``e`` is drawn from a
   generator seeded with ``(seed, e, k)``, so an epoch is reproducible (exact resume) yet every epoch differs
-  (the training loop calls ``set_epoch``). Scenes are picked in proportion to their area times their ``weight``.
+  (the training loop calls ``set_epoch``). Scenes are picked in proportion to their area times their
+  ``weight``.
 * ``mode="grid"``: a regular non-overlapping grid of windows covering every scene (validation).
 Scenes or edges smaller than the tile are padded; padding is invalid. Augmentation (flips and 90-degree
 rotations) is applied identically to SAR, EO, label and mask. Inputs are normalised per band with the stored
@@ -23,8 +24,8 @@ from hfd_core.data.scene import Scene
 
 class PairedTileDataset(Dataset):
     """Items: {"sar": (Cs,T,T) float32, "eo": (Ce,T,T) float32, "label": (T,T) int64, "valid": (T,T) bool,
-    "distill_valid": (T,T) bool}: ``valid`` where the model's input is finite, ``distill_valid`` where the EO is
-    finite too (a scene without EO, given as NaN, trains the student's labels but is not distilled)."""
+    "distill_valid": (T,T) bool}: ``valid`` where the model's input is finite, ``distill_valid`` where the EO
+    is finite too (a scene without EO, given as NaN, trains the student's labels but is not distilled)."""
 
     def __init__(
         self,

@@ -11,10 +11,10 @@ Sources (all mapped to two classes, 0 not water and 1 water, as ``scene_context.
 * ``paired``: the paired Sentinel-1 dB / Sentinel-2 scenes of the bundled land-cover set (BigEarthNet,
   SSL4EO-S12, SEN12MS-CR), water from their spectral rules or reference map; mostly dry land.
 * ``chips``: the calibrated dB chips with hand-labelled water (Sen1Floods11 India, Sri Lanka, Spain, Ghana;
-  STAC Overflow qxb32, awc00). India_900498 has Sentinel-2; the others have no EO (NaN: no distillation there).
+  STAC Overflow qxb32, awc00). India_900498 has Sentinel-2; the others have no EO (NaN: not distilled).
 
-The teacher's EO input is made of ratios and a rank so that OMBRIA's 8-bit false colour and reflectance x 10000
-mean the same (``eo_features``). Groups: OMBRIA blocks of 10 ids, and one location per dB chip or tile.
+The teacher's EO input is made of ratios and a rank so that OMBRIA's 8-bit false colour and reflectance
+x 10000 mean the same (``eo_features``). Groups: OMBRIA blocks of 10 ids, and one location per dB chip or tile.
 ``DB_WEIGHT`` raises the dB scenes' share of the random training windows (they are 3 MP beside OMBRIA's 41 MP,
 and only they can teach the absolute dB channels).
 """
@@ -41,7 +41,7 @@ from hfd_core.data.spectral_labels import WATER
 SOURCES = ("ombria", "paired", "chips")
 EO_FEATURES = ("ND_B03_B08", "ND_B03_B11", "ND_B08_B11", "B08_rank")
 DB_WEIGHT = 5.0
-#: The water rule on 8-bit OMBRIA false colour (R = B11, G = B08, B = B03): green above NIR and SWIR, NIR dark.
+#: Water rule on 8-bit OMBRIA false colour (R = B11, G = B08, B = B03): green above NIR and SWIR, NIR dark.
 OMBRIA_NIR_MAX = 80
 
 
@@ -156,12 +156,9 @@ def read_water_chips(root: Path) -> list[Scene]:
         bands = [SEN1FLOODS11_S2_BANDS.index(b) for b in ("B03", "B08", "B11")]
         for chip in read_sen1floods11(s1f):
             eo = chip.eo[bands] if chip.eo is not None else None
-            label = chip.label if chip.label is not None else None
-            if label is None:
-                continue
-            scenes.append(
-                _water_scene(f"sen1floods11-{chip.name}", f"chip-{chip.group}", chip.sar, eo, label)
-            )
+            if chip.label is not None:
+                name, group = f"sen1floods11-{chip.name}", f"chip-{chip.group}"
+                scenes.append(_water_scene(name, group, chip.sar, eo, chip.label))
     stac = root / "stac_overflow"
     if stac.is_dir():
         for vv in sorted(stac.glob("*_vv.tif")):
