@@ -146,8 +146,8 @@ def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: st
         "## Calibrated dB chips with hand-labelled water",
         "",
         "Water IoU per chip with water; pooled IoU sums intersections and unions over those chips. "
-        "Dry chips: share of valid pixels called water (target at most 1 %). Models run through `segment_raster` "
-        "(the path of `hfd:segment`), thresholds on the same pixels.",
+        "Dry chips: share of valid pixels called water (target at most 1 %). Models run through "
+        "`segment_raster` (the path of `hfd:segment`), thresholds on the same pixels.",
         "",
         "| method | "
         + " | ".join(c.name for c in wet)

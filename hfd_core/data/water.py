@@ -14,7 +14,7 @@ Sources (all mapped to two classes, 0 not water and 1 water, as ``scene_context.
   STAC Overflow qxb32, awc00). India_900498 has Sentinel-2; the others have no EO (NaN: not distilled).
 
 The teacher's EO input is made of ratios and a rank so that OMBRIA's 8-bit false colour and reflectance
-x 10000 mean the same (``eo_features``). Groups: OMBRIA blocks of 10 ids, and one location per dB chip or tile.
+x 10000 mean the same (``eo_features``). Groups: OMBRIA blocks of 10 ids, one location per dB chip or tile.
 ``DB_WEIGHT`` raises the dB scenes' share of the random training windows (they are 3 MP beside OMBRIA's 41 MP,
 and only they can teach the absolute dB channels).
 """
