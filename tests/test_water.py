@@ -1,0 +1,127 @@
+"""The water model's inputs (scene context), its data, the classical thresholds and its path through
+segment_raster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from hfd_core import IGNORE_INDEX
+from hfd_core.baselines import THRESHOLD_BASELINES, filtered_bounded_otsu_water, mean_filter, otsu_water
+from hfd_core.data.raster import read_float
+from hfd_core.data.scene_context import FEATURES, RASTER_BANDS, SCENE_KIND, SceneContext, water_features
+from hfd_core.infer.tiled import segment_raster
+from hfd_core.modelfile import ClassInfo, ModelMetadata
+from hfd_core.models import HFDNetConfig
+
+CHANNEL = {name: index for index, name in enumerate(FEATURES)}
+
+
+def _stretch_to_8bit(band: np.ndarray) -> np.ndarray:
+    """What OMBRIA did to its SAR: a per-chip min-max stretch to 0..255."""
+    low, high = np.nanmin(band), np.nanmax(band)
+    return np.round((band - low) / (high - low) * 255).astype(np.float32)
+
+
+def test_rank_channels_are_shared_by_db_and_stretched_8bit(demo_sample):
+    vv = read_float(demo_sample)[:1]
+    from_db = water_features(vv, SceneContext.of(vv, "db"))
+    stretched = _stretch_to_8bit(vv)
+    from_8bit = water_features(stretched, SceneContext.of(stretched, "stretched"))
+    rank, margin = CHANNEL["VV_rank"], CHANNEL["VV_margin"]
+    assert np.abs(from_db[rank] - from_8bit[rank]).mean() < 0.005  # 8-bit rounding only
+    # Otsu is not rank-invariant, but a linear stretch keeps its split
+    assert np.abs(from_db[margin] - from_8bit[margin]).mean() < 0.02
+    assert from_db[CHANNEL["has_db"]].min() == 1 and from_8bit[CHANNEL["has_db"]].max() == 0
+    assert from_8bit[CHANNEL["VV_db"]].max() == 0
+
+
+def test_features_flag_missing_vh_and_keep_nodata():
+    rng = np.random.default_rng(0)
+    vv = rng.normal(-12, 3, (1, 32, 32)).astype(np.float32)
+    vv[0, :4] = np.nan
+    features = water_features(vv, SceneContext.of(vv, "db"))
+    assert features.shape == (len(FEATURES), 32, 32)
+    assert np.isnan(features[:, :4]).all() and np.isfinite(features[:, 4:]).all()
+    assert (features[CHANNEL["has_vh"], 4:] == 0).all() and (features[CHANNEL["VH_rank"], 4:] == 0).all()
+    ranks = features[CHANNEL["VV_rank"], 4:]
+    assert 0 <= ranks.min() < 0.01 and 0.99 < ranks.max() <= 1
+    # the margin is negative exactly below the scene's Otsu threshold
+    threshold = SceneContext.of(vv, "db").vv.otsu()
+    below = vv[0, 4:] < threshold - 0.1
+    above = vv[0, 4:] > threshold + 0.1
+    assert (features[CHANNEL["VV_margin"], 4:][below] < 0).all()
+    assert (features[CHANNEL["VV_margin"], 4:][above] > 0).all()
+
+
+def test_streamed_context_equals_the_whole_array(demo_sample):
+    whole = SceneContext.of(read_float(demo_sample), "db")
+    streamed = SceneContext.empty("db", has_vh=True)
+    array = read_float(demo_sample)
+    for row in range(0, array.shape[1], 100):
+        streamed.add(array[:, row : row + 100])
+    assert (streamed.vv.counts == whole.vv.counts).all() and (streamed.vh.counts == whole.vh.counts).all()
+
+
+class _DarkHalf(torch.nn.Module):
+    """Pixel-wise stand-in network: water where the scene rank of VV is below one half."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rank = x[:, CHANNEL["VV_rank"]]
+        return torch.stack([rank - 0.5, 0.5 - rank], dim=1)
+
+
+def test_segment_raster_reads_vv_vh_and_gives_every_tile_the_scene_context(demo_sample, tmp_path):
+    """A scene-feature model reads the raster's two bands, and every tile gets the whole raster's histograms:
+    a pixel-wise model then gives the same map whatever the tiling, with exactly the darker half as water."""
+    config = HFDNetConfig(len(FEATURES), 2)
+    metadata = ModelMetadata(
+        role="student", config=config, bands=list(FEATURES), input_kind=SCENE_KIND,
+        mean=[0.0] * len(FEATURES), std=[1.0] * len(FEATURES),
+        classes=[ClassInfo(0, "not water", "#d9d9d9"), ClassInfo(1, "water", "#2e86de")], tile_size=64,
+    )  # fmt: skip
+    assert metadata.raster_bands == list(RASTER_BANDS)
+    maps = []
+    for tile, overlap in ((64, 16), (256, 0)):
+        output = tmp_path / f"water_{tile}.tif"
+        segment_raster(demo_sample, output, (_DarkHalf(), metadata), tile_size=tile, overlap=overlap)
+        with rasterio.open(output) as src:
+            maps.append(src.read(1))
+    assert (maps[0] != IGNORE_INDEX).all()
+    assert (maps[0] == maps[1]).all()
+    assert (maps[0] == 1).mean() == pytest.approx(0.5, abs=0.01)
+
+
+def test_bounded_otsu_keeps_a_dry_scene_drier_than_otsu(demo_sample):
+    """The demo sample (SEN12MS, land) has no open water: Otsu splits its histogram anyway."""
+    vv, vh = read_float(demo_sample)
+    assert otsu_water(vh).mean() > 0.2
+    assert filtered_bounded_otsu_water(vh).mean() < 0.05
+    assert set(THRESHOLD_BASELINES) >= {"Otsu (VV)", "Otsu (VH)", "filtered bounded Otsu (VH)"}
+
+
+def test_mean_filter_ignores_nan():
+    band = np.full((9, 9), -20.0, np.float32)
+    band[4, 4] = np.nan
+    band[0, 0] = -10.0
+    filtered = mean_filter(band, 3)
+    assert np.isnan(filtered[4, 4]) and filtered[4, 3] == pytest.approx(-20.0)
+    assert filtered[1, 1] == pytest.approx(-20.0 + 10.0 / 9)
+
+
+@pytest.mark.shared_data
+def test_ombria_water_labels_add_permanent_water_from_sentinel2(shared_data):
+    from hfd_core.data.water import read_ombria_water
+
+    root = shared_data / "ombria"
+    official = read_ombria_water(root, "test", permanent_water=False)
+    water = read_ombria_water(root, "test")
+    flood = sum(int((s.label == 1).sum()) for s in official)
+    added = sum(int(((w.label == 1) & (o.label == 0)).sum()) for w, o in zip(water, official, strict=True))
+    ignored = sum(int((w.label == IGNORE_INDEX).sum()) for w in water)
+    assert 0 < added < 0.2 * flood and 0 < ignored
+    # the flood mask is never overruled
+    assert all(((o.label == 1) <= (w.label == 1)).all() for w, o in zip(water, official, strict=True))
+    assert water[0].sar.shape[0] == len(FEATURES) and water[0].sar[CHANNEL["has_db"]].max() == 0
