@@ -7,7 +7,9 @@ WATER_RUN ?= runs/water
 WATER_DATASET ?= water
 WATER_SEED ?= 0
 WATER_STEPS_EPOCH ?= 320
-WATER_EPOCHS ?= 15
+# Teacher: the EO task is easy (validation mIoU flat after a few epochs); the students need longer.
+WATER_TEACHER_EPOCHS ?= 8
+WATER_EPOCHS ?= 12
 WATER_ARGS = --root $(WATER_DATA) --split train --val-fraction 0.1 --seed $(WATER_SEED) --tile-size 128 \
 	--batch-size 8 --samples-per-epoch $(WATER_STEPS_EPOCH) --lr 2e-3 --widths 16 32 64 128 --align-dim 48 \
 	--resume --quiet
@@ -16,7 +18,7 @@ WATER_ARGS = --root $(WATER_DATA) --split train --val-fraction 0.1 --seed $(WATE
 
 train-water: setup
 	@test -d "$(WATER_DATA)/ombria" || { echo "train-water needs WATER_DATA=<samples folder>"; exit 1; }
-	$(PY) -m hfd_core train-teacher --dataset $(WATER_DATASET) $(WATER_ARGS) --epochs $(WATER_EPOCHS) \
+	$(PY) -m hfd_core train-teacher --dataset $(WATER_DATASET) $(WATER_ARGS) --epochs $(WATER_TEACHER_EPOCHS) \
 		--out $(WATER_RUN)/$(WATER_DATASET)/teacher
 	$(PY) -m hfd_core train-student --dataset $(WATER_DATASET) $(WATER_ARGS) --epochs $(WATER_EPOCHS) \
 		--teacher $(WATER_RUN)/$(WATER_DATASET)/teacher/best.pt --out $(WATER_RUN)/$(WATER_DATASET)/student
