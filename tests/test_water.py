@@ -73,15 +73,18 @@ class _DarkHalf(torch.nn.Module):
         return torch.stack([rank - 0.5, 0.5 - rank], dim=1)
 
 
-def test_segment_raster_reads_vv_vh_and_gives_every_tile_the_scene_context(demo_sample, tmp_path):
-    """A scene-feature model reads the raster's two bands, and every tile gets the whole raster's histograms:
-    a pixel-wise model then gives the same map whatever the tiling, with exactly the darker half as water."""
-    config = HFDNetConfig(len(FEATURES), 2)
-    metadata = ModelMetadata(
-        role="student", config=config, bands=list(FEATURES), input_kind=SCENE_KIND,
+def _water_metadata() -> ModelMetadata:
+    return ModelMetadata(
+        role="student", config=HFDNetConfig(len(FEATURES), 2), bands=list(FEATURES), input_kind=SCENE_KIND,
         mean=[0.0] * len(FEATURES), std=[1.0] * len(FEATURES),
         classes=[ClassInfo(0, "not water", "#d9d9d9"), ClassInfo(1, "water", "#2e86de")], tile_size=64,
     )  # fmt: skip
+
+
+def test_segment_raster_reads_vv_vh_and_gives_every_tile_the_scene_context(demo_sample, tmp_path):
+    """A scene-feature model reads the raster's two bands, and every tile gets the whole raster's histograms:
+    a pixel-wise model then gives the same map whatever the tiling, with exactly the darker half as water."""
+    metadata = _water_metadata()
     assert metadata.raster_bands == list(RASTER_BANDS)
     maps = []
     for tile, overlap in ((64, 16), (256, 0)):
@@ -125,3 +128,18 @@ def test_ombria_water_labels_add_permanent_water_from_sentinel2(shared_data):
     # the flood mask is never overruled
     assert all(((o.label == 1) <= (w.label == 1)).all() for w, o in zip(water, official, strict=True))
     assert water[0].sar.shape[0] == len(FEATURES) and water[0].sar[CHANNEL["has_db"]].max() == 0
+
+
+def test_evaluate_gives_a_water_model_features_of_raw_ombria_and_db_scenes(demo_sample):
+    """`evaluate --dataset ombria` (8-bit VV before/after) and dB data give the water model its features."""
+    from hfd_core.data import Scene
+    from hfd_core.train.evaluation import evaluate_scenes
+
+    sar_db = read_float(demo_sample)
+    label = (sar_db[0] < np.median(sar_db[0])).astype(np.uint8)
+    stretched = np.stack([_stretch_to_8bit(sar_db[0])] * 2).astype(np.uint8)
+    metadata = _water_metadata()
+    ombria_like = Scene("o", "g", stretched, None, label, sar_bands=["VV_before", "VV_after"])
+    db = Scene("d", "g", sar_db, None, label, sar_bands=["VV", "VH"])
+    scores = [evaluate_scenes(_DarkHalf(), metadata, [scene], "cpu")["miou"] for scene in (ombria_like, db)]
+    assert scores[0] > 0.95 and scores[1] > 0.95

@@ -21,6 +21,7 @@ from torch import nn
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
+from hfd_core.data.scene_context import SCENE_KIND, SceneContext, water_features
 from hfd_core.errors import InputError
 from hfd_core.infer.tiled import ramp_window
 from hfd_core.metrics import confusion_matrix, per_chip_miou, scores
@@ -41,6 +42,8 @@ def model_input(scene: Scene, metadata: ModelMetadata) -> np.ndarray:
         raise InputError(
             f"scene {scene.name} has no {attribute.upper()}, which this {metadata.role} model reads"
         )
+    if metadata.input_kind == SCENE_KIND and attribute == "sar" and list(bands) != list(metadata.bands):
+        return _scene_features(scene)
     missing = [band for band in metadata.bands if band not in bands]
     if missing:
         raise InputError(
@@ -49,6 +52,23 @@ def model_input(scene: Scene, metadata: ModelMetadata) -> np.ndarray:
     if list(bands) == list(metadata.bands):
         return array
     return array[[list(bands).index(band) for band in metadata.bands]]
+
+
+def _scene_features(scene: Scene) -> np.ndarray:
+    """Water-model input from a scene's raw SAR: its last VV band (OMBRIA's after image) and VH if any; 8-bit
+    arrays are stretched images (OMBRIA), others sigma0 in dB."""
+    names = [band.upper() for band in scene.sar_bands]
+    picked = [
+        max(i for i, n in enumerate(names) if n.startswith(p))
+        for p in ("VV", "VH")
+        if any(n.startswith(p) for n in names)
+    ]
+    if not picked or not names[picked[0]].startswith("VV"):
+        raise InputError(
+            f"scene {scene.name} has no VV band (bands {scene.sar_bands}); the water model needs VV"
+        )
+    sar = scene.sar[picked].astype(np.float32)
+    return water_features(sar, SceneContext.of(sar, "stretched" if scene.sar.dtype == np.uint8 else "db"))
 
 
 def _window_starts(size: int, window: int, stride: int) -> list[int]:
