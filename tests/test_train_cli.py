@@ -92,3 +92,15 @@ def test_split_without_official_test_holds_out_whole_groups(toy_dataset, tmp_pat
     test = load_scenes("toy", tmp_path, "test")
     assert test and train and not {s.group for s in train} & {s.group for s in test}
     assert len(train) + len(test) == len(load_scenes("toy", tmp_path, "all"))
+
+
+def test_leave_out_keeps_a_location_out_of_training_and_validation(tmp_path, toy_dataset):
+    groups = {scene.group for scene in load_scenes("toy", tmp_path, "train")}
+    left_out = sorted(groups)[0]
+    out = tmp_path / "teacher"
+    assert main(["train-teacher", *toy_dataset, "--out", str(out), "--leave-out", left_out, *TINY]) == 0
+    _, metadata = load_model(out / "best.pt")
+    data = metadata.training["data"] if "data" in metadata.training else metadata.training
+    assert set(data["train_groups"]) | set(data["val_groups"]) == groups - {left_out}
+    with pytest.raises(Exception, match="no group nowhere"):
+        main(["train-teacher", *toy_dataset, "--out", str(out), "--leave-out", "nowhere", *TINY])

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from hfd_core.data import split_by_group
+from hfd_core.errors import InputError
 from hfd_core.train.api import train_student, train_teacher
 from hfd_core.train.config import TrainConfig
 from hfd_core.train.datasets import DATASETS, SPLITS, load_scenes
@@ -37,6 +38,14 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--val-fraction", type=float, default=0.2, help="share of groups held out for validation"
+    )
+    parser.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="leave this group (location) out of training and validation, e.g. to score a model on it later "
+        "(leave-one-location-out); repeatable",
     )
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
@@ -130,6 +139,10 @@ def _is_main() -> bool:
 
 def _split(args: argparse.Namespace):
     scenes = load_scenes(args.dataset, args.root, args.split)
+    unknown = set(args.leave_out) - {scene.group for scene in scenes}
+    if unknown:
+        raise InputError(f"--leave-out: no group {', '.join(sorted(unknown))} in {args.dataset}")
+    scenes = [scene for scene in scenes if scene.group not in args.leave_out]
     train, val = split_by_group(scenes, args.val_fraction, args.seed)
     if _is_main():
         print(f"{args.dataset}: {len(train)} training and {len(val)} validation scenes", file=sys.stderr)
