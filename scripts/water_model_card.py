@@ -1,12 +1,12 @@
-"""Score water models against the classical thresholds in one run and write the water model card.
+"""Ship the water model and write its card: models and classical thresholds scored in one run.
 
 * dB water chips (Sen1Floods11, STAC Overflow): each model runs through ``segment_raster`` on the chip's
   GeoTIFF, as ``hfd:segment`` does (streaming scene context, tiles, blending), and every threshold of
   ``hfd_core.baselines`` runs on the same pixels. Water IoU per chip and pooled (intersections and unions
-  summed over chips with water), and the share of pixels called water on the chips without water.
-  ``--model NAME=PATH`` scores one model on every chip; ``--leave-out NAME=LOCATION:PATH`` scores, on chip
-  LOCATION, a model trained without it (leave-one-location-out rows).
-* OMBRIA official test: per-chip mIoU against the official flood mask (what the published numbers use) and
+  summed over chips with water), and the share of pixels called water on the chips without water. Only
+  models that did not train on a chip are scored on it: the students pre-trained without any dB water chip,
+  and the leave-one-location-out students (all data but that chip's location).
+* OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (what the published numbers use) and
   against water = flood + permanent water from Sentinel-2 (``data.water``), Otsu on the same chips.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +29,17 @@ from hfd_core.data.raster import read_float, read_label
 from hfd_core.data.water import read_ombria_water
 from hfd_core.infer.tiled import segment_raster
 from hfd_core.metrics import confusion_matrix, per_chip_miou
+from hfd_core.modelfile import load_model
 from hfd_core.train.evaluation import evaluate_model_file
 
 WATER = 1
+WATER_MODEL = "water_student.pt"
 
 
 @dataclass
 class Chip:
     name: str
-    location: str
+    location: str  # the group of data.water, as given to `train-student --leave-out`
     path: Path  # GeoTIFF of VV, VH in dB, NaN nodata
     vv: np.ndarray
     vh: np.ndarray
@@ -51,7 +54,7 @@ def read_chips(samples: Path, workdir: Path) -> list[Chip]:
         label = read_label(s1.with_name(f"{stem}_LabelHand.tif"), {0: 0, 1: 1})
         sar = read_float(s1)
         if (label != IGNORE_INDEX).any() and np.isfinite(sar).any():
-            chips.append(Chip(stem, stem.split("_")[0], s1, sar[0], sar[1], label))
+            chips.append(Chip(stem, f"chip-{stem.split('_')[0]}", s1, sar[0], sar[1], label))
     for vv_path in sorted((samples / "stac_overflow").glob("*_vv.tif")):
         chip = vv_path.name.removesuffix("_vv.tif")
         with rasterio.open(vv_path) as src:
@@ -183,38 +186,56 @@ def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: st
     return "\n".join(lines) + "\n"
 
 
-def _pairs(values: list[str]) -> dict[str, Path]:
-    return {name: Path(path) for name, path in (v.split("=", 1) for v in values)}
+def _validation_miou(path: Path) -> float:
+    return float(load_model(path)[1].metrics.get("val_miou", float("nan")))
+
+
+def ship(run: Path, models: Path) -> tuple[str, Path]:
+    """Copy the final student with the higher validation mIoU to ``models/WATER_MODEL``; (variant, source)."""
+    candidates = {name: run / "water" / name / "best.pt" for name in ("student", "student_sar_only")}
+    chosen = max(candidates, key=lambda name: _validation_miou(candidates[name]))
+    models.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(candidates[chosen], models / WATER_MODEL)
+    return chosen, candidates[chosen]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--model", action="append", default=[], help="NAME=PATH, scored on every chip")
-    parser.add_argument(
-        "--leave-out", action="append", default=[], help="NAME=LOCATION:PATH, scored on LOCATION's chips only"
-    )
-    parser.add_argument(
-        "--out", type=Path, required=True, help="card (Markdown); scores go beside it as JSON"
-    )
-    parser.add_argument("--command", default="", help="the command that made the models, for the card")
-    parser.add_argument("--notes", default="", help="a paragraph for the card (training data, protocol)")
-    parser.add_argument("--no-ombria", action="store_true")
+    parser.add_argument("--run", type=Path, default=Path("runs/water"), help="run folder of make water-model")
+    parser.add_argument("--models", type=Path, default=Path("resources/models"), help="where the model ships")
+    parser.add_argument("--chip-groups", default="", help="the chip locations left out one at a time")
+    parser.add_argument("--command", default="make water-model", help="the command, for the card")
     args = parser.parse_args()
-    models = _pairs(args.model)
-    leave_out: dict[str, dict[str, Path]] = {}
-    for value in args.leave_out:
-        name, rest = value.split("=", 1)
-        location, path = rest.split(":", 1)
-        leave_out.setdefault(name, {})[location] = Path(path)
+    run = args.run
+    variant, shipped = ship(run, args.models)
+    pretrained = run / "water-no-chips"
+    held_out = {
+        "HFD student (distilled), trained without the dB water chips": pretrained / "student/best.pt",
+        "SAR-only student, trained without the dB water chips": pretrained / "student_sar_only/best.pt",
+    }
+    leave_out = {
+        "HFD student, all data but the chip's location (leave-one-location-out)": {
+            group: run / "leave-out" / group / "best.pt" for group in args.chip_groups.split()
+        }
+    }
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
-        chip_results = score_chips(chips, models, leave_out, Path(workdir))
-    ombria = None if args.no_ombria else score_ombria(args.samples / "ombria", models)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(card(chips, chip_results, ombria, args.command, args.notes))
-    args.out.with_suffix(".json").write_text(json.dumps({"chips": chip_results, "ombria": ombria}, indent=1))
-    print(args.out.read_text())
+        chip_results = score_chips(chips, held_out, leave_out, Path(workdir))
+    final = {
+        "HFD student (distilled), all data": run / "water/student/best.pt",
+        "SAR-only student, all data": run / "water/student_sar_only/best.pt",
+    }
+    ombria = score_ombria(args.samples / "ombria", {**held_out, **final})
+    notes = (
+        f"Shipped: `{args.models / WATER_MODEL}` = {variant} trained on all data ({shipped}), chosen on "
+        "validation mIoU. The dB chip rows are models that did not train on the chip they are scored on."
+    )
+    card_path = args.models / "WATER_MODEL_CARD.md"
+    card_path.write_text(card(chips, chip_results, ombria, args.command, notes))
+    scores = {"chips": chip_results, "ombria": ombria, "shipped": variant}
+    (run / "water_card_scores.json").write_text(json.dumps(scores, indent=1))
+    print(card_path.read_text())
 
 
 if __name__ == "__main__":
