@@ -6,7 +6,7 @@
   summed over chips with water), and the share of pixels called water on the chips without water. Only
   models that did not train on a chip are scored on it: the students pre-trained without any dB water chip,
   and the leave-one-location-out students (all data but that chip's location).
-* OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (what the published numbers use) and
+* OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (as published) and
   against water = flood + permanent water from Sentinel-2 (``data.water``), Otsu on the same chips.
 """
 
