@@ -41,6 +41,7 @@ from hfd_core.data.spectral_labels import WATER
 SOURCES = ("ombria", "paired", "chips")
 EO_FEATURES = ("ND_B03_B08", "ND_B03_B11", "ND_B08_B11", "B08_rank")
 DB_WEIGHT = 5.0
+CONTEXT_CROP_MIN = 256
 #: Water rule on 8-bit OMBRIA false colour (R = B11, G = B08, B = B03): green above NIR and SWIR, NIR dark.
 OMBRIA_NIR_MAX = 80
 
@@ -73,23 +74,41 @@ def eo_water_rule(false_colour: np.ndarray) -> np.ndarray:
     return (b03 > b08) & (b03 > b11) & (b08 < OMBRIA_NIR_MAX)
 
 
-def _water_scene(
+def _water_scenes(
     name: str, group: str, sar_db: np.ndarray, eo: np.ndarray | None, label: np.ndarray
-) -> Scene:
-    """A dB scene (VV, VH) as water features; ``eo`` = (B03, B08, B11) or None."""
+) -> list[Scene]:
+    """A dB scene (VV, VH) as water features, ``eo`` = (B03, B08, B11) or None; a scene of at least
+    ``CONTEXT_CROP_MIN`` pixels a side also as its four quadrants, each with the quadrant as its context.
+
+    Context crops show the network the same pixels under other scene statistics (a quadrant that is all
+    water, or all land), so it learns when a pixel's rank and Otsu margin mislead and the absolute dB decides;
+    the whole scene and its crops share the scene's sampling weight."""
     sar_db = sar_db.astype(np.float32)
     height, width = sar_db.shape[1:]
     eo_input = eo_features(*eo) if eo is not None else np.full((4, height, width), np.nan, np.float32)
-    return Scene(
-        name=name,
-        group=group,
-        sar=water_features(sar_db, SceneContext.of(sar_db, "db")),
-        eo=eo_input,
-        label=label.astype(np.uint8),
-        sar_bands=list(FEATURES),
-        eo_bands=list(EO_FEATURES),
-        weight=DB_WEIGHT,
-    )
+    windows = [(slice(None), slice(None))]
+    if min(height, width) >= CONTEXT_CROP_MIN:
+        rows, cols = (
+            (slice(0, height // 2), slice(height // 2, None)),
+            (slice(0, width // 2), slice(width // 2, None)),
+        )
+        windows += [(r, c) for r in rows for c in cols]
+    scenes = []
+    for index, (r, c) in enumerate(windows):
+        sar = sar_db[:, r, c]
+        scenes.append(
+            Scene(
+                name=name if index == 0 else f"{name}-context{index}",
+                group=group,
+                sar=water_features(sar, SceneContext.of(sar, "db")),
+                eo=eo_input[:, r, c],
+                label=label[r, c].astype(np.uint8),
+                sar_bands=list(FEATURES),
+                eo_bands=list(EO_FEATURES),
+                weight=DB_WEIGHT / (2 if len(windows) > 1 else 1),
+            )
+        )
+    return scenes
 
 
 def read_ombria_water(root: Path, split: str, permanent_water: bool = True) -> list[Scene]:
@@ -137,15 +156,15 @@ def read_paired_water(root: Path) -> list[Scene]:
             label = np.where(scene.label == WATER, 1, 0).astype(np.uint8)
             label[scene.label == IGNORE_INDEX] = IGNORE_INDEX
             eo = scene.eo[[b03, b08, b11]]
-            scenes.append(_water_scene(scene.name, scene.group, scene.sar, eo, label))
+            scenes += _water_scenes(scene.name, scene.group, scene.sar, eo, label)
     return scenes
 
 
-def _stac_chip(folder: Path, chip: str) -> Scene:
+def _stac_chip(folder: Path, chip: str) -> list[Scene]:
     sar = np.stack([read_float(folder / f"{chip}_{band}.tif")[0] for band in ("vv", "vh")])
     sar[:, (sar == 0).any(axis=0)] = np.nan  # 0 = missing in STAC Overflow
     label = read_label(folder / f"{chip}.tif", {0: 0, 1: 1})
-    return _water_scene(f"stac-{chip}", f"stac-{chip}", sar, None, label)
+    return _water_scenes(f"stac-{chip}", f"stac-{chip}", sar, None, label)
 
 
 def read_water_chips(root: Path) -> list[Scene]:
@@ -158,11 +177,11 @@ def read_water_chips(root: Path) -> list[Scene]:
             eo = chip.eo[bands] if chip.eo is not None else None
             if chip.label is not None:
                 name, group = f"sen1floods11-{chip.name}", f"chip-{chip.group}"
-                scenes.append(_water_scene(name, group, chip.sar, eo, chip.label))
+                scenes += _water_scenes(name, group, chip.sar, eo, chip.label)
     stac = root / "stac_overflow"
     if stac.is_dir():
         for vv in sorted(stac.glob("*_vv.tif")):
-            scenes.append(_stac_chip(stac, vv.name.removesuffix("_vv.tif")))
+            scenes += _stac_chip(stac, vv.name.removesuffix("_vv.tif"))
     return scenes
 
 
