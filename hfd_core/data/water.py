@@ -78,23 +78,24 @@ def _water_scenes(
     name: str, group: str, sar_db: np.ndarray, eo: np.ndarray | None, label: np.ndarray
 ) -> list[Scene]:
     """A dB scene (VV, VH) as water features, ``eo`` = (B03, B08, B11) or None; a scene of at least
-    ``CONTEXT_CROP_MIN`` pixels a side also as its four quadrants, each with the quadrant as its context.
+    ``CONTEXT_CROP_MIN`` pixels a side also as its 2 x 2 crops, one of twice that size also as its 4 x 4
+    crops, each crop with itself as scene context.
 
-    Context crops show the network the same pixels under other scene statistics (a quadrant that is all
-    water, or all land), so it learns when a pixel's rank and Otsu margin mislead and the absolute dB decides;
-    the whole scene and its crops share the scene's sampling weight."""
+    Context crops show the network the same pixels under other scene statistics (on the water chips, crops
+    range from dry to all water), so it learns when a pixel's rank and Otsu margin mislead and the absolute dB
+    decides. The whole scene keeps half of the scene's sampling weight, each level of crops an equal share of
+    the other half."""
     sar_db = sar_db.astype(np.float32)
     height, width = sar_db.shape[1:]
     eo_input = eo_features(*eo) if eo is not None else np.full((4, height, width), np.nan, np.float32)
-    windows = [(slice(None), slice(None))]
-    if min(height, width) >= CONTEXT_CROP_MIN:
-        rows, cols = (
-            (slice(0, height // 2), slice(height // 2, None)),
-            (slice(0, width // 2), slice(width // 2, None)),
-        )
-        windows += [(r, c) for r in rows for c in cols]
+    levels = [parts for parts in (2, 4) if min(height, width) >= CONTEXT_CROP_MIN * parts // 2]
+    windows = [(slice(None), slice(None), DB_WEIGHT / (2 if levels else 1))]
+    for parts in levels:
+        rows = [slice(i * height // parts, (i + 1) * height // parts) for i in range(parts)]
+        cols = [slice(i * width // parts, (i + 1) * width // parts) for i in range(parts)]
+        windows += [(r, c, DB_WEIGHT / (2 * len(levels))) for r in rows for c in cols]
     scenes = []
-    for index, (r, c) in enumerate(windows):
+    for index, (r, c, weight) in enumerate(windows):
         sar = sar_db[:, r, c]
         scenes.append(
             Scene(
@@ -105,7 +106,7 @@ def _water_scenes(
                 label=label[r, c].astype(np.uint8),
                 sar_bands=list(FEATURES),
                 eo_bands=list(EO_FEATURES),
-                weight=DB_WEIGHT / (2 if len(windows) > 1 else 1),
+                weight=weight,
             )
         )
     return scenes
