@@ -34,6 +34,7 @@ from hfd_core.train.evaluation import evaluate_model_file
 
 WATER = 1
 WATER_MODEL = "water_student.pt"
+VARIANT_LABELS = {"student": "HFD student (distilled)", "student_sar_only": "SAR-only student"}
 
 
 @dataclass
@@ -192,7 +193,7 @@ def _validation_miou(path: Path) -> float:
 
 def ship(run: Path, models: Path) -> tuple[str, Path]:
     """Copy the final student with the higher validation mIoU to ``models/WATER_MODEL``; (variant, source)."""
-    candidates = {name: run / "water" / name / "best.pt" for name in ("student", "student_sar_only")}
+    candidates = {name: run / "water" / name / "best.pt" for name in VARIANT_LABELS}
     chosen = max(candidates, key=lambda name: _validation_miou(candidates[name]))
     models.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(candidates[chosen], models / WATER_MODEL)
@@ -204,27 +205,26 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
     parser.add_argument("--run", type=Path, default=Path("runs/water"), help="run folder of make water-model")
     parser.add_argument("--models", type=Path, default=Path("resources/models"), help="where the model ships")
-    parser.add_argument("--chip-groups", default="", help="the chip locations left out one at a time")
     parser.add_argument("--command", default="make water-model", help="the command, for the card")
     args = parser.parse_args()
     run = args.run
     variant, shipped = ship(run, args.models)
     pretrained = run / "water-no-chips"
     held_out = {
-        "HFD student (distilled), trained without the dB water chips": pretrained / "student/best.pt",
-        "SAR-only student, trained without the dB water chips": pretrained / "student_sar_only/best.pt",
+        f"{label}, trained without the dB water chips": pretrained / variant / "best.pt"
+        for variant, label in VARIANT_LABELS.items()
     }
     leave_out = {
-        "HFD student, all data but the chip's location (leave-one-location-out)": {
-            group: run / "leave-out" / group / "best.pt" for group in args.chip_groups.split()
+        f"{label}, all data but the chip's location (leave-one-location-out)": {
+            folder.name: folder / "best.pt" for folder in sorted((run / "leave-out" / variant).iterdir())
         }
+        for variant, label in VARIANT_LABELS.items()
     }
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
         chip_results = score_chips(chips, held_out, leave_out, Path(workdir))
     final = {
-        "HFD student (distilled), all data": run / "water/student/best.pt",
-        "SAR-only student, all data": run / "water/student_sar_only/best.pt",
+        f"{label}, all data": run / "water" / variant / "best.pt" for variant, label in VARIANT_LABELS.items()
     }
     ombria = score_ombria(args.samples / "ombria", {**held_out, **final})
     notes = (

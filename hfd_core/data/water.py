@@ -42,6 +42,8 @@ SOURCES = ("ombria", "paired", "chips")
 EO_FEATURES = ("ND_B03_B08", "ND_B03_B11", "ND_B08_B11", "B08_rank")
 DB_WEIGHT = 5.0
 CONTEXT_CROP_MIN = 256
+#: Groups of the dB water chips (``read_water_chips``): Sen1Floods11 regions and STAC Overflow chips.
+CHIP_GROUP_PREFIXES = ("chip-", "stac-")
 #: Water rule on 8-bit OMBRIA false colour (R = B11, G = B08, B = B03): green above NIR and SWIR, NIR dark.
 OMBRIA_NIR_MAX = 80
 

@@ -1,0 +1,65 @@
+"""Stage 2 of the water model: fine-tune a pre-trained student (trained without the dB water chips) with every
+labelled pixel, and once per chip location with that location left out (leave-one-location-out), loading the
+data once for all runs.
+
+Validation blocks are drawn from OMBRIA and the paired scenes only: the dB water chips are too few to spare
+one for validation, and each is scored by the fold that leaves it out. Every run resumes (``last.ckpt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from hfd_core.data import split_by_group
+from hfd_core.data.water import CHIP_GROUP_PREFIXES
+from hfd_core.train.api import train_student
+from hfd_core.train.config import TrainConfig
+from hfd_core.train.datasets import DATASETS, load_scenes
+
+VARIANTS = ("student", "student_sar_only")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--run", type=Path, default=Path("runs/water"))
+    parser.add_argument("--variant", choices=VARIANTS, required=True, help="distilled or SAR-only student")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--samples-per-epoch", type=int, default=320)
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    pretrained = args.run / "water-no-chips"
+    teacher = pretrained / "teacher" / "best.pt" if args.variant == "student" else None
+    scenes = load_scenes("water", args.samples, "train")
+    chips = [s for s in scenes if s.group.startswith(CHIP_GROUP_PREFIXES)]
+    others = [s for s in scenes if not s.group.startswith(CHIP_GROUP_PREFIXES)]
+    train_others, validation = split_by_group(others, args.val_fraction, args.seed)
+    groups = sorted({s.group for s in chips})
+    folds = [(args.run / "water" / args.variant, None)]
+    folds += [(args.run / "leave-out" / args.variant / group, group) for group in groups]
+    for out_dir, left_out in folds:
+        train = train_others + [s for s in chips if s.group != left_out]
+        config = TrainConfig(
+            out_dir=str(out_dir),
+            epochs=args.epochs,
+            batch_size=8,
+            lr=args.lr,
+            tile_size=128,
+            samples_per_epoch=args.samples_per_epoch,
+            distill_weight=1.0 if teacher else 0.0,
+            seed=args.seed,
+            resume=True,
+            init_from=str(pretrained / args.variant / "best.pt"),
+            progress=False,
+        )
+        result = train_student(train, validation, teacher, config, spec=DATASETS["water"])
+        print(f"{out_dir}: left out {left_out or 'nothing'}, best epoch {result.best_epoch}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
