@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,13 @@ import rasterio
 from rasterio.transform import from_origin
 
 from hfd_core.errors import InputError
-from hfd_core.metrics.report import compare_rasters, write_csv, write_html
+from hfd_core.metrics.report import (
+    compare_rasters,
+    parse_class_mapping,
+    prediction_class_names,
+    write_csv,
+    write_html,
+)
 
 UTM = "EPSG:32633"
 
@@ -89,3 +96,87 @@ def test_html_and_csv(tmp_path, prediction):
     assert [r["class_name"] for r in rows] == ["land", "<water>"]
     assert rows[0]["predicted_0"] == "7" and rows[1]["predicted_1"] == "8" and rows[0]["predicted_1"] == "0"
     assert float(rows[1]["iou"]) == 1.0
+
+
+def _sen1floods11_like(tmp_path, prediction_classes):
+    """Prediction with the model's ids (0 water, 1 vegetation, 2 built-up) and a reference with its own:
+    1 water, 0 not water, -1 no data (as Sen1Floods11's LabelHand)."""
+    transform = from_origin(500000, 4000040, 10, 10)
+    predicted = _write(tmp_path / "pred3.tif", prediction_classes, transform, nodata=255)
+    reference = np.zeros((4, 4), np.int16)
+    reference[:, :2] = 1  # water in the left half
+    reference[3] = -1
+    return predicted, _write(tmp_path / "label.tif", reference, transform, nodata=-1)
+
+
+def test_ids_compared_blindly_warn_with_the_pairs_found(tmp_path):
+    prediction = np.array([[0, 0, 1, 2]] * 4, np.uint8)  # left half water, right half vegetation/built-up
+    predicted, label = _sen1floods11_like(tmp_path, prediction)
+    report = compare_rasters(predicted, label, ["water", "vegetation", "built-up"])
+    assert report.oa == 0.0  # water (0) is the reference's "not water"
+    assert len(report.warnings) == 1 and "1: water" in report.warnings[0]
+
+
+def test_binary_water_against_the_rest_with_a_mapping(tmp_path):
+    prediction = np.array([[0, 0, 1, 2]] * 4, np.uint8)
+    prediction[0, 1] = 1  # one water pixel of the reference predicted as vegetation
+    predicted, label = _sen1floods11_like(tmp_path, prediction)
+    names = ["water", "vegetation", "built-up"]
+    report = compare_rasters(
+        predicted, label, names, mapping=parse_class_mapping("1: water", names), positive=0
+    )
+    assert report.class_names == ["water", "not water"]
+    assert report.matrix.tolist() == [[5, 1], [0, 6]]
+    assert report.iou[0] == pytest.approx(5 / 6) and not report.warnings
+    assert report.comparison == "water against the rest"
+
+
+def test_mapping_translates_reference_values_and_drops_unlisted_ones(tmp_path):
+    prediction = np.array([[0, 0, 1, 2]] * 4, np.uint8)
+    predicted, label = _sen1floods11_like(tmp_path, prediction)
+    names = ["water", "vegetation", "built-up"]
+    only_water = compare_rasters(predicted, label, names, mapping={1: 0})
+    assert only_water.pixels == 6 and only_water.oa == 1.0  # reference 0 is not listed: not counted
+    both = compare_rasters(predicted, label, names, mapping=parse_class_mapping("1:0, 0:Vegetation", names))
+    assert both.pixels == 12 and both.oa == pytest.approx(9 / 12)
+
+
+def test_class_mapping_errors_name_the_classes():
+    names = ["water", "vegetation"]
+    with pytest.raises(InputError, match="0 water, 1 vegetation"):
+        parse_class_mapping("1: forest", names)
+    with pytest.raises(InputError, match="reference value: model class"):
+        parse_class_mapping("1 water", names)
+    with pytest.raises(InputError, match="not an integer"):
+        parse_class_mapping("x: water", names)
+
+
+def test_class_names_from_the_tag_or_the_style(tmp_path):
+    from hfd_core.infer.style import write_qml
+    from hfd_core.modelfile import ClassInfo
+
+    path = _write(tmp_path / "seg.tif", np.array([[0, 1]], np.uint8), from_origin(500000, 4000040, 10, 10))
+    assert prediction_class_names(path) is None
+    write_qml(path.with_suffix(".qml"), [ClassInfo(0, "water", "#0000ff"), ClassInfo(2, "bare", "#ffff00")])
+    assert prediction_class_names(path) == ["water", "class 1", "bare"]
+    with rasterio.open(path, "r+") as dst:
+        dst.update_tags(CLASS_NAMES='["open water", "land"]')
+    assert prediction_class_names(path) == ["open water", "land"]
+    assert compare_rasters(path, path).class_names == ["open water", "land"]
+
+
+def test_sen1floods11_label_against_the_bundled_model_in_binary_mode(tmp_path, shared_data):
+    """Real chip: LabelHand (1 water, 0 not, -1 nodata) against the bundled student's map."""
+    from hfd_core.infer.tiled import segment_raster
+
+    folder = shared_data / "sen1floods11"
+    predicted = tmp_path / "india.tif"
+    model = Path(__file__).resolve().parents[1] / "resources" / "models" / "student.pt"
+    segment_raster(folder / "India_900498_S1Hand.tif", predicted, model, device="cpu")
+    label = folder / "India_900498_LabelHand.tif"
+    blind = compare_rasters(predicted, label)
+    assert blind.class_names[0] == "water" and blind.oa < 0.1 and blind.warnings
+    names = blind.class_names
+    binary = compare_rasters(predicted, label, mapping=parse_class_mapping("1: water", names), positive=0)
+    # measured: water IoU 0.821, OA 0.911, kappa 0.820 (this chip was among the bundled model's training data)
+    assert binary.iou[0] > 0.7 and binary.oa > 0.85 and binary.kappa > 0.7

@@ -4,14 +4,25 @@ The two rasters may lie on different grids (CRS, resolution, extent): the refere
 prediction's grid with nearest-neighbour resampling (class ids must not be averaged) and only the overlap is
 compared. Not counted: the prediction's nodata (``IGNORE_INDEX``), the reference's nodata value, reference
 values outside ``0..K-1`` (e.g. ``-1`` "no data" in Sen1Floods11 labels) and pixels outside the overlap.
-``K`` is the number of class names when given, else the highest class id seen in either raster plus one.
+``K`` is the number of class names: given, else read from the prediction (its ``CLASS_NAMES`` tag, written
+by segmentation, or the paletted ``.qml`` style beside it), else the highest class id seen plus one.
+
+References rarely share the model's class ids (Sen1Floods11: 1 water, 0 not water; the bundled model:
+0 water). A ``mapping`` {reference value: model class} translates them; reference values it does not list are
+not counted. A binary comparison (``positive``: one model class against the rest) scores e.g. water against
+not water: the reference values mapped to that class (or, without a mapping, equal to its id) are the class,
+every other valid reference value is the rest. Without a mapping, ``warnings`` says when the reference's
+values do not line up with the prediction's classes: values outside the classes, or a much better agreement
+when each reference value is paired with the class it most often meets (the suggested pairs are in it).
 """
 
 from __future__ import annotations
 
 import csv
 import html
-from dataclasses import dataclass
+import json
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +35,9 @@ from hfd_core.metrics.confusion import confusion_matrix, scores
 
 #: Value the reference takes outside the overlap and where it is nodata (any negative value is ignored).
 _OUTSIDE = -1
+#: Warn about the class ids when pairing each reference value with its most frequent predicted class agrees
+#: on this much more of the pixels than the ids as they are (India_900498: 0.026 as they are, 0.696 paired).
+_PAIRING_GAIN = 0.25
 
 
 @dataclass
@@ -42,6 +56,8 @@ class SegmentationReport:
     precision: list[float]
     recall: list[float]
     pixels: int
+    warnings: list[str] = field(default_factory=list)
+    comparison: str = "class ids as they are"
 
     def to_dict(self) -> dict:
         """JSON-ready values."""
@@ -56,6 +72,8 @@ class SegmentationReport:
             "f1": dict(zip(self.class_names, self.f1, strict=True)),
             "confusion_matrix": self.matrix.tolist(),
             "pixels": self.pixels,
+            "comparison": self.comparison,
+            "warnings": list(self.warnings),
         }
 
 
@@ -66,26 +84,150 @@ def reference_on_grid(reference_path: str | Path, grid_path: str | Path, band: i
     return np.where(np.isfinite(values) & (values >= 0), np.nan_to_num(values), _OUTSIDE).astype(np.int32)
 
 
+def prediction_class_names(prediction_path: str | Path) -> list[str] | None:
+    """Class names of a segmentation: its ``CLASS_NAMES`` tag (JSON list), else the labels of the paletted
+    ``.qml`` style beside it (ids 0..K-1 in order), else None."""
+    with rasterio.open(prediction_path) as src:
+        tag = src.tags().get("CLASS_NAMES")
+    if tag:
+        try:
+            names = json.loads(tag)
+        except json.JSONDecodeError:
+            names = None
+        if isinstance(names, list) and names:
+            return [str(name) for name in names]
+    qml = Path(prediction_path).with_suffix(".qml")
+    if not qml.is_file():
+        return None
+    try:
+        entries = ElementTree.parse(qml).getroot().iter("paletteEntry")
+        labels = {int(e.get("value")): e.get("label") or f"class {e.get('value')}" for e in entries}
+    except (ElementTree.ParseError, TypeError, ValueError):
+        return None
+    labels = {k: v for k, v in labels.items() if 0 <= k < IGNORE_INDEX}
+    if not labels:
+        return None
+    return [labels.get(i, f"class {i}") for i in range(max(labels) + 1)]
+
+
+def class_id(text: str, class_names: list[str]) -> int:
+    """A model class given by id (``"0"``) or name (``"water"``, any case); InputError otherwise."""
+    text = text.strip()
+    lowered = [name.lower() for name in class_names]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < len(class_names):
+        raise InputError(
+            f"{text!r} is not a class of the prediction; its classes are "
+            + ", ".join(f"{i} {name}" for i, name in enumerate(class_names))
+        )
+    return value
+
+
+def parse_class_mapping(text: str, class_names: list[str]) -> dict[int, int]:
+    """``"1: water, 0: low vegetation"`` -> {1: 0, 0: 3}: reference value -> model class (id or name)."""
+    mapping = {}
+    for item in text.replace(";", ",").split(","):
+        if not item.strip():
+            continue
+        value, sep, target = item.partition(":")
+        if not sep:
+            raise InputError(f"class mapping items are 'reference value: model class', not {item.strip()!r}")
+        try:
+            key = int(value)
+        except ValueError:
+            raise InputError(
+                f"reference value {value.strip()!r} in the class mapping is not an integer"
+            ) from None
+        mapping[key] = class_id(target, class_names)
+    return mapping
+
+
+def _agreement_warnings(prediction: np.ndarray, reference: np.ndarray, class_names: list[str]) -> list[str]:
+    """Warnings when the reference's values (ids as they are) do not line up with the prediction's classes."""
+    valid = (reference >= 0) & (prediction != IGNORE_INDEX)
+    ref, pred = reference[valid], prediction[valid]
+    if ref.size == 0:
+        return []
+    warnings = []
+    values, counts = np.unique(ref, return_counts=True)
+    outside = values >= len(class_names)
+    if outside.any():
+        share = counts[outside].sum() / ref.size
+        warnings.append(
+            f"{share:.0%} of the reference pixels have values that are not classes of the prediction "
+            f"({', '.join(map(str, values[outside][:10]))}) and are not counted: give a class mapping"
+        )
+    pairs = {}
+    paired = 0
+    for value in values:
+        classes, hits = np.unique(pred[ref == value], return_counts=True)
+        pairs[int(value)] = int(classes[hits.argmax()])
+        paired += int(hits.max())
+    as_is = float(np.mean(ref == pred))
+    if paired / ref.size - as_is >= _PAIRING_GAIN:
+        suggestion = ", ".join(
+            f"{value}: {class_names[c]}" for value, c in pairs.items() if c < len(class_names)
+        )
+        warnings.append(
+            "the reference's values do not look like the prediction's class ids: as they are, they agree on "
+            f"{as_is:.1%} of the pixels; paired with the class each value meets most, on "
+            f"{paired / ref.size:.1%} (pairs {suggestion}). If the reference uses its own ids, give a class "
+            "mapping (reference value: model class), or compare one class against the rest (e.g. water vs "
+            "not water)"
+        )
+    return warnings
+
+
+def _binary(prediction: np.ndarray, reference: np.ndarray, positive: int, mapping: dict[int, int] | None):
+    """Prediction and reference as 0 (the ``positive`` class) / 1 (the rest), nodata kept out."""
+    values = [v for v, c in mapping.items() if c == positive] if mapping else [positive]
+    if not values:
+        raise InputError("the class mapping gives no reference value for the class compared against the rest")
+    binary_prediction = np.where(prediction == positive, 0, 1)
+    binary_prediction[prediction == IGNORE_INDEX] = IGNORE_INDEX
+    binary_reference = np.where(np.isin(reference, values), 0, 1)
+    binary_reference[reference < 0] = _OUTSIDE
+    return binary_prediction, binary_reference
+
+
+def _mapped(reference: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """Reference values translated to model classes; values the mapping does not list become ``_OUTSIDE``."""
+    mapped = np.full_like(reference, _OUTSIDE)
+    for value, target in mapping.items():
+        mapped[reference == value] = target
+    return mapped
+
+
 def compare_rasters(
     prediction_path: str | Path,
     reference_path: str | Path,
     class_names: list[str] | None = None,
     reference_band: int = 1,
+    mapping: dict[int, int] | None = None,
+    positive: int | None = None,
 ) -> SegmentationReport:
     """Scores of the class raster ``prediction_path`` (band 1) against ``reference_path``.
 
-    InputError when a file cannot be read, the rasters do not overlap, or no pixel is valid in both.
+    ``mapping``: {reference value: model class}; ``positive``: a model class compared against the rest
+    (binary report, classes "<name>" and "not <name>"). InputError when a file cannot be read, the rasters do
+    not overlap, or no pixel is valid in both.
     """
     try:
         with rasterio.open(prediction_path) as src:
             prediction = src.read(1).astype(np.int32)
             nodata = src.nodata
         reference = reference_on_grid(reference_path, prediction_path, reference_band)
+        class_names = class_names or prediction_class_names(prediction_path)
     except rasterio.errors.RasterioIOError as error:
         raise InputError(f"cannot read raster: {error}") from None
     if nodata is not None and np.isfinite(nodata):
         prediction[prediction == int(nodata)] = IGNORE_INDEX
-    prediction[prediction < 0] = IGNORE_INDEX
+    prediction[(prediction < 0) | (prediction > IGNORE_INDEX)] = IGNORE_INDEX
     if (reference < 0).all():
         raise InputError(
             f"the reference {reference_path} does not overlap the prediction {prediction_path} "
@@ -95,11 +237,26 @@ def compare_rasters(
         present = np.concatenate([prediction[prediction != IGNORE_INDEX], reference[reference >= 0]])
         highest = int(present.max()) if present.size else 0
         class_names = [f"class {i}" for i in range(max(highest + 1, 2))]
+    if mapping and max(mapping.values()) >= len(class_names):
+        raise InputError(f"the class mapping names classes beyond the prediction's {len(class_names)}")
+    warnings = [] if mapping else _agreement_warnings(prediction, reference, class_names)
+    comparison = "class ids as they are"
+    if positive is not None:
+        name = class_names[positive]
+        prediction, reference = _binary(prediction, reference, positive, mapping)
+        class_names = [name, f"not {name}"]
+        comparison = f"{name} against the rest"
+        warnings = []
+    elif mapping:
+        reference = _mapped(reference, mapping)
+        comparison = "reference values mapped to classes: " + ", ".join(
+            f"{value} -> {class_names[target]}" for value, target in mapping.items()
+        )
     matrix = confusion_matrix(prediction, reference, len(class_names)).numpy()
     if matrix.sum() == 0:
         raise InputError(
             "no pixel has a valid class in both the prediction and the reference "
-            f"(classes 0..{len(class_names) - 1})"
+            f"(classes 0..{len(class_names) - 1}); if the reference uses other values, give a class mapping"
         )
     values = scores(matrix)
     return SegmentationReport(
@@ -115,6 +272,8 @@ def compare_rasters(
         precision=values["precision"],
         recall=values["recall"],
         pixels=values["pixels"],
+        warnings=warnings,
+        comparison=comparison,
     )
 
 
@@ -142,6 +301,7 @@ def write_html(report: SegmentationReport, path: str | Path) -> None:
         f"<td>{_number(report.precision[i])}</td><td>{_number(report.recall[i])}</td></tr>"
         for i, name in enumerate(names)
     )
+    warnings = "".join(f'<p style="color:#b35900">Warning: {html.escape(w)}</p>' for w in report.warnings)
     matrix_head = "".join(f"<th>{name}</th>" for name in names)
     matrix_rows = "".join(
         f"<tr><th>{name}</th>" + "".join(f"<td>{int(v)}</td>" for v in report.matrix[i]) + "</tr>"
@@ -153,7 +313,7 @@ def write_html(report: SegmentationReport, path: str | Path) -> None:
 td,th{{border:1px solid #999;padding:3px 8px;text-align:right}}</style></head><body>
 <h1>Segmentation accuracy</h1>
 <p>Prediction: {html.escape(report.prediction_path)}<br>Reference: {html.escape(report.reference_path)}<br>
-Pixels compared: {report.pixels}</p>
+Compared: {html.escape(report.comparison)}<br>Pixels compared: {report.pixels}</p>{warnings}
 <table><tr><th>Overall accuracy</th><td>{_number(report.oa)}</td></tr>
 <tr><th>Mean IoU</th><td>{_number(report.miou)}</td></tr>
 <tr><th>Cohen's kappa</th><td>{_number(report.kappa)}</td></tr></table>
