@@ -8,20 +8,26 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMapLayer,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
     QgsProcessingUtils,
     QgsVectorLayer,
 )
+from qgis.PyQt.QtGui import QIcon
 
+from hfd_core.errors import InputError
 from hfd_qgis.common import core_errors
+from hfd_qgis.paths import icon_path
 
 
 class EvaluateAlgorithm(QgsProcessingAlgorithm):
     PREDICTION = "PREDICTION"
-    REFERENCE = "REFERENCE"
+    REFERENCE_RASTER = "REFERENCE_RASTER"
+    REFERENCE_VECTOR = "REFERENCE_VECTOR"
     REFERENCE_FIELD = "REFERENCE_FIELD"
+    ONE_CLASS = "ONE_CLASS"
+    CLASS_MAPPING = "CLASS_MAPPING"
     CLASS_NAMES = "CLASS_NAMES"
     OUTPUT_HTML = "OUTPUT_HTML"
     OUTPUT_CSV = "OUTPUT_CSV"
@@ -32,12 +38,24 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
     def displayName(self) -> str:  # noqa: N802 (QGIS API name)
         return "Evaluate segmentation"
 
+    def icon(self) -> QIcon:
+        return QIcon(icon_path("evaluate"))
+
     def shortHelpString(self) -> str:  # noqa: N802
         return (
-            "Compares a segmentation (class ids, e.g. the output of Segment SAR layer) with a reference: a "
-            "raster of class ids or polygons with a class-id field. The reference is brought onto the "
-            "prediction's grid (nearest neighbour) and only their overlap is compared; nodata and values "
-            "outside the classes are not counted. Writes overall accuracy, mean IoU, per-class IoU/F1, "
+            "Compares a segmentation (class ids, e.g. the output of Segment SAR layer) with a reference: "
+            "give either a <b>Reference raster</b> of class ids or <b>Reference polygons</b> with their "
+            "<b>Class-id field</b> (a numeric field). The reference is brought onto the segmentation's grid "
+            "(nearest neighbour) and only their overlap is compared; nodata is not counted.<br><br>"
+            "References rarely use the model's class ids (Sen1Floods11: 1 water, 0 not water; the bundled "
+            "model: 0 water). <b>Class mapping</b> translates them, as reference value: model class, e.g. "
+            "<i>1: water, 0: low vegetation</i> (classes by name or id; unlisted values are not counted). "
+            "<b>Compare one class against the rest</b> (e.g. <i>water</i>) scores that class against all "
+            "others; with a class mapping, the reference values mapped to it are the class (e.g. <i>1: "
+            "water</i>), all other valid values the rest. Without either, a warning says when the "
+            "reference's values do not line up with the classes, and suggests pairs.<br><br>"
+            "Class names come from the segmentation (its style or the class names it was written with) "
+            "unless <b>Class names</b> are given. Writes overall accuracy, mean IoU, per-class IoU/F1, "
             "Cohen's kappa and the confusion matrix (rows reference, columns prediction) as an HTML report "
             "and a CSV table."
         )
@@ -48,26 +66,34 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.PREDICTION, "Segmentation (class ids)"))
         self.addParameter(
-            QgsProcessingParameterMapLayer(
-                self.REFERENCE,
-                "Reference (class-id raster or polygons)",
-                types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorPolygon],
+            QgsProcessingParameterRasterLayer(
+                self.REFERENCE_RASTER, "Reference raster (class ids)", optional=True, defaultValue=None
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorLayer(
+                self.REFERENCE_VECTOR,
+                "Reference polygons (instead of a raster)",
+                types=[QgsProcessing.TypeVectorPolygon],
+                optional=True,
+                defaultValue=None,
             )
         )
         self.addParameter(
             QgsProcessingParameterField(
                 self.REFERENCE_FIELD,
-                "Class-id field of reference polygons",
-                parentLayerParameterName=self.REFERENCE,
+                "Class-id field of the reference polygons",
+                parentLayerParameterName=self.REFERENCE_VECTOR,
                 type=QgsProcessingParameterField.Numeric,
                 optional=True,
             )
         )
-        self.addParameter(
-            QgsProcessingParameterString(
-                self.CLASS_NAMES, "Class names in id order, comma separated (optional)", optional=True
-            )
-        )
+        for name, description in (
+            (self.ONE_CLASS, "Compare one class against the rest (class name or id, e.g. water)"),
+            (self.CLASS_MAPPING, "Class mapping, reference value: model class (e.g. 1: water, 0: 3)"),
+            (self.CLASS_NAMES, "Class names in id order, comma separated (empty: from the segmentation)"),
+        ):
+            self.addParameter(QgsProcessingParameterString(name, description, optional=True))
         self.addParameter(
             QgsProcessingParameterFileDestination(self.OUTPUT_HTML, "Report", "HTML files (*.html)")
         )
@@ -78,24 +104,49 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(name, description))
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802
-        from hfd_core.metrics.report import compare_rasters, write_csv, write_html
-        from hfd_qgis.label_layers import label_raster, raster_path
+        from hfd_core.metrics.report import (
+            class_id,
+            compare_rasters,
+            parse_class_mapping,
+            prediction_class_names,
+            write_csv,
+            write_html,
+        )
+        from hfd_qgis.label_layers import choose_layer, label_raster, raster_path
 
         prediction = self.parameterAsRasterLayer(parameters, self.PREDICTION, context)
-        reference = self.parameterAsLayer(parameters, self.REFERENCE, context)
         field = self.parameterAsString(parameters, self.REFERENCE_FIELD, context)
         names = [n.strip() for n in self.parameterAsString(parameters, self.CLASS_NAMES, context).split(",")]
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         csv_path = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
         with core_errors():
+            reference = choose_layer(
+                self.parameterAsRasterLayer(parameters, self.REFERENCE_RASTER, context),
+                self.parameterAsVectorLayer(parameters, self.REFERENCE_VECTOR, context),
+                "reference",
+                required=True,
+            )
             prediction_path = raster_path(prediction)
+            class_names = [n for n in names if n] or prediction_class_names(prediction_path)
+            mapping_text = self.parameterAsString(parameters, self.CLASS_MAPPING, context)
+            one_class = self.parameterAsString(parameters, self.ONE_CLASS, context).strip()
+            names_needed = mapping_text.strip() or one_class
+            if names_needed and not class_names:
+                raise InputError("the segmentation has no class names: give Class names to use a mapping")
+            mapping = parse_class_mapping(mapping_text, class_names) if mapping_text.strip() else None
+            positive = class_id(one_class, class_names) if one_class else None
             folder = QgsProcessingUtils.tempFolder()
             reference_path = label_raster(reference, field, prediction_path, folder)
-            report = compare_rasters(prediction_path, reference_path, [n for n in names if n] or None)
+            report = compare_rasters(
+                prediction_path, reference_path, class_names, mapping=mapping, positive=positive
+            )
         if isinstance(reference, QgsVectorLayer):
             feedback.pushInfo(f"Reference polygons rasterised onto the segmentation grid: {reference_path}")
         write_html(report, html_path)
         write_csv(report, csv_path)
+        feedback.pushInfo(f"Compared: {report.comparison}")
+        for warning in report.warnings:
+            feedback.pushWarning(f"Warning: {warning}")
         feedback.pushInfo(
             f"{report.pixels} pixels compared: OA {report.oa:.4f}, mIoU {report.miou:.4f}, "
             f"kappa {report.kappa:.4f}"

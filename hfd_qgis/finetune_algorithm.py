@@ -12,10 +12,10 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
     QgsProcessingUtils,
 )
 
@@ -44,7 +44,8 @@ def epoch_line(epoch: int, values: dict) -> str:
 class FinetuneAlgorithm(QgsProcessingAlgorithm):
     SAR = "SAR"
     EO = "EO"
-    LABELS = "LABELS"
+    LABELS_RASTER = "LABELS_RASTER"
+    LABELS_VECTOR = "LABELS_VECTOR"
     LABEL_FIELD = "LABEL_FIELD"
     BASE_MODEL = "BASE_MODEL"
     TEACHER_MODEL = "TEACHER_MODEL"
@@ -83,18 +84,24 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.SAR, "SAR layer (Sentinel-1 VV, VH dB)"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.EO, "EO reference layer (Sentinel-2)"))
         self.addParameter(
-            QgsProcessingParameterMapLayer(
-                self.LABELS,
-                "Labels (class-id raster or polygons)",
+            QgsProcessingParameterRasterLayer(
+                self.LABELS_RASTER, "Labels: class-id raster (optional)", optional=True, defaultValue=None
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorLayer(
+                self.LABELS_VECTOR,
+                "Labels: polygons (optional, instead of a raster)",
+                types=[QgsProcessing.TypeVectorPolygon],
                 optional=True,
-                types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorPolygon],
+                defaultValue=None,
             )
         )
         self.addParameter(
             QgsProcessingParameterField(
                 self.LABEL_FIELD,
-                "Class-id field of label polygons",
-                parentLayerParameterName=self.LABELS,
+                "Class-id field of the label polygons",
+                parentLayerParameterName=self.LABELS_VECTOR,
                 type=QgsProcessingParameterField.Numeric,
                 optional=True,
             )
@@ -137,13 +144,18 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802
         from hfd_core.train.config import TrainCallbacks
         from hfd_core.train.finetune import finetune
-        from hfd_qgis.label_layers import label_raster, raster_path
+        from hfd_qgis.label_layers import choose_layer, label_raster, raster_path
 
         with core_errors():
             output = check_output_model(self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context))
             sar_path = raster_path(self.parameterAsRasterLayer(parameters, self.SAR, context))
             eo_path = raster_path(self.parameterAsRasterLayer(parameters, self.EO, context))
-            labels = self.parameterAsLayer(parameters, self.LABELS, context)
+            labels = choose_layer(
+                self.parameterAsRasterLayer(parameters, self.LABELS_RASTER, context),
+                self.parameterAsVectorLayer(parameters, self.LABELS_VECTOR, context),
+                "labels",
+                required=False,
+            )
             label_path = None
             if labels is not None:
                 field = self.parameterAsString(parameters, self.LABEL_FIELD, context)

@@ -1,5 +1,9 @@
 """Label/reference layers for fine-tuning and evaluation: a class-id raster, or polygons burnt onto a grid.
 
+The algorithms take the raster and the polygons as two separate optional parameters (``choose_layer`` checks
+that exactly one is given): a class-field parameter whose parent may be a raster crashes QGIS 3.22's dialog
+(``QgsProcessingFieldWidgetWrapper::setParentLayerWrapperValue`` treats the parent as a vector layer).
+
 Polygons are reprojected to the grid raster's CRS with QGIS and burnt with ``rasterio.features.rasterize``
 into a temporary uint8 GeoTIFF on that grid: class ids from a numeric field, ``IGNORE_INDEX`` where no polygon
 lies (unlabelled, not a class).
@@ -28,8 +32,14 @@ from hfd_core.errors import InputError
 
 def rasterize_polygons(layer: QgsVectorLayer, field: str, grid_path: str, output_path: str) -> str:
     """Burn ``layer``'s polygons with the class id in ``field`` onto the grid of ``grid_path``."""
-    if layer.fields().indexOf(field) < 0:
+    index = layer.fields().indexOf(field)
+    if index < 0:
         raise InputError(f"the label layer {layer.name()} has no field {field!r}")
+    if not layer.fields().at(index).isNumeric():
+        raise InputError(
+            f"the field {field!r} of {layer.name()} holds {layer.fields().at(index).typeName()} values, not "
+            f"numbers: choose a numeric field with class ids 0..{IGNORE_INDEX - 1}"
+        )
     with rasterio.open(grid_path) as grid:
         profile = grid.profile
         crs = QgsCoordinateReferenceSystem.fromWkt(grid.crs.to_wkt())
@@ -51,6 +61,18 @@ def rasterize_polygons(layer: QgsVectorLayer, field: str, grid_path: str, output
     with rasterio.open(output_path, "w", **profile) as out:
         out.write(burnt[np.newaxis])
     return output_path
+
+
+def choose_layer(
+    raster: QgsRasterLayer | None, polygons: QgsVectorLayer | None, what: str, required: bool
+) -> QgsMapLayer | None:
+    """The one layer given among ``raster`` and ``polygons``; InputError when both are given, or none and
+    ``required``. ``what`` names the pair in messages, e.g. "reference"."""
+    if raster is not None and polygons is not None:
+        raise InputError(f"give the {what} as a raster or as polygons, not both")
+    if required and raster is None and polygons is None:
+        raise InputError(f"give the {what}: a class-id raster or polygons with a class-id field")
+    return raster if raster is not None else polygons
 
 
 def label_raster(layer: QgsMapLayer, field: str | None, grid_path: str, folder: str) -> str:

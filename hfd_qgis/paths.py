@@ -13,5 +13,6 @@ def resources_dir() -> Path:
     return installed if installed.is_dir() else PLUGIN_DIR.parent / "resources"
 
 
-def icon_path() -> str:
-    return str(resources_dir() / "icons" / "hfd.svg")
+def icon_path(name: str = "hfd") -> str:
+    """The plugin's icon, or an algorithm's (``segment``, ``finetune``, ``evaluate``)."""
+    return str(resources_dir() / "icons" / f"{name}.svg")

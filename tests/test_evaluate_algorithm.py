@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
+from recording_feedback import Feedback
 
 UTM = "EPSG:32633"
 ORIGIN = (500000, 4000040)
@@ -28,15 +29,34 @@ def prediction(tmp_path):
     return _write(tmp_path / "pred.tif", classes, from_origin(*ORIGIN, 10, 10), nodata=255)
 
 
-def _run(parameters):
-    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject
+def _run(parameters, feedback=None):
+    from qgis.core import QgsProcessingContext, QgsProject
 
     from hfd_qgis.evaluate_algorithm import EvaluateAlgorithm
 
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
-    results, ok = EvaluateAlgorithm().create().run(parameters, context, QgsProcessingFeedback())
+    results, ok = EvaluateAlgorithm().create().run(parameters, context, feedback or Feedback())
     return results if ok else None
+
+
+def _outputs(tmp_path) -> dict:
+    return {"OUTPUT_HTML": str(tmp_path / "r.html"), "OUTPUT_CSV": str(tmp_path / "t.csv")}
+
+
+def _polygons(field_type: str = "integer", value=1):
+    """A memory layer with one polygon over the prediction's top 10 rows."""
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+
+    layer = QgsVectorLayer(f"Polygon?crs=EPSG:32633&field=cls:{field_type}", "reference", "memory")
+    feature = QgsFeature(layer.fields())
+    x, y = ORIGIN
+    feature.setGeometry(
+        QgsGeometry.fromWkt(f"POLYGON(({x} {y},{x + 400} {y},{x + 400} {y - 100},{x} {y - 100},{x} {y}))")
+    )
+    feature["cls"] = value
+    layer.dataProvider().addFeatures([feature])
+    return layer
 
 
 def test_reference_raster_on_a_coarser_grid(qgis_app, prediction, tmp_path):
@@ -46,7 +66,7 @@ def test_reference_raster_on_a_coarser_grid(qgis_app, prediction, tmp_path):
     results = _run(
         {
             "PREDICTION": prediction,
-            "REFERENCE": path,
+            "REFERENCE_RASTER": path,
             "CLASS_NAMES": "land, water",
             "OUTPUT_HTML": str(tmp_path / "report.html"),
             "OUTPUT_CSV": str(tmp_path / "table.csv"),
@@ -62,32 +82,61 @@ def test_reference_raster_on_a_coarser_grid(qgis_app, prediction, tmp_path):
 
 
 def test_reference_polygons(qgis_app, prediction, tmp_path):
-    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+    # the top 10 rows are water (1) in the reference; the rest is unlabelled
+    parameters = {"PREDICTION": prediction, "REFERENCE_VECTOR": _polygons(), "REFERENCE_FIELD": "cls"}
+    results = _run({**parameters, **_outputs(tmp_path)})
+    assert results["OA"] == pytest.approx(0.5)  # 400 labelled pixels, half predicted water
 
-    layer = QgsVectorLayer("Polygon?crs=EPSG:32633&field=cls:integer", "reference", "memory")
-    feature = QgsFeature(layer.fields())
-    x, y = ORIGIN
-    feature.setGeometry(
-        QgsGeometry.fromWkt(f"POLYGON(({x} {y},{x + 400} {y},{x + 400} {y - 100},{x} {y - 100},{x} {y}))")
-    )
-    feature["cls"] = 1  # the top 10 rows are water in the reference; the rest is unlabelled
-    layer.dataProvider().addFeatures([feature])
+
+def test_a_text_class_field_is_refused_with_a_message(qgis_app, prediction, tmp_path):
     parameters = {
         "PREDICTION": prediction,
-        "REFERENCE": layer,
+        "REFERENCE_VECTOR": _polygons("string", "1"),
         "REFERENCE_FIELD": "cls",
-        "OUTPUT_HTML": str(tmp_path / "report.html"),
-        "OUTPUT_CSV": str(tmp_path / "table.csv"),
     }
-    results = _run(parameters)
-    assert results["OA"] == pytest.approx(0.5)  # 400 labelled pixels, half predicted water
+    feedback = Feedback()
+    assert _run({**parameters, **_outputs(tmp_path)}, feedback) is None
+    assert any("not numbers: choose a numeric field" in line for line in feedback.lines)
+
+
+@pytest.mark.parametrize("given", ["neither", "both"])
+def test_exactly_one_reference_is_needed(qgis_app, prediction, tmp_path, given):
+    parameters = {"PREDICTION": prediction, **_outputs(tmp_path)}
+    if given == "both":
+        parameters.update(REFERENCE_RASTER=prediction, REFERENCE_VECTOR=_polygons(), REFERENCE_FIELD="cls")
+    feedback = Feedback()
+    assert _run(parameters, feedback) is None
+    expected = "not both" if given == "both" else "give the reference"
+    assert any(expected in line for line in feedback.lines)
+
+
+def test_one_class_against_the_rest_with_a_mapping(qgis_app, prediction, tmp_path):
+    # reference with its own ids: 7 water (left half), 3 land; the prediction's 0 is "land", 1 "water"
+    reference = np.full((40, 40), 3, np.uint8)
+    reference[:, :20] = 7
+    path = _write(tmp_path / "ref.tif", reference, from_origin(*ORIGIN, 10, 10))
+    parameters = {"PREDICTION": prediction, "REFERENCE_RASTER": path, "CLASS_NAMES": "land, water"}
+    feedback = Feedback()
+    assert _run({**parameters, **_outputs(tmp_path)}, feedback) is None  # 3 and 7 are not classes
+    assert any("no pixel has a valid class" in line and "7: land" in line for line in feedback.lines)
+    binary = _run({**parameters, "ONE_CLASS": "Water", "CLASS_MAPPING": "3: water", **_outputs(tmp_path)})
+    assert binary["OA"] == 1.0 and binary["MIOU"] == 1.0
+    rows = list(csv.DictReader(open(tmp_path / "t.csv")))
+    assert [r["class_name"] for r in rows] == ["water", "not water"]
+
+
+def test_an_unknown_class_in_the_mapping_is_refused(qgis_app, prediction, tmp_path):
+    parameters = {"PREDICTION": prediction, "REFERENCE_RASTER": prediction, "CLASS_NAMES": "land, water"}
+    feedback = Feedback()
+    assert _run({**parameters, "CLASS_MAPPING": "1: forest", **_outputs(tmp_path)}, feedback) is None
+    assert any("0 land, 1 water" in line for line in feedback.lines)
 
 
 def test_disjoint_reference_fails_with_a_message(qgis_app, prediction, tmp_path):
     path = _write(tmp_path / "far.tif", np.ones((4, 4), np.uint8), from_origin(700000, 4000040, 10, 10))
     parameters = {
         "PREDICTION": prediction,
-        "REFERENCE": path,
+        "REFERENCE_RASTER": path,
         "OUTPUT_HTML": str(tmp_path / "r.html"),
         "OUTPUT_CSV": str(tmp_path / "t.csv"),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from recording_feedback import Feedback
 from test_finetune_fixtures import india_paths, tiny_models
 
 from hfd_core.modelfile import read_metadata
@@ -18,28 +19,6 @@ def india(shared_data):
 @pytest.fixture(scope="module")
 def models(india, tmp_path_factory):
     return tiny_models(india, tmp_path_factory)
-
-
-class Feedback:
-    """A QgsProcessingFeedback that records the log and can cancel after a given log line appears."""
-
-    def __new__(cls, cancel_on: str | None = None):
-        from qgis.core import QgsProcessingFeedback
-
-        class Recording(QgsProcessingFeedback):
-            def __init__(self):
-                super().__init__()
-                self.lines: list[str] = []
-
-            def pushInfo(self, info):  # noqa: N802
-                self.lines.append(info)
-                if cancel_on and info.startswith(cancel_on):
-                    self.cancel()
-
-            def reportError(self, error, fatalError=False):  # noqa: N802, N803
-                self.lines.append(error)
-
-        return Recording()
 
 
 def _run(parameters: dict, feedback=None) -> tuple[dict, list[str]]:
@@ -98,7 +77,7 @@ def test_polygon_labels_are_rasterised_on_the_sar_grid(qgis_app, india, models, 
         features.append(feature)
     layer.dataProvider().addFeatures(features)
     parameters = _parameters(
-        india, models, tmp_path / "tuned.pt", LABELS=layer, LABEL_FIELD="class", EPOCHS=1
+        india, models, tmp_path / "tuned.pt", LABELS_VECTOR=layer, LABEL_FIELD="class", EPOCHS=1
     )
     results, log = _run(parameters)
     run = read_metadata(tmp_path / "tuned.pt").training["fine_tuning"][-1]
@@ -111,9 +90,20 @@ def test_polygon_labels_are_rasterised_on_the_sar_grid(qgis_app, india, models, 
 
 def test_raster_labels(qgis_app, india, models, tmp_path):
     results, log = _run(
-        _parameters(india, models, tmp_path / "tuned.pt", LABELS=str(india["LabelHand"]), EPOCHS=1)
+        _parameters(india, models, tmp_path / "tuned.pt", LABELS_RASTER=str(india["LabelHand"]), EPOCHS=1)
     )
     assert results is not None and any("Targets: labels" in line for line in log)
+
+
+def test_labels_as_raster_and_polygons_at_once_are_refused(qgis_app, india, models, tmp_path):
+    from qgis.core import QgsVectorLayer
+
+    layer = QgsVectorLayer("Polygon?crs=EPSG:4326&field=class:integer", "labels", "memory")
+    parameters = _parameters(
+        india, models, tmp_path / "t.pt", LABELS_RASTER=str(india["LabelHand"]), LABELS_VECTOR=layer
+    )
+    results, log = _run(parameters)
+    assert results is None and any("not both" in line for line in log)
 
 
 def test_cancel_keeps_the_best_epoch(qgis_app, india, models, tmp_path):

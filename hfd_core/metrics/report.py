@@ -257,6 +257,7 @@ def compare_rasters(
         raise InputError(
             "no pixel has a valid class in both the prediction and the reference "
             f"(classes 0..{len(class_names) - 1}); if the reference uses other values, give a class mapping"
+            + "".join(f". {warning}" for warning in warnings)
         )
     values = scores(matrix)
     return SegmentationReport(
