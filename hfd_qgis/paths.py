@@ -16,3 +16,8 @@ def resources_dir() -> Path:
 def icon_path(name: str = "hfd") -> str:
     """The plugin's icon, or an algorithm's (``segment``, ``finetune``, ``evaluate``)."""
     return str(resources_dir() / "icons" / f"{name}.svg")
+
+
+def model_card_path() -> Path:
+    """The bundled model's card (classes, training data, accuracy on held-out locations, limits)."""
+    return resources_dir() / "models" / "MODEL_CARD.md"

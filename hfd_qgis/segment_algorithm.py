@@ -11,40 +11,74 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProject,
 )
+from qgis.PyQt.QtCore import QTimer, QUrl
+from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.infer import DEFAULT_OVERLAP
 from hfd_qgis.common import DEVICES, core_errors, model_file, model_file_parameter, progress_callbacks
 from hfd_qgis.label_layers import raster_path
+from hfd_qgis.paths import icon_path, model_card_path
 
 INPUT_SCALES = ("auto", "db", "linear")
 INPUT_SCALE_LABELS = ("Detect (dB or linear power)", "dB (sigma0 in decibels)", "Linear power")
 
 
 class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
-    """Applies the ``.qml`` written beside the output GeoTIFF when QGIS loads the result."""
+    """Applies the ``.qml`` written beside the output GeoTIFF when QGIS loads the result.
+
+    With ``keep_active`` (the input layer's id) the input is made the active layer again once the output is
+    loaded: the Processing dialog starts from the active layer, and a land-cover map is no SAR input.
+    """
 
     instances: list[StyleFromQml] = []  # QGIS does not own post-processors: keep them alive
 
-    def __init__(self, qml: str):
+    def __init__(self, qml: str, keep_active: str | None = None):
         super().__init__()
         self.qml = qml
+        self.keep_active = keep_active
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 (QGIS API name)
         if layer is not None and Path(self.qml).is_file():
             layer.loadNamedStyle(self.qml)
             layer.triggerRepaint()
+        if self.keep_active:
+            QTimer.singleShot(0, self._restore_active_layer)  # after QGIS selects the new layer
+
+    def _restore_active_layer(self) -> None:
+        from qgis.utils import iface
+
+        layer = QgsProject.instance().mapLayer(self.keep_active)
+        if iface is not None and layer is not None:
+            iface.setActiveLayer(layer)
 
     @classmethod
-    def attach(cls, context: QgsProcessingContext, output: str, qml: str) -> None:
+    def attach(
+        cls, context: QgsProcessingContext, output: str, name: str, keep_active: str | None = None
+    ) -> None:
+        """Style the layer QGIS loads from ``output`` with the ``.qml`` beside it and call it ``name`` (QGIS
+        still names a layer after its file when the user typed one and prefers file names)."""
         if context.willLoadLayerOnCompletion(output):
-            processor = cls(qml)
+            processor = cls(str(Path(output).with_suffix(".qml")), keep_active)
             cls.instances.append(processor)
-            context.layerToLoadOnCompletionDetails(output).setPostProcessor(processor)
+            details = context.layerToLoadOnCompletionDetails(output)
+            details.setPostProcessor(processor)
+            details.name = name
+
+
+def forget_skipped_outputs(context: QgsProcessingContext) -> None:
+    """Drop the empty path an optional output left empty in a batch row registers for loading: QGIS 3.22's
+    batch dialog would report it as "not correctly generated"."""
+    layers = context.layersToLoadOnCompletion()
+    if "" in layers:
+        del layers[""]
+        context.setLayersToLoadOnCompletion(layers)
 
 
 class SegmentAlgorithm(QgsProcessingAlgorithm):
@@ -65,22 +99,33 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
     def displayName(self) -> str:  # noqa: N802 (QGIS API name)
         return "Segment SAR layer"
 
+    def icon(self) -> QIcon:
+        return QIcon(icon_path("segment"))
+
+    def helpUrl(self) -> str:  # noqa: N802
+        """The model card (classes, training data, accuracy, limits) opened by the dialog's Help button."""
+        return QUrl.fromLocalFile(str(model_card_path())).toString()
+
     def shortHelpString(self) -> str:  # noqa: N802
+        card = QUrl.fromLocalFile(str(model_card_path())).toString()
         return (
             "Classifies every pixel of a SAR raster with an HFD-Net student model (trained with a "
-            "Sentinel-2 teacher, it needs only SAR).\n\n"
+            "Sentinel-2 teacher, it needs only SAR).<br><br>"
             "The bundled model expects Sentinel-1 IW GRD backscatter, bands VV and VH as sigma0 in dB at "
-            "10 m, and maps water, built-up, tree cover, low vegetation and bare/sparse ground; see "
-            "resources/models/MODEL_CARD.md for its accuracy and limits.\n\n"
-            "BANDS: the layer's bands in the model's order (default: the first ones). INPUT SCALE: linear "
-            "power is detected and converted to dB; values that cannot be Sentinel-1 dB are refused.\n"
-            "The raster is read in overlapping tiles whose class probabilities are blended, so any size "
-            "works in bounded memory. TILE SIZE 0 uses the model's; BATCH SIZE 0 picks one for the device. "
-            "Each pixel takes its class mostly from the tile where it lies deepest: an OVERLAP of half the "
-            "tile makes the map almost independent of the tiling (2.25 times the work of a quarter).\n"
-            "NaN and nodata input pixels are nodata (255) in the output. The output GeoTIFF keeps the "
-            "input's grid and CRS, carries a colour table and a .qml style beside it. CONFIDENCE "
-            "(optional) is the probability of the chosen class in percent."
+            "10 m, and maps water, built-up, tree cover, low vegetation and bare/sparse ground. Its model "
+            f'card (accuracy and limits) opens with the Help button: <a href="{card}">{card}</a><br><br>'
+            "<b>Bands in the model's order</b>: the layer's bands for VV, VH (default: the first ones). "
+            "<b>Input scale</b>: linear power is detected and converted to dB; values that cannot be "
+            "Sentinel-1 dB are refused.<br>"
+            "Under <i>Advanced parameters</i>: the raster is read in overlapping tiles whose class "
+            "probabilities are blended, so any size works in bounded memory. <b>Tile size</b> 0 uses the "
+            "model's; <b>Batch size</b> 0 picks one for the device. Each pixel takes its class mostly from "
+            "the tile where it lies deepest: a <b>Tile overlap</b> of half the tile makes the map almost "
+            "independent of the tiling (2.25 times the work of a quarter).<br>"
+            "NaN and nodata input pixels are nodata (255) in the output. <b>Land cover</b> keeps the "
+            "input's grid and CRS, carries a colour table and a .qml style beside it, and is loaded as "
+            '"&lt;input&gt; land cover". <b>Confidence</b> (optional) is the probability of the chosen '
+            "class in percent, styled with a colour ramp."
         )
 
     def createInstance(self) -> SegmentAlgorithm:  # noqa: N802
@@ -114,6 +159,9 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             )
         )  # fmt: skip
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", list(DEVICES), defaultValue=0))
+        for name in (self.TILE_SIZE, self.OVERLAP, self.BATCH_SIZE, self.DEVICE):
+            parameter = self.parameterDefinition(name)
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(
             QgsProcessingParameterEnum(
                 self.INPUT_SCALE, "Input scale", list(INPUT_SCALE_LABELS), defaultValue=0
@@ -152,8 +200,10 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 is_canceled=is_canceled,
             )
         feedback.pushInfo(result.summary())
-        StyleFromQml.attach(context, output, str(Path(output).with_suffix(".qml")))
+        StyleFromQml.attach(context, output, f"{layer.name()} land cover", keep_active=layer.id())
         outputs = {self.OUTPUT: output, "VALID_PIXELS": result.valid_pixels}
         if confidence:
+            StyleFromQml.attach(context, confidence, f"{layer.name()} confidence")
             outputs[self.CONFIDENCE] = confidence
+        forget_skipped_outputs(context)
         return outputs

@@ -100,6 +100,55 @@ def test_confidence_output_is_percent_on_the_same_grid(
         values = out.read(1)
     assert values.min() >= 100 / 3 - 1  # max of three probabilities is at least a third
     assert values.max() <= 100
+    from qgis.core import QgsRasterLayer
+
+    layer = QgsRasterLayer(str(confidence), "confidence")  # loads the .qml beside the file
+    assert layer.renderer().type() == "singlebandpseudocolor"
+    legend = [label for label, _ in layer.renderer().legendSymbologyItems()]
+    assert legend[0] == "33 %" and legend[-1] == "100 %" and len(legend) == 5
+
+
+def test_loaded_outputs_are_named_after_the_input(processing_provider, demo_sample, tiny_sar_model):
+    """Temporary outputs (the dialog's default) are loaded as "<input> land cover" / "<input> confidence"."""
+    import processing
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    project = QgsProject.instance()
+    sar = QgsRasterLayer(str(demo_sample), "S1 scene")
+    project.addMapLayer(sar)
+    parameters = {"INPUT": sar.id(), "MODEL": str(tiny_sar_model), "OUTPUT": "TEMPORARY_OUTPUT"}
+    results = processing.runAndLoadResults("hfd:segment", {**parameters, "CONFIDENCE": "TEMPORARY_OUTPUT"})
+    loaded = [layer for layer in project.mapLayers().values() if layer.source() in results.values()]
+    names = {layer.name() for layer in loaded}
+    project.removeMapLayers([layer.id() for layer in loaded] + [sar.id()])
+    assert names == {"S1 scene land cover", "S1 scene confidence"}
+
+
+def test_an_empty_optional_output_is_not_loaded(qgis_app):
+    """A batch row with CONFIDENCE empty registers "" for loading: QGIS calls it "not correctly generated"."""
+    from qgis.core import QgsProcessingContext, QgsProject
+
+    from hfd_qgis.segment_algorithm import forget_skipped_outputs
+
+    context = QgsProcessingContext()
+    details = QgsProcessingContext.LayerDetails("", QgsProject.instance(), "CONFIDENCE")
+    context.addLayerToLoadOnCompletion("", details)
+    context.addLayerToLoadOnCompletion("/tmp/land_cover.tif", details)
+    forget_skipped_outputs(context)
+    assert list(context.layersToLoadOnCompletion()) == ["/tmp/land_cover.tif"]
+
+
+def test_tiling_and_device_are_advanced_parameters(processing_provider):
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    algorithm = QgsApplication.processingRegistry().algorithmById("hfd:segment")
+    advanced = {
+        p.name()
+        for p in algorithm.parameterDefinitions()
+        if p.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    }
+    assert advanced == {"TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE"}
+    assert "MODEL_CARD.md" in algorithm.helpUrl() and algorithm.helpUrl().startswith("file:///")
 
 
 def test_nan_input_pixels_become_nodata(processing_provider, demo_sample, tiny_sar_model, tmp_path):

@@ -58,3 +58,56 @@ def write_qml(path: str | Path, classes: list[ClassInfo]) -> Path:
     path = Path(path)
     path.write_text(qml_text(classes), encoding="utf-8")
     return path
+
+
+def write_confidence_qml(path: str | Path, num_classes: int) -> Path:
+    """Write the confidence style (``confidence_qml_text``) to ``path``."""
+    path = Path(path)
+    path.write_text(confidence_qml_text(num_classes), encoding="utf-8")
+    return path
+
+
+#: Sequential ramp of the confidence style (ColorBrewer YlGnBu): pale where the model hesitates, dark blue
+#: where it is sure.
+CONFIDENCE_RAMP = ("#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494")
+
+
+def confidence_qml_text(num_classes: int) -> str:
+    """A QGIS style for the confidence raster (percent): the ramp from ``100 / num_classes`` (the least a
+    winning class can have) to 100, interpolated, with a legend entry per colour."""
+    low = 100 // max(num_classes, 1)
+    steps = len(CONFIDENCE_RAMP) - 1
+    values = [round(low + (100 - low) * i / steps) for i in range(steps + 1)]
+    items = "\n".join(
+        f'          <item alpha="255" value="{value}" color="{color}" label="{value} %"/>'
+        for value, color in zip(values, CONFIDENCE_RAMP, strict=True)
+    )
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22" styleCategories="Symbology">
+  <pipe>
+    <rasterrenderer type="singlebandpseudocolor" opacity="1" alphaBand="-1" band="1" nodataColor=""
+        classificationMin="{low}" classificationMax="100">
+      <rasterTransparency/>
+      <minMaxOrigin>
+        <limits>None</limits>
+        <extent>WholeRaster</extent>
+        <statAccuracy>Estimated</statAccuracy>
+        <cumulativeCutLower>0.02</cumulativeCutLower>
+        <cumulativeCutUpper>0.98</cumulativeCutUpper>
+        <stdDevFactor>2</stdDevFactor>
+      </minMaxOrigin>
+      <rastershader>
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0"
+            minimumValue="{low}" maximumValue="100" labelPrecision="0">
+{items}
+        </colorrampshader>
+      </rastershader>
+    </rasterrenderer>
+    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
+    <huesaturation saturation="0" colorizeOn="0" grayscaleMode="0"/>
+    <rasterresampler maxOversampling="2"/>
+    <resamplingStage>resamplingFilter</resamplingStage>
+  </pipe>
+  <blendMode>0</blendMode>
+</qgis>
+"""

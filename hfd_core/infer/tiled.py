@@ -21,7 +21,8 @@ toward any class; beyond the raster edge the tile is mirrored (reflection paddin
 context of edge tiles enough to flip classes of a trained CNN) and those pixels are never written.
 Output: tiled DEFLATE GeoTIFF, uint8 class ids, nodata 255, colour table, class names (``CLASS_NAMES`` tag),
 a ``.qml`` style beside it; optional confidence GeoTIFF (max probability in percent, uint8 0..100, nodata
-255). Files are written under temporary names in the output folder and moved into place only when complete.
+255) with its own ``.qml`` (a sequential colour ramp). Files are written under temporary names in the output
+folder and moved into place only when complete.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from hfd_core.data.sar import check_sar_db_range, detect_sar_scale, linear_to_db
 from hfd_core.data.scene_context import SCENE_KIND, SceneContext, water_features
 from hfd_core.errors import Canceled, InputError
 from hfd_core.infer import DEFAULT_OVERLAP
-from hfd_core.infer.style import colormap, write_qml
+from hfd_core.infer.style import colormap, write_confidence_qml, write_qml
 from hfd_core.modelfile import ModelMetadata, load_model
 from hfd_core.models import HFDNet
 from hfd_core.models.hfdnet import SIZE_MULTIPLE
@@ -320,6 +321,8 @@ def segment_raster(
         finally:
             source.src.close()
     write_qml(output_path.with_suffix(".qml"), metadata.classes)
+    if confidence_path:
+        write_confidence_qml(confidence_path.with_suffix(".qml"), len(metadata.classes))
     counts = sweep.class_counts
     return SegmentResult(
         output_path=output_path,

@@ -1,0 +1,186 @@
+"""Drives the real QGIS desktop (run by test_desktop.py with ``qgis --code``): not a test module itself.
+
+With a raster as the active layer it opens the Processing dialogs that crashed QGIS 3.22 (Evaluate, Evaluate
+in batch, fine-tune with a raster as labels), the plugin's fine-tuning dialog and the Segment dialog, runs
+Segment and a batch Segment with the optional confidence left empty, and, when the Sen1Floods11 chip is there,
+evaluates the bundled model's map against its water label in the one-class mode. Screenshots (``grab()``) and
+``result.json`` go to ``$HFD_DESKTOP_OUT``. The session ends with exit code 0 once everything ran, 1 when a
+step raised (the traceback is in result.json); a crash of QGIS gives a signal instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from pathlib import Path
+
+from qgis.core import QgsApplication, QgsProcessingFeedback, QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import QTextBrowser
+from qgis.utils import iface, plugins
+
+OUT = Path(os.environ["HFD_DESKTOP_OUT"])
+SAMPLE = Path(os.environ["HFD_DESKTOP_SAMPLE"])
+SHARED = Path(os.environ.get("HFD_SHARED_DATA", "/nonexistent"))
+result: dict = {"steps": []}
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def pushInfo(self, info: str) -> None:  # noqa: N802
+        self.lines.append(info)
+
+    def pushWarning(self, warning: str) -> None:  # noqa: N802
+        self.lines.append(warning)
+
+    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
+        self.lines.append(error)
+
+
+def settle(milliseconds: int = 300) -> None:
+    """Let Qt lay out and paint the widgets."""
+    from qgis.PyQt.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(milliseconds, loop.quit)
+    loop.exec_()
+
+
+def shot(widget, name: str) -> None:
+    widget.show()
+    settle()
+    widget.grab().save(str(OUT / f"{name}.png"))
+    result["steps"].append(name)
+
+
+def add_raster(path: Path, name: str) -> QgsRasterLayer:
+    layer = QgsRasterLayer(str(path), name)
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+def algorithm_dialog(algorithm_id: str, parameters: dict, name: str) -> None:
+    from processing import createAlgorithmDialog
+
+    dialog = createAlgorithmDialog(algorithm_id, parameters)
+    shot(dialog, name)
+    dialog.close()
+
+
+def batch_dialog(algorithm_id: str, name: str):
+    from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
+    dialog = BatchAlgorithmDialog(algorithm, iface.mainWindow())
+    shot(dialog, name)
+    return dialog
+
+
+def batch_segment_without_confidence(sar: QgsRasterLayer) -> list[str]:
+    """One batch row as BatchAlgorithmDialog runs it (parametersForRow, run, handleAlgorithmResults)."""
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from processing.tools import dataobjects
+
+    dialog = batch_dialog("hfd:segment", "segment_batch_dialog")
+    panel = dialog.mainWidget()
+    column = panel.parameter_to_column["INPUT"]
+    panel.wrappers[0][column].setParameterValue(sar.id(), dataobjects.createContext())
+    panel.tblParameters.cellWidget(1, panel.parameter_to_column["OUTPUT"]).setValue(str(OUT / "batch.tif"))
+    parameters, ok = panel.parametersForRow(0, destinationProject=QgsProject.instance(), warnOnInvalid=True)
+    assert ok, "the batch row was refused"
+    feedback = RecordingFeedback()
+    context = dataobjects.createContext(feedback)
+    algorithm = dialog.algorithm()
+    results, ok = algorithm.run(parameters, context, feedback)
+    assert ok, "\n".join(feedback.lines)
+    handleAlgorithmResults(algorithm, context, feedback, False, parameters)
+    dialog.close()
+    return feedback.lines
+
+
+def evaluate_india() -> dict:
+    """The bundled model's map of India_900498 against LabelHand: blind ids, then water against the rest."""
+    import processing
+
+    folder = SHARED / "sen1floods11"
+    segmentation = str(OUT / "india_land_cover.tif")
+    processing.run("hfd:segment", {"INPUT": str(folder / "India_900498_S1Hand.tif"), "OUTPUT": segmentation})
+    label = str(folder / "India_900498_LabelHand.tif")
+    blind_feedback = RecordingFeedback()
+    base = {"PREDICTION": segmentation, "REFERENCE_RASTER": label, "OUTPUT_CSV": str(OUT / "india.csv")}
+    blind = processing.run(
+        "hfd:evaluate", {**base, "OUTPUT_HTML": str(OUT / "india_blind.html")}, feedback=blind_feedback
+    )
+    water = processing.run(
+        "hfd:evaluate",
+        {**base, "ONE_CLASS": "water", "CLASS_MAPPING": "1: water", "OUTPUT_HTML": str(OUT / "india.html")},
+    )
+    browser = QTextBrowser()
+    browser.setHtml((OUT / "india.html").read_text())
+    browser.resize(700, 700)
+    shot(browser, "evaluate_report_water")
+    iou = [line for line in (OUT / "india.csv").read_text().splitlines() if line.startswith("0,water")]
+    return {
+        "blind_oa": blind["OA"],
+        "blind_warned": any("do not look like" in line for line in blind_feedback.lines),
+        "water_oa": water["OA"],
+        "water_kappa": water["KAPPA"],
+        "water_iou": float(iou[0].split(",")[2]),
+    }
+
+
+def main() -> None:
+    import processing
+
+    result["plugin_loaded"] = "hfd_qgis" in plugins
+    sar = add_raster(SAMPLE, "s1_demo_vv_vh_db")
+    outputs = processing.runAndLoadResults(
+        "hfd:segment",
+        {"INPUT": sar.id(), "OUTPUT": str(OUT / "land_cover.tif"), "CONFIDENCE": str(OUT / "confidence.tif")},
+    )
+    result["loaded_layers"] = sorted(layer.name() for layer in QgsProject.instance().mapLayers().values())
+    segmentation = QgsProject.instance().mapLayer(outputs["OUTPUT"]) or add_raster(outputs["OUTPUT"], "seg")
+    iface.setActiveLayer(sar)
+    settle(1500)
+    shot(iface.mainWindow(), "desktop_segment_result")
+    iface.setActiveLayer(segmentation)  # a raster is the active layer: this crashed Evaluate in 3.22
+    algorithm_dialog("hfd:evaluate", {}, "evaluate_dialog_default")
+    algorithm_dialog(
+        "hfd:evaluate",
+        {"PREDICTION": segmentation.id(), "REFERENCE_RASTER": sar.id(), "ONE_CLASS": "water"},
+        "evaluate_dialog_raster_reference",
+    )
+    batch_dialog("hfd:evaluate", "evaluate_batch_dialog").close()
+    algorithm_dialog("hfd:finetune", {}, "finetune_processing_dialog_default")
+    algorithm_dialog(
+        "hfd:finetune",
+        {"SAR": sar.id(), "EO": sar.id(), "LABELS_RASTER": segmentation.id()},
+        "finetune_processing_dialog_raster_labels",
+    )
+    algorithm_dialog("hfd:segment", {}, "segment_dialog_default")
+    result["batch_log"] = batch_segment_without_confidence(sar)
+    plugins["hfd_qgis"].show_finetune_dialog()
+    shot(plugins["hfd_qgis"].finetune_dialog, "finetune_plugin_dialog")
+    plugins["hfd_qgis"].finetune_dialog.close()
+    if (SHARED / "sen1floods11" / "India_900498_S1Hand.tif").is_file():
+        result["india"] = evaluate_india()
+
+
+def run_and_quit() -> None:
+    code = 0
+    try:
+        main()
+        result["done"] = True
+    except Exception:  # the test reads the traceback from result.json
+        result["error"] = traceback.format_exc()
+        code = 1
+    (OUT / "result.json").write_text(json.dumps(result, indent=1))
+    QgsProject.instance().setDirty(False)
+    os._exit(code)  # no "save project?" question; a crash before this point exits with a signal
+
+
+QTimer.singleShot(2000, run_and_quit)
