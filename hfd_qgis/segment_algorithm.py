@@ -18,7 +18,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProject,
 )
-from qgis.PyQt.QtCore import QTimer, QUrl
+from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.infer import DEFAULT_OVERLAP
@@ -31,41 +31,51 @@ INPUT_SCALE_LABELS = ("Detect (dB or linear power)", "dB (sigma0 in decibels)", 
 
 
 class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
-    """Applies the ``.qml`` written beside the output GeoTIFF when QGIS loads the result.
-
-    With ``keep_active`` (the input layer's id) the input is made the active layer again once the output is
-    loaded: the Processing dialog starts from the active layer, and a land-cover map is no SAR input.
+    """Applies the ``.qml`` written beside the output GeoTIFF when QGIS loads the result, then makes the input
+    (``input_id``) the active layer again: QGIS makes each layer it adds active, and the Processing dialog
+    starts from the active layer, but a land-cover map is no SAR input. With ``above_input`` the layer is
+    moved just above the input in the layer tree, so the land cover stays on top of the confidence whatever
+    order QGIS loads them in (3.22 loads outputs in the order of their paths).
     """
 
     instances: list[StyleFromQml] = []  # QGIS does not own post-processors: keep them alive
 
-    def __init__(self, qml: str, keep_active: str | None = None):
+    def __init__(self, qml: str, input_id: str, above_input: bool):
         super().__init__()
         self.qml = qml
-        self.keep_active = keep_active
+        self.input_id = input_id
+        self.above_input = above_input
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 (QGIS API name)
-        if layer is not None and Path(self.qml).is_file():
+        if layer is None:
+            return
+        if Path(self.qml).is_file():
             layer.loadNamedStyle(self.qml)
             layer.triggerRepaint()
-        if self.keep_active:
-            QTimer.singleShot(0, self._restore_active_layer)  # after QGIS selects the new layer
-
-    def _restore_active_layer(self) -> None:
         from qgis.utils import iface
 
-        layer = QgsProject.instance().mapLayer(self.keep_active)
-        if iface is not None and layer is not None:
-            iface.setActiveLayer(layer)
+        source = QgsProject.instance().mapLayer(self.input_id)
+        if source is None:
+            return
+        if self.above_input:
+            root = QgsProject.instance().layerTreeRoot()
+            node, anchor = root.findLayer(layer.id()), root.findLayer(source.id())
+            parent = anchor.parent() if anchor is not None else None
+            if node is not None and node.parent() is parent:
+                moved = node.clone()
+                parent.insertChildNode(parent.children().index(anchor), moved)
+                parent.removeChildNode(node)
+        if iface is not None:
+            iface.setActiveLayer(source)
 
     @classmethod
     def attach(
-        cls, context: QgsProcessingContext, output: str, name: str, keep_active: str | None = None
+        cls, context: QgsProcessingContext, output: str, name: str, input_id: str, above_input: bool = False
     ) -> None:
         """Style the layer QGIS loads from ``output`` with the ``.qml`` beside it and call it ``name`` (QGIS
         still names a layer after its file when the user typed one and prefers file names)."""
         if context.willLoadLayerOnCompletion(output):
-            processor = cls(str(Path(output).with_suffix(".qml")), keep_active)
+            processor = cls(str(Path(output).with_suffix(".qml")), input_id, above_input)
             cls.instances.append(processor)
             details = context.layerToLoadOnCompletionDetails(output)
             details.setPostProcessor(processor)
@@ -170,7 +180,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Land cover"))
         self.addParameter(
             QgsProcessingParameterRasterDestination(
-                self.CONFIDENCE, "Confidence (percent)", optional=True, createByDefault=False
+                self.CONFIDENCE, "Confidence (percent)", optional=True, createByDefault=True
             )
         )
         self.addOutput(QgsProcessingOutputNumber("VALID_PIXELS", "Valid pixels"))
@@ -200,10 +210,12 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 is_canceled=is_canceled,
             )
         feedback.pushInfo(result.summary())
-        StyleFromQml.attach(context, output, f"{layer.name()} land cover", keep_active=layer.id())
+        StyleFromQml.attach(context, output, f"{layer.name()} land cover", layer.id())
         outputs = {self.OUTPUT: output, "VALID_PIXELS": result.valid_pixels}
         if confidence:
-            StyleFromQml.attach(context, confidence, f"{layer.name()} confidence")
+            StyleFromQml.attach(
+                context, confidence, f"{layer.name()} confidence", layer.id(), above_input=True
+            )
             outputs[self.CONFIDENCE] = confidence
         forget_skipped_outputs(context)
         return outputs

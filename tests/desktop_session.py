@@ -80,6 +80,33 @@ def batch_dialog(algorithm_id: str, name: str):
     return dialog
 
 
+def open_output_probe() -> dict:
+    """The Segment dialog as it opens after a run (its SAR layer) and the state of the "Open output file"
+    boxes before and after a confidence path is typed."""
+    from processing import createAlgorithmDialog
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtTest import QTest
+    from qgis.PyQt.QtWidgets import QCheckBox, QLineEdit
+
+    dialog = createAlgorithmDialog("hfd:segment", {})
+    shot(dialog, "segment_dialog_default")
+    panel = dialog.mainWidget()
+    default_input = panel.wrappers["INPUT"].parameterValue()
+    boxes = lambda: [b.isEnabled() for b in dialog.findChildren(QCheckBox) if "Open output" in b.text()]  # noqa: E731
+    before = boxes()
+    confidence = panel.wrappers["CONFIDENCE"].wrappedWidget()
+    line = [e for e in confidence.findChildren(QLineEdit)][0]
+    line.setFocus()
+    QTest.keyClicks(line, str(OUT / "typed_confidence.tif"))
+    QTest.keyClick(line, Qt.Key_Tab)
+    settle()
+    after = boxes()
+    shot(dialog, "segment_dialog_confidence_typed")
+    dialog.close()
+    layer = QgsProject.instance().mapLayer(default_input) if isinstance(default_input, str) else default_input
+    return {"default_input": layer.name() if layer else str(default_input), "before": before, "after": after}
+
+
 def batch_segment_without_confidence(sar: QgsRasterLayer) -> list[str]:
     """One batch row as BatchAlgorithmDialog runs it (parametersForRow, run, handleAlgorithmResults)."""
     from processing.gui.Postprocessing import handleAlgorithmResults
@@ -138,15 +165,22 @@ def main() -> None:
 
     result["plugin_loaded"] = "hfd_qgis" in plugins
     sar = add_raster(SAMPLE, "s1_demo_vv_vh_db")
-    outputs = processing.runAndLoadResults(
-        "hfd:segment",
-        {"INPUT": sar.id(), "OUTPUT": str(OUT / "land_cover.tif"), "CONFIDENCE": str(OUT / "confidence.tif")},
-    )
-    result["loaded_layers"] = sorted(layer.name() for layer in QgsProject.instance().mapLayers().values())
-    segmentation = QgsProject.instance().mapLayer(outputs["OUTPUT"]) or add_raster(outputs["OUTPUT"], "seg")
     iface.setActiveLayer(sar)
+    outputs = processing.runAndLoadResults(
+        "hfd:segment", {"INPUT": sar.id(), "OUTPUT": "TEMPORARY_OUTPUT", "CONFIDENCE": "TEMPORARY_OUTPUT"}
+    )
     settle(1500)
+    layers = {layer.name(): layer for layer in QgsProject.instance().mapLayers().values()}
+    result["loaded_layers"] = sorted(layers)
+    result["layer_order"] = [node.name() for node in QgsProject.instance().layerTreeRoot().children()]
+    result["active_after_segment"] = iface.activeLayer().name()
+    result["open_output_probe"] = open_output_probe()
     shot(iface.mainWindow(), "desktop_segment_result")
+    segmentation = layers["s1_demo_vv_vh_db land cover"]
+    QgsProject.instance().layerTreeRoot().findLayer(segmentation.id()).setItemVisibilityChecked(False)
+    settle(1000)
+    shot(iface.mainWindow(), "desktop_confidence_layer")
+    assert outputs["OUTPUT"]
     iface.setActiveLayer(segmentation)  # a raster is the active layer: this crashed Evaluate in 3.22
     algorithm_dialog("hfd:evaluate", {}, "evaluate_dialog_default")
     algorithm_dialog(
@@ -161,7 +195,6 @@ def main() -> None:
         {"SAR": sar.id(), "EO": sar.id(), "LABELS_RASTER": segmentation.id()},
         "finetune_processing_dialog_raster_labels",
     )
-    algorithm_dialog("hfd:segment", {}, "segment_dialog_default")
     result["batch_log"] = batch_segment_without_confidence(sar)
     plugins["hfd_qgis"].show_finetune_dialog()
     shot(plugins["hfd_qgis"].finetune_dialog, "finetune_plugin_dialog")

@@ -73,7 +73,18 @@ def test_outputs_are_named_after_the_input_and_batch_leaves_no_false_error(deskt
     _, result = desktop_session
     assert "s1_demo_vv_vh_db land cover" in result["loaded_layers"]
     assert "s1_demo_vv_vh_db confidence" in result["loaded_layers"]
+    assert result["layer_order"] == [f"s1_demo_vv_vh_db {name}" for name in ("land cover", "confidence")] + [
+        "s1_demo_vv_vh_db"
+    ]
     assert not [line for line in result["batch_log"] if "not correctly generated" in line]
+
+
+@pytest.mark.slow
+def test_segment_dialog_after_a_run_starts_from_the_sar_layer(desktop_session):
+    _, result = desktop_session
+    probe = result["open_output_probe"]
+    assert result["active_after_segment"] == probe["default_input"] == "s1_demo_vv_vh_db"
+    assert probe["after"] == [True, True]  # "Open output file" of land cover and confidence
 
 
 @pytest.mark.slow
