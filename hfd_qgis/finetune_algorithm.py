@@ -18,10 +18,11 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
     QgsProcessingUtils,
 )
+from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.errors import InputError
 from hfd_qgis.common import DEVICES, core_errors, model_file, model_file_parameter, parse_band_list
-from hfd_qgis.paths import resources_dir
+from hfd_qgis.paths import icon_path, resources_dir
 
 
 def check_output_model(path: str) -> str:
@@ -33,12 +34,32 @@ def check_output_model(path: str) -> str:
     return path
 
 
-def epoch_line(epoch: int, values: dict) -> str:
-    """One log line per epoch: training loss and validation scores."""
+def score_name(label_free: bool) -> str:
+    """The validation score's one name, used in the log, the chart and the final comparison: mIoU against the
+    labels, or without labels the mIoU of agreement with the teacher's classes, on the held-out blocks."""
+    return "validation agreement with the teacher (mIoU)" if label_free else "validation mIoU"
+
+
+def epoch_line(epoch: int, values: dict, score: str) -> str:
+    """One log line per epoch: training loss and validation scores (``score``: the score's name)."""
     text = f"epoch {epoch}: loss {values['train_loss']:.4f}"
     if "val_miou" in values:
-        text += f", validation mIoU {values['val_miou']:.4f}, OA {values['val_oa']:.4f}"
+        text += f", {score} {values['val_miou']:.4f}, OA {values['val_oa']:.4f}"
     return text
+
+
+def comparison(base: float, tuned: float, score: str) -> tuple[str, str | None]:
+    """The base and fine-tuned models' scores on the held-out blocks side by side, and a warning when
+    fine-tuning lowered the score (the base model is then the better choice on this area)."""
+    line = (
+        f"{score[0].upper()}{score[1:]} on the held-out blocks: base model {base:.4f}, fine-tuned {tuned:.4f}"
+    )
+    if not tuned < base:
+        return line, None
+    return line, (
+        f"the fine-tuned model scores below the base model ({tuned:.4f} < {base:.4f}): keep the base model, "
+        "or try again with labels, more epochs or a lower learning rate"
+    )
 
 
 class FinetuneAlgorithm(QgsProcessingAlgorithm):
@@ -76,6 +97,9 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             "Cancel keeps the best epoch so far. The model file records the fine-tuning in its metadata; "
             "the bundled models are never overwritten."
         )
+
+    def icon(self) -> QIcon:
+        return QIcon(icon_path("finetune"))
 
     def createInstance(self) -> FinetuneAlgorithm:  # noqa: N802
         return FinetuneAlgorithm()
@@ -160,13 +184,14 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             if labels is not None:
                 field = self.parameterAsString(parameters, self.LABEL_FIELD, context)
                 label_path = label_raster(labels, field, sar_path, QgsProcessingUtils.tempFolder())
+            score = score_name(label_free=label_path is None)
             feedback.pushInfo(
                 "Targets: labels (teacher predictions where unlabelled)"
                 if label_path
                 else "No labels: label-free fine-tuning on the teacher's predictions from the EO layer"
             )
             callbacks = TrainCallbacks(
-                on_epoch_end=lambda epoch, values: feedback.pushInfo(epoch_line(epoch, values)),
+                on_epoch_end=lambda epoch, values: feedback.pushInfo(epoch_line(epoch, values, score)),
                 should_stop=feedback.isCanceled,
                 on_progress=feedback.setProgress,
             )
@@ -188,9 +213,10 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             )
         before = result.base_metrics.get("val_miou", math.nan)
         after = result.best_metrics.get("val_miou", math.nan)
-        feedback.pushInfo(
-            f"Validation mIoU on the held-out blocks: base model {before:.4f}, fine-tuned {after:.4f}"
-        )
+        line, warning = comparison(before, after, score)
+        feedback.pushInfo(line)
+        if warning:
+            feedback.pushWarning(f"Warning: {warning}")
         if result.canceled:
             feedback.reportError(
                 f"Cancelled: kept the best epoch so far ({result.best_epoch}) in {output}", fatalError=False

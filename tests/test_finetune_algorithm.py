@@ -52,9 +52,21 @@ def test_label_free_run_logs_epochs_and_before_after(qgis_app, india, models, tm
     assert results["BEST_EPOCH"] in (1, 2)
     assert 0 <= results["VAL_MIOU_BEFORE"] <= 1 and 0 <= results["VAL_MIOU_AFTER"] <= 1
     assert any("label-free" in line for line in log)
-    assert [line.split(":")[0] for line in log if line.startswith("epoch")] == ["epoch 1", "epoch 2"]
-    assert any(line.startswith("Validation mIoU on the held-out blocks: base model") for line in log)
+    epochs = [line for line in log if line.startswith("epoch")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1", "epoch 2"]
+    score = "validation agreement with the teacher (mIoU)"  # one name in every line
+    assert all(score in line for line in epochs)
+    assert any(line.startswith(f"V{score[1:]} on the held-out blocks: base model") for line in log)
     assert read_metadata(tmp_path / "tuned.pt").training["fine_tuning"][-1]["labels"] is None
+
+
+def test_comparison_warns_when_fine_tuning_lowers_the_score(qgis_app):
+    from hfd_qgis.finetune_algorithm import comparison
+
+    line, warning = comparison(0.3746, 0.3560, "validation mIoU")
+    assert line == "Validation mIoU on the held-out blocks: base model 0.3746, fine-tuned 0.3560"
+    assert "scores below the base model (0.3560 < 0.3746)" in warning
+    assert comparison(0.3746, 0.3800, "validation mIoU")[1] is None
 
 
 def test_polygon_labels_are_rasterised_on_the_sar_grid(qgis_app, india, models, tmp_path):

@@ -78,15 +78,22 @@ def test_pickers_are_filled_from_the_project(dialog):
 
 def test_a_short_run_completes_through_the_task(dialog, tmp_path):
     dialog.epochs.setValue(2)
+    dialog.write("a previous run's line")
     dialog.start_button.click()
     assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
+    assert not any(box.isEnabled() for box in dialog.inputs)  # inputs locked while training
+    assert "a previous run's line" not in dialog.log.toPlainText()
     assert _wait_until(lambda: dialog.start_button.isEnabled()), "the task did not finish in time"
     log = dialog.log.toPlainText()
     assert "Finished; wrote the best epoch" in log, log
     assert len(dialog.chart.losses) == 2 and len(dialog.chart.scores) == 2
     assert dialog.progress.value() == 100 and dialog.segment_button.isEnabled()
     assert dialog.model_path == str(tmp_path / "tuned.pt") and Path(dialog.model_path).is_file()
-    assert "Validation mIoU: base model" in log
+    score = "validation agreement with the teacher (mIoU)"  # label-free: one name in log, chart and result
+    assert dialog.chart.score_label == score and f", {score} " in log
+    assert f"V{score[1:]} on the held-out blocks: base model" in log
+    assert "base model" in dialog.scores.text() and "fine-tuned" in dialog.scores.text()
+    assert all(box.isEnabled() for box in dialog.inputs)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert dialog.grab().save(str(SCREENSHOT))
 
@@ -100,9 +107,29 @@ def test_cancel_keeps_the_best_epoch(dialog, tmp_path):
     log = dialog.log.toPlainText()
     assert "Cancelled; kept the best epoch" in log, log
     assert len(dialog.chart.losses) < 50 and (tmp_path / "tuned.pt").is_file()
+    assert dialog.progress.value() < 100 and dialog.progress.format().startswith("cancelled at")
 
 
 def test_missing_output_is_reported_not_started(dialog):
     dialog.output_file.setFilePath("")
     dialog.start_button.click()
     assert dialog.task is None and "Cannot start: choose where to write" in dialog.log.toPlainText()
+
+
+def test_sar_and_eo_start_on_different_layers(dialog):
+    from hfd_qgis.gui.finetune_dialog import FinetuneDialog
+
+    fresh = FinetuneDialog()  # the project has S1Hand (2 bands) and S2Hand (13 bands)
+    assert fresh.sar_combo.currentLayer().name() == "S1Hand"
+    assert fresh.eo_combo.currentLayer().name() == "S2Hand"
+    fresh.close()
+
+
+def test_help_and_close(dialog):
+    from qgis.PyQt.QtWidgets import QDialogButtonBox
+
+    dialog.dialog_buttons.button(QDialogButtonBox.Help).click()
+    assert dialog.help_box.isVisible() and "README.md" in dialog.help_box.text()
+    dialog.help_box.close()
+    dialog.dialog_buttons.button(QDialogButtonBox.Close).click()
+    assert not dialog.isVisible()

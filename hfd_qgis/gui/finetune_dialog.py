@@ -1,8 +1,10 @@
 """The fine-tuning dialog: layer pickers, parameters, Start/Cancel, progress, live chart and log.
 
 Training runs as a ``FinetuneTask`` in QGIS's task manager, so closing (hiding) the dialog does not stop it;
-the plugin keeps one dialog and shows it again. When a run ends with a model, "Segment with new model" opens
-``hfd:segment`` for the chosen SAR layer and that model.
+the plugin keeps one dialog and shows it again. The inputs are locked while a run lasts. At the end the base
+and fine-tuned models' validation scores stand side by side, with a warning when fine-tuning lowered it. When
+a run ends with a model, "Segment with new model" opens ``hfd:segment`` for the chosen SAR layer and that
+model. SAR and EO pickers start on different layers, chosen by band names and counts (``pick_sar_and_eo``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from qgis.core import (
     QgsApplication,
     QgsFieldProxyModel,
     QgsMapLayerProxyModel,
+    QgsProject,
     QgsRasterLayer,
     QgsVectorLayer,
 )
@@ -21,11 +24,14 @@ from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
+    QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -36,10 +42,39 @@ from qgis.PyQt.QtWidgets import (
 
 from hfd_core.errors import InputError
 from hfd_qgis.common import DEVICES, bundled_model, parse_band_list
-from hfd_qgis.finetune_algorithm import check_output_model, epoch_line
+from hfd_qgis.finetune_algorithm import (
+    FinetuneAlgorithm,
+    check_output_model,
+    comparison,
+    epoch_line,
+    score_name,
+)
 from hfd_qgis.gui.finetune_task import FinetuneTask
 from hfd_qgis.gui.training_chart import TrainingChart
 from hfd_qgis.label_layers import label_raster, raster_path
+
+#: Band names that mark a layer as SAR (Sentinel-1 polarisations) or as EO (Sentinel-2 band names).
+SAR_BANDS = ("VV", "VH", "HH", "HV")
+EO_BANDS = ("B02", "B03", "B04", "B08", "B2", "B3", "B4", "B8")
+
+
+def _band_names(layer: QgsRasterLayer) -> list[str]:
+    return [layer.bandName(i).upper() for i in range(1, layer.bandCount() + 1)]
+
+
+def pick_sar_and_eo(layers: list[QgsRasterLayer]) -> tuple[QgsRasterLayer | None, QgsRasterLayer | None]:
+    """Default SAR and EO layers, never the same one: SAR is the first layer with polarisation band names,
+    else with 2 bands (VV, VH); EO the first other layer with Sentinel-2 band names, else with 4 or more
+    bands. None where no layer fits."""
+
+    def first(candidates):
+        return next(iter(candidates), None)
+
+    sar = first(layer for layer in layers if any(b.endswith(SAR_BANDS) for b in _band_names(layer)))
+    sar = sar or first(layer for layer in layers if layer.bandCount() == 2)
+    others = [layer for layer in layers if layer is not sar]
+    eo = first(layer for layer in others if any(b.endswith(EO_BANDS) for b in _band_names(layer)))
+    return sar, eo or first(layer for layer in others if layer.bandCount() >= 4)
 
 
 class FinetuneDialog(QDialog):
@@ -52,8 +87,9 @@ class FinetuneDialog(QDialog):
         self.model_path: str | None = None
         self._work = tempfile.TemporaryDirectory(prefix="hfd-dialog-")
         layout = QVBoxLayout(self)
-        layout.addWidget(self._inputs())
-        layout.addWidget(self._parameters())
+        self.inputs = [self._inputs(), self._parameters()]
+        for box in self.inputs:
+            layout.addWidget(box)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.cancel_button = QPushButton("Cancel")
@@ -68,13 +104,21 @@ class FinetuneDialog(QDialog):
         layout.addWidget(self.progress)
         self.chart = TrainingChart()
         layout.addWidget(self.chart, stretch=2)
+        self.scores = QLabel("")
+        layout.addWidget(self.scores)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         layout.addWidget(self.log, stretch=1)
+        self.dialog_buttons = QDialogButtonBox(QDialogButtonBox.Help | QDialogButtonBox.Close)
+        layout.addWidget(self.dialog_buttons)
+        self.help_box: QMessageBox | None = None
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.segment_button.clicked.connect(self.segment)
-        self.resize(620, 860)
+        self.dialog_buttons.rejected.connect(self.close)
+        self.dialog_buttons.helpRequested.connect(self.show_help)
+        self.resize(620, 900)
+        self.pick_layers()
 
     def _inputs(self) -> QGroupBox:
         box = QGroupBox("Layers")
@@ -149,6 +193,36 @@ class FinetuneDialog(QDialog):
         spin.setValue(value)
         return spin
 
+    def pick_layers(self) -> None:
+        """Start SAR and EO on different layers (by band names and counts) while they show the same one."""
+        if self.sar_combo.currentLayer() is not self.eo_combo.currentLayer():
+            return
+        layers = QgsProject.instance().mapLayers().values()
+        rasters = [layer for layer in layers if isinstance(layer, QgsRasterLayer)]
+        sar, eo = pick_sar_and_eo(rasters)
+        if sar is not None:
+            self.sar_combo.setLayer(sar)
+        if eo is not None:
+            self.eo_combo.setLayer(eo)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API name)
+        if not self.is_running():
+            self.pick_layers()
+        super().showEvent(event)
+
+    def show_help(self) -> None:
+        """The algorithm's help and where the full documentation is (non-modal)."""
+        from hfd_qgis.paths import PLUGIN_DIR
+
+        readme = PLUGIN_DIR / "README.md"
+        readme = readme if readme.is_file() else PLUGIN_DIR.parent / "README.md"
+        text = FinetuneAlgorithm().shortHelpString() + f"\n\nFull documentation: {readme}"
+        self.help_box = QMessageBox(
+            QMessageBox.Information, self.windowTitle(), text, QMessageBox.Close, self
+        )
+        self.help_box.setModal(False)
+        self.help_box.show()
+
     def _labels_changed(self, layer) -> None:
         is_vector = isinstance(layer, QgsVectorLayer)
         self.field_combo.setLayer(layer if is_vector else None)
@@ -198,9 +272,11 @@ class FinetuneDialog(QDialog):
             return
         self.model_path = None
         self.chart.clear()
-        self.chart.score_label = (
-            "validation mIoU" if arguments["label_path"] else "agreement with teacher (mIoU)"
-        )
+        self.score = score_name(label_free=arguments["label_path"] is None)
+        self.chart.score_label = self.score
+        self.log.clear()
+        self.scores.setText("")
+        self.progress.setFormat("%p%")
         self.progress.setValue(0)
         self.segment_button.setEnabled(False)
         self.write(
@@ -210,12 +286,18 @@ class FinetuneDialog(QDialog):
         )
         self.task = FinetuneTask(arguments)
         self.task.epoch_finished.connect(self._epoch_finished)
-        self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        self.task.progressChanged.connect(self._progress)
         self.task.taskCompleted.connect(self._finished)
         self.task.taskTerminated.connect(self._finished)
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
+        self._lock(True)
         QgsApplication.taskManager().addTask(self.task)
+
+    def _lock(self, running: bool) -> None:
+        """While a run lasts, the inputs and Start are locked and Cancel is available."""
+        for box in self.inputs:
+            box.setEnabled(not running)
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
 
     def is_running(self) -> bool:
         return self.task is not None and self.cancel_button.isEnabled()
@@ -225,24 +307,43 @@ class FinetuneDialog(QDialog):
             self.write("Cancelling: the best epoch so far will be kept")
             self.task.cancel()
 
+    def _progress(self, value: float) -> None:
+        """Follow the task, except after Cancel: QgsTask reports 100 when a cancelled run ends."""
+        if not self.task.isCanceled():
+            self.progress.setValue(int(value))
+
     def _epoch_finished(self, epoch: int, values: dict) -> None:
         self.chart.add_epoch(values["train_loss"], values.get("val_miou"))
-        self.write(epoch_line(epoch, values))
+        self.write(epoch_line(epoch, values, self.score))
 
     def _finished(self) -> None:
         task, result = self.task, self.task.result
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
+        self._lock(False)
+        if result is None or result.canceled:  # the bar stays where the run stopped
+            self.progress.setFormat("cancelled at %p%" if task.error is None else "failed at %p%")
         if result is None:
             self.write(f"Stopped without a model: {task.error or 'cancelled'}")
             return
         before, after = result.base_metrics.get("val_miou"), result.best_metrics.get("val_miou")
         if before is not None and after is not None:
-            self.write(f"Validation mIoU: base model {before:.4f}, fine-tuned {after:.4f}")
+            line, warning = comparison(before, after, self.score)
+            self.write(line)
+            text = f"<b>{self.score[0].upper()}{self.score[1:]}</b><br>base model <b>{before:.4f}</b>"
+            text += f" &nbsp;|&nbsp; fine-tuned <b>{after:.4f}</b>"
+            if warning:  # one line each side of the colon: the label does not wrap (Qt sizes it by lines)
+                text += (
+                    '<br><span style="color:#b35900">Warning: ' + warning.replace("): ", "):<br>") + "</span>"
+                )
+            self.scores.setText(text)
+            self.scores.setMinimumHeight(self.scores.sizeHint().height())  # the chart gives way, not it
+            self.layout().activate()
+            if warning:
+                self.write(f"Warning: {warning}")
         state = "Cancelled; kept" if result.canceled else "Finished; wrote"
         self.write(f"{state} the best epoch ({result.best_epoch}) as {result.output_path}")
         self.model_path = str(result.output_path)
-        self.progress.setValue(100)
+        if not result.canceled:
+            self.progress.setValue(100)
         self.segment_button.setEnabled(True)
 
     def segment(self) -> None:
