@@ -1,4 +1,6 @@
-"""The plugin object QGIS creates: registers the Processing provider (desktop and qgis_process)."""
+"""The plugin object QGIS creates: registers the Processing provider (desktop and qgis_process) and, in the
+desktop, a "HFD-Net SAR segmentation" submenu of the Raster menu (the algorithms' category) and toolbar
+buttons: Segment SAR layer (the Processing dialog) and the fine-tuning dialog."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ class HFDPlugin:
     def __init__(self, iface) -> None:
         self.iface = iface
         self.provider: HFDProvider | None = None
+        self.actions: list[QAction] = []
         self.finetune_action: QAction | None = None
         self.finetune_dialog = None
+        self.segment_dialog = None
 
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API name)
         """Register the provider; QGIS refuses (and deletes) it when an `hfd` provider is already there."""
@@ -26,12 +30,23 @@ class HFDPlugin:
 
     def initGui(self) -> None:  # noqa: N802
         self.initProcessing()
+        segment_action = QAction(QIcon(icon_path("segment")), "Segment SAR layer…", self.iface.mainWindow())
+        segment_action.triggered.connect(self.show_segment_dialog)
         self.finetune_action = QAction(
-            QIcon(icon_path()), "Fine-tune SAR model with EO reference…", self.iface.mainWindow()
+            QIcon(icon_path("finetune")), "Fine-tune SAR model with EO reference…", self.iface.mainWindow()
         )
         self.finetune_action.triggered.connect(self.show_finetune_dialog)
-        self.iface.addPluginToMenu(MENU, self.finetune_action)
-        self.iface.addToolBarIcon(self.finetune_action)
+        self.actions = [segment_action, self.finetune_action]
+        for action in self.actions:
+            self.iface.addPluginToRasterMenu(MENU, action)
+            self.iface.addToolBarIcon(action)
+
+    def show_segment_dialog(self) -> None:
+        """The Processing dialog of hfd:segment, as the toolbox opens it (non-modal)."""
+        from processing import createAlgorithmDialog
+
+        self.segment_dialog = createAlgorithmDialog("hfd:segment", {})
+        self.segment_dialog.show()
 
     def show_finetune_dialog(self) -> None:
         """One dialog for the session: closing it hides it, so a running fine-tuning job stays visible."""
@@ -44,10 +59,11 @@ class HFDPlugin:
         self.finetune_dialog.activateWindow()
 
     def unload(self) -> None:
-        if self.finetune_action is not None:
-            self.iface.removePluginMenu(MENU, self.finetune_action)
-            self.iface.removeToolBarIcon(self.finetune_action)
-            self.finetune_action = None
+        for action in self.actions:
+            self.iface.removePluginRasterMenu(MENU, action)
+            self.iface.removeToolBarIcon(action)
+        self.actions = []
+        self.finetune_action = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

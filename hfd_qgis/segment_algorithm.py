@@ -31,20 +31,23 @@ INPUT_SCALE_LABELS = ("Detect (dB or linear power)", "dB (sigma0 in decibels)", 
 
 
 class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
-    """Applies the ``.qml`` written beside the output GeoTIFF when QGIS loads the result, then makes the input
-    (``input_id``) the active layer again: QGIS makes each layer it adds active, and the Processing dialog
-    starts from the active layer, but a land-cover map is no SAR input. With ``above_input`` the layer is
-    moved just above the input in the layer tree, so the land cover stays on top of the confidence whatever
-    order QGIS loads them in (3.22 loads outputs in the order of their paths).
+    """Applies the ``.qml`` written beside the output GeoTIFF when QGIS loads the result, places the layer
+    just above the first loaded layer of ``above`` (layer ids or sources) and makes the input (``input_id``)
+    the active layer again.
+
+    QGIS 3.22 loads outputs in the order of their paths and inserts each above the active layer, which it then
+    makes the new layer; the Processing dialog starts from the active layer, but a land-cover map is no SAR
+    input. With the land cover placed above the confidence (else the input) and the confidence above the
+    input, the tree reads land cover, confidence, input whatever the load order.
     """
 
     instances: list[StyleFromQml] = []  # QGIS does not own post-processors: keep them alive
 
-    def __init__(self, qml: str, input_id: str, above_input: bool):
+    def __init__(self, qml: str, input_id: str, above: list[str]):
         super().__init__()
         self.qml = qml
         self.input_id = input_id
-        self.above_input = above_input
+        self.above = above
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 (QGIS API name)
         if layer is None:
@@ -52,30 +55,32 @@ class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
         if Path(self.qml).is_file():
             layer.loadNamedStyle(self.qml)
             layer.triggerRepaint()
+        project = QgsProject.instance()
+        loaded = {
+            key: other for other in project.mapLayers().values() for key in (other.id(), other.source())
+        }
+        anchor = next((loaded[key] for key in self.above if key in loaded), None)
+        root = project.layerTreeRoot()
+        node = root.findLayer(layer.id())
+        anchor_node = root.findLayer(anchor.id()) if anchor is not None else None
+        if node is not None and anchor_node is not None and node.parent() is anchor_node.parent():
+            parent = node.parent()
+            moved = node.clone()
+            parent.insertChildNode(parent.children().index(anchor_node), moved)
+            parent.removeChildNode(node)
         from qgis.utils import iface
 
-        source = QgsProject.instance().mapLayer(self.input_id)
-        if source is None:
-            return
-        if self.above_input:
-            root = QgsProject.instance().layerTreeRoot()
-            node, anchor = root.findLayer(layer.id()), root.findLayer(source.id())
-            parent = anchor.parent() if anchor is not None else None
-            if node is not None and node.parent() is parent:
-                moved = node.clone()
-                parent.insertChildNode(parent.children().index(anchor), moved)
-                parent.removeChildNode(node)
-        if iface is not None:
-            iface.setActiveLayer(source)
+        if iface is not None and project.mapLayer(self.input_id) is not None:
+            iface.setActiveLayer(project.mapLayer(self.input_id))
 
     @classmethod
     def attach(
-        cls, context: QgsProcessingContext, output: str, name: str, input_id: str, above_input: bool = False
+        cls, context: QgsProcessingContext, output: str, name: str, input_id: str, above: list[str]
     ) -> None:
         """Style the layer QGIS loads from ``output`` with the ``.qml`` beside it and call it ``name`` (QGIS
         still names a layer after its file when the user typed one and prefers file names)."""
         if context.willLoadLayerOnCompletion(output):
-            processor = cls(str(Path(output).with_suffix(".qml")), input_id, above_input)
+            processor = cls(str(Path(output).with_suffix(".qml")), input_id, above)
             cls.instances.append(processor)
             details = context.layerToLoadOnCompletionDetails(output)
             details.setPostProcessor(processor)
@@ -210,12 +215,11 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 is_canceled=is_canceled,
             )
         feedback.pushInfo(result.summary())
-        StyleFromQml.attach(context, output, f"{layer.name()} land cover", layer.id())
+        above = [confidence, layer.id()] if confidence else [layer.id()]
+        StyleFromQml.attach(context, output, f"{layer.name()} land cover", layer.id(), above)
         outputs = {self.OUTPUT: output, "VALID_PIXELS": result.valid_pixels}
         if confidence:
-            StyleFromQml.attach(
-                context, confidence, f"{layer.name()} confidence", layer.id(), above_input=True
-            )
+            StyleFromQml.attach(context, confidence, f"{layer.name()} confidence", layer.id(), [layer.id()])
             outputs[self.CONFIDENCE] = confidence
         forget_skipped_outputs(context)
         return outputs

@@ -30,10 +30,25 @@ def assemble(target: Path) -> Path:
     shutil.copytree(REPO / PLUGIN_NAME, target, ignore=IGNORED)
     shutil.copytree(REPO / "hfd_core", target / "lib" / "hfd_core", ignore=IGNORED)
     shutil.copytree(REPO / "resources", target / "resources", ignore=IGNORED)
-    for name in ("metadata.txt", "README.md", "LICENSE"):
+    for name in ("README.md", "LICENSE"):
         if (REPO / name).is_file():
             shutil.copy2(REPO / name, target / name)
+    (target / "metadata.txt").write_text(absolute_links((REPO / "metadata.txt").read_text(), REPO))
     return target
+
+
+def absolute_links(metadata: str, root: Path) -> str:
+    """``metadata.txt`` with its homepage, tracker and repository links made absolute ``file://`` URLs.
+
+    The project has no public site: the links point to its own documentation (the README in the repository,
+    a relative path plus an optional ``#anchor`` in the source file), which QGIS's plugin manager shows."""
+
+    def absolute(match: re.Match) -> str:
+        path, _, anchor = match.group(2).partition("#")
+        url = (root / path).resolve().as_uri()
+        return f"{match.group(1)}={url}" + (f"#{anchor}" if anchor else "")
+
+    return re.sub(r"^(homepage|tracker|repository)=(?!\w+://)(.*)$", absolute, metadata, flags=re.MULTILINE)
 
 
 def enable_in_profile(profile_dir: Path) -> None:

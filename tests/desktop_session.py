@@ -129,6 +129,15 @@ def batch_segment_without_confidence(sar: QgsRasterLayer) -> list[str]:
     return feedback.lines
 
 
+def raster_menu_entries() -> dict[str, list[str]]:
+    """The Raster menu's submenus and their entries."""
+    entries = {}
+    for action in iface.rasterMenu().actions():
+        if action.menu() is not None:
+            entries[action.text()] = [a.text() for a in action.menu().actions()]
+    return entries
+
+
 def evaluate_india() -> dict:
     """The bundled model's map of India_900498 against LabelHand: blind ids, then water against the rest."""
     import processing
@@ -196,6 +205,10 @@ def main() -> None:
         "finetune_processing_dialog_raster_labels",
     )
     result["batch_log"] = batch_segment_without_confidence(sar)
+    result["raster_menu"] = raster_menu_entries()
+    plugins["hfd_qgis"].show_segment_dialog()
+    shot(plugins["hfd_qgis"].segment_dialog, "segment_dialog_from_menu")
+    plugins["hfd_qgis"].segment_dialog.close()
     plugins["hfd_qgis"].show_finetune_dialog()
     shot(plugins["hfd_qgis"].finetune_dialog, "finetune_plugin_dialog")
     plugins["hfd_qgis"].finetune_dialog.close()

@@ -80,6 +80,14 @@ def test_outputs_are_named_after_the_input_and_batch_leaves_no_false_error(deskt
 
 
 @pytest.mark.slow
+def test_raster_menu_has_segment_and_fine_tune(desktop_session):
+    _, result = desktop_session
+    entries = result["raster_menu"]["HFD-Net SAR segmentation"]
+    assert entries == ["Segment SAR layer…", "Fine-tune SAR model with EO reference…"]
+    assert "segment_dialog_from_menu" in result["steps"]
+
+
+@pytest.mark.slow
 def test_segment_dialog_after_a_run_starts_from_the_sar_layer(desktop_session):
     _, result = desktop_session
     probe = result["open_output_probe"]

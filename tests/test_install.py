@@ -37,7 +37,16 @@ def test_install_writes_a_complete_plugin_with_torch_path(installed_profile):
         "resources/icons/hfd.svg",
     ):
         assert (plugin / name).is_file(), name
-    assert "hasProcessingProvider=yes" in (plugin / "metadata.txt").read_text()
+    metadata = (plugin / "metadata.txt").read_text()
+    assert "hasProcessingProvider=yes" in metadata and "example.org" not in metadata
+    links = dict(
+        line.split("=", 1) for line in metadata.splitlines() if line.startswith(("homepage", "tracker"))
+    )
+    assert links == {
+        "homepage": (REPO / "README.md").as_uri(),
+        "tracker": (REPO / "README.md").as_uri() + "#troubleshooting",
+    }
+    assert f"repository={REPO.as_uri()}\n" in metadata
     paths = (plugin / "python_path.txt").read_text().split()
     assert paths == [sysconfig.get_paths()["purelib"]]
     assert (Path(paths[0]) / "torch").is_dir()

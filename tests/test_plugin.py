@@ -58,8 +58,9 @@ def test_plugin_registers_and_unregisters_provider_and_menu(processing_provider,
         assert plugin.provider is None
         assert registry.providerById("hfd") is processing_provider
         assert plugin.finetune_action.text().startswith("Fine-tune SAR model")
+        assert [a.text() for a in plugin.actions] == ["Segment SAR layer…", plugin.finetune_action.text()]
     finally:
         plugin.unload()
-    assert plugin.finetune_action is None
+    assert plugin.finetune_action is None and plugin.actions == []
     assert registry.providerById("hfd") is processing_provider
     assert registry.algorithmById("hfd:segment") is not None

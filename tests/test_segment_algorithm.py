@@ -326,3 +326,29 @@ def test_cancel_from_progress_leaves_no_output(processing_provider, demo_sample,
         processing.run("hfd:segment", parameters, feedback=feedback)
     assert feedback.isCanceled()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("first", ["land cover", "confidence"])
+def test_land_cover_ends_above_confidence_above_input_in_either_load_order(
+    demo_sample, first, qgis_app, tmp_path
+):
+    """QGIS loads outputs in the order of their paths; the post-processors fix the tree's order."""
+    from qgis.core import QgsProcessingContext, QgsProject, QgsRasterLayer
+
+    from hfd_qgis.segment_algorithm import StyleFromQml
+
+    project = QgsProject.instance()
+    sar = QgsRasterLayer(str(demo_sample), "sar")
+    project.addMapLayer(sar)
+    files = {
+        name: shutil.copy2(demo_sample, tmp_path / f"{name}.tif") for name in ("land cover", "confidence")
+    }
+    layers = {name: QgsRasterLayer(str(path), name) for name, path in files.items()}
+    above = {"land cover": [layers["confidence"].source(), sar.id()], "confidence": [sar.id()]}
+    for name in sorted(layers, key=lambda n: n != first):
+        project.addMapLayer(layers[name])  # on top, as QGIS inserts a new layer
+        processor = StyleFromQml("/nonexistent.qml", sar.id(), above[name])
+        processor.postProcessLayer(layers[name], QgsProcessingContext(), None)
+    order = [node.name() for node in project.layerTreeRoot().children()]
+    project.removeMapLayers([sar.id()] + [layer.id() for layer in layers.values()])
+    assert order == ["land cover", "confidence", "sar"]
