@@ -109,13 +109,13 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.EO, "EO reference layer (Sentinel-2)"))
         self.addParameter(
             QgsProcessingParameterRasterLayer(
-                self.LABELS_RASTER, "Labels: class-id raster (optional)", optional=True, defaultValue=None
+                self.LABELS_RASTER, "Labels: class-id raster", optional=True, defaultValue=None
             )
         )
         self.addParameter(
             QgsProcessingParameterVectorLayer(
                 self.LABELS_VECTOR,
-                "Labels: polygons (optional, instead of a raster)",
+                "Labels: polygons (instead of a raster)",
                 types=[QgsProcessing.TypeVectorPolygon],
                 optional=True,
                 defaultValue=None,
