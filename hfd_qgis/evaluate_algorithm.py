@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsProcessingParameterVectorLayer,
     QgsProcessingUtils,
     QgsVectorLayer,
 )
@@ -18,6 +15,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.errors import InputError
 from hfd_qgis.common import core_errors
+from hfd_qgis.label_layers import class_layer_parameters
 from hfd_qgis.paths import icon_path
 
 
@@ -44,7 +42,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return (
             "Compares a segmentation (class ids, e.g. the output of Segment SAR layer) with a reference: "
-            "give either a <b>Reference raster</b> of class ids or <b>Reference polygons</b> with their "
+            "give either a <b>Reference: class-id raster</b> or <b>Reference: polygons</b> with their "
             "<b>Class-id field</b> (a numeric field). The reference is brought onto the segmentation's grid "
             "(nearest neighbour) and only their overlap is compared; nodata is not counted.<br><br>"
             "References rarely use the model's class ids (Sen1Floods11: 1 water, 0 not water; the bundled "
@@ -65,29 +63,10 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.PREDICTION, "Segmentation (class ids)"))
-        self.addParameter(
-            QgsProcessingParameterRasterLayer(
-                self.REFERENCE_RASTER, "Reference raster (class ids)", optional=True, defaultValue=None
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterVectorLayer(
-                self.REFERENCE_VECTOR,
-                "Reference polygons (instead of a raster)",
-                types=[QgsProcessing.TypeVectorPolygon],
-                optional=True,
-                defaultValue=None,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterField(
-                self.REFERENCE_FIELD,
-                "Class-id field of the reference polygons",
-                parentLayerParameterName=self.REFERENCE_VECTOR,
-                type=QgsProcessingParameterField.Numeric,
-                optional=True,
-            )
-        )
+        for parameter in class_layer_parameters(
+            self.REFERENCE_RASTER, self.REFERENCE_VECTOR, self.REFERENCE_FIELD, "Reference"
+        ):
+            self.addParameter(parameter)
         for name, description in (
             (self.ONE_CLASS, "Compare one class against the rest (class name or id, e.g. water)"),
             (self.CLASS_MAPPING, "Class mapping, reference value: model class (e.g. 1: water, 0: 3)"),
@@ -112,7 +91,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
             write_csv,
             write_html,
         )
-        from hfd_qgis.label_layers import choose_layer, label_raster, raster_path
+        from hfd_qgis.label_layers import class_layer, label_raster, raster_path
 
         prediction = self.parameterAsRasterLayer(parameters, self.PREDICTION, context)
         field = self.parameterAsString(parameters, self.REFERENCE_FIELD, context)
@@ -120,12 +99,8 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         csv_path = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
         with core_errors():
-            reference = choose_layer(
-                self.parameterAsRasterLayer(parameters, self.REFERENCE_RASTER, context),
-                self.parameterAsVectorLayer(parameters, self.REFERENCE_VECTOR, context),
-                "reference",
-                required=True,
-            )
+            parameter_names = (self.REFERENCE_RASTER, self.REFERENCE_VECTOR)
+            reference = class_layer(self, parameters, context, parameter_names, "reference", required=True)
             prediction_path = raster_path(prediction)
             class_names = [n for n in names if n] or prediction_class_names(prediction_path)
             mapping_text = self.parameterAsString(parameters, self.CLASS_MAPPING, context)

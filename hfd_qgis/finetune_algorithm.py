@@ -6,22 +6,20 @@ import math
 from pathlib import Path
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsProcessingParameterVectorLayer,
     QgsProcessingUtils,
 )
 from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.errors import InputError
 from hfd_qgis.common import DEVICES, core_errors, model_file, model_file_parameter, parse_band_list
+from hfd_qgis.label_layers import class_layer_parameters
 from hfd_qgis.paths import icon_path, resources_dir
 
 
@@ -107,29 +105,10 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.SAR, "SAR layer (Sentinel-1 VV, VH dB)"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.EO, "EO reference layer (Sentinel-2)"))
-        self.addParameter(
-            QgsProcessingParameterRasterLayer(
-                self.LABELS_RASTER, "Labels: class-id raster", optional=True, defaultValue=None
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterVectorLayer(
-                self.LABELS_VECTOR,
-                "Labels: polygons (instead of a raster)",
-                types=[QgsProcessing.TypeVectorPolygon],
-                optional=True,
-                defaultValue=None,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterField(
-                self.LABEL_FIELD,
-                "Class-id field of the label polygons",
-                parentLayerParameterName=self.LABELS_VECTOR,
-                type=QgsProcessingParameterField.Numeric,
-                optional=True,
-            )
-        )
+        for parameter in class_layer_parameters(
+            self.LABELS_RASTER, self.LABELS_VECTOR, self.LABEL_FIELD, "Labels"
+        ):
+            self.addParameter(parameter)
         for name, description, role in (
             (self.BASE_MODEL, "Base student model", "student"),
             (self.TEACHER_MODEL, "Teacher model (EO)", "teacher"),
@@ -168,18 +147,14 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802
         from hfd_core.train.config import TrainCallbacks
         from hfd_core.train.finetune import finetune
-        from hfd_qgis.label_layers import choose_layer, label_raster, raster_path
+        from hfd_qgis.label_layers import class_layer, label_raster, raster_path
 
         with core_errors():
             output = check_output_model(self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context))
             sar_path = raster_path(self.parameterAsRasterLayer(parameters, self.SAR, context))
             eo_path = raster_path(self.parameterAsRasterLayer(parameters, self.EO, context))
-            labels = choose_layer(
-                self.parameterAsRasterLayer(parameters, self.LABELS_RASTER, context),
-                self.parameterAsVectorLayer(parameters, self.LABELS_VECTOR, context),
-                "labels",
-                required=False,
-            )
+            names = (self.LABELS_RASTER, self.LABELS_VECTOR)
+            labels = class_layer(self, parameters, context, names, "labels", required=False)
             label_path = None
             if labels is not None:
                 field = self.parameterAsString(parameters, self.LABEL_FIELD, context)

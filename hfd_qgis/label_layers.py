@@ -20,6 +20,13 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsMapLayer,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterField,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorLayer,
     QgsProject,
     QgsRasterLayer,
     QgsVectorLayer,
@@ -61,6 +68,43 @@ def rasterize_polygons(layer: QgsVectorLayer, field: str, grid_path: str, output
     with rasterio.open(output_path, "w", **profile) as out:
         out.write(burnt[np.newaxis])
     return output_path
+
+
+def class_layer_parameters(
+    raster: str, polygons: str, field: str, what: str
+) -> list[QgsProcessingParameterDefinition]:
+    """Optional parameters for class ids given as a raster or as polygons with a numeric class field; ``what``
+    ("Reference", "Labels") starts their descriptions."""
+    return [
+        QgsProcessingParameterRasterLayer(raster, f"{what}: class-id raster", optional=True),
+        QgsProcessingParameterVectorLayer(
+            polygons,
+            f"{what}: polygons (instead of a raster)",
+            [QgsProcessing.TypeVectorPolygon],
+            optional=True,
+        ),
+        QgsProcessingParameterField(
+            field,
+            f"Class-id field of the {what.lower()} polygons",
+            parentLayerParameterName=polygons,
+            type=QgsProcessingParameterField.Numeric,
+            optional=True,
+        ),
+    ]
+
+
+def class_layer(
+    algorithm: QgsProcessingAlgorithm,
+    parameters: dict,
+    context: QgsProcessingContext,
+    names: tuple[str, str],
+    what: str,
+    required: bool,
+) -> QgsMapLayer | None:
+    """The layer given to the (raster, polygons) parameters ``names`` of ``class_layer_parameters``."""
+    raster = algorithm.parameterAsRasterLayer(parameters, names[0], context)
+    polygons = algorithm.parameterAsVectorLayer(parameters, names[1], context)
+    return choose_layer(raster, polygons, what, required)
 
 
 def choose_layer(

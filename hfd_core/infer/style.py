@@ -18,17 +18,12 @@ def colormap(classes: list[ClassInfo]) -> dict[int, tuple[int, int, int, int]]:
     return {c.id: (*hex_to_rgb(c.color), 255) for c in classes}
 
 
-def qml_text(classes: list[ClassInfo], band: int = 1) -> str:
-    """A QGIS style: paletted renderer with one entry per class (nodata stays transparent)."""
-    entries = "\n".join(
-        f'          <paletteEntry value="{c.id}" color="{c.color.lower()}" alpha="255" '
-        f"label={quoteattr(c.name)}/>"
-        for c in classes
-    )
+def _style(renderer_attributes: str, body: str) -> str:
+    """A QGIS raster style (.qml) with one renderer: ``<rasterrenderer {renderer_attributes}>``, ``body``."""
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22" styleCategories="Symbology">
   <pipe>
-    <rasterrenderer type="paletted" opacity="1" alphaBand="-1" band="{band}" nodataColor="">
+    <rasterrenderer {renderer_attributes} opacity="1" alphaBand="-1" nodataColor="">
       <rasterTransparency/>
       <minMaxOrigin>
         <limits>None</limits>
@@ -38,10 +33,7 @@ def qml_text(classes: list[ClassInfo], band: int = 1) -> str:
         <cumulativeCutUpper>0.98</cumulativeCutUpper>
         <stdDevFactor>2</stdDevFactor>
       </minMaxOrigin>
-      <colorPalette>
-{entries}
-      </colorPalette>
-      <colorramp type="randomcolors" name="[source]"/>
+{body}
     </rasterrenderer>
     <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
     <huesaturation saturation="0" colorizeOn="0" grayscaleMode="0"/>
@@ -51,6 +43,20 @@ def qml_text(classes: list[ClassInfo], band: int = 1) -> str:
   <blendMode>0</blendMode>
 </qgis>
 """
+
+
+def qml_text(classes: list[ClassInfo], band: int = 1) -> str:
+    """A QGIS style: paletted renderer with one entry per class (nodata stays transparent)."""
+    entries = "\n".join(
+        f'          <paletteEntry value="{c.id}" color="{c.color.lower()}" alpha="255" '
+        f"label={quoteattr(c.name)}/>"
+        for c in classes
+    )
+    body = f"""      <colorPalette>
+{entries}
+      </colorPalette>
+      <colorramp type="randomcolors" name="[source]"/>"""
+    return _style(f'type="paletted" band="{band}"', body)
 
 
 def write_qml(path: str | Path, classes: list[ClassInfo]) -> Path:
@@ -82,32 +88,11 @@ def confidence_qml_text(num_classes: int) -> str:
         f'          <item alpha="255" value="{value}" color="{color}" label="{value} %"/>'
         for value, color in zip(values, CONFIDENCE_RAMP, strict=True)
     )
-    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.22" styleCategories="Symbology">
-  <pipe>
-    <rasterrenderer type="singlebandpseudocolor" opacity="1" alphaBand="-1" band="1" nodataColor=""
-        classificationMin="{low}" classificationMax="100">
-      <rasterTransparency/>
-      <minMaxOrigin>
-        <limits>None</limits>
-        <extent>WholeRaster</extent>
-        <statAccuracy>Estimated</statAccuracy>
-        <cumulativeCutLower>0.02</cumulativeCutLower>
-        <cumulativeCutUpper>0.98</cumulativeCutUpper>
-        <stdDevFactor>2</stdDevFactor>
-      </minMaxOrigin>
-      <rastershader>
+    body = f"""      <rastershader>
         <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0"
             minimumValue="{low}" maximumValue="100" labelPrecision="0">
 {items}
         </colorrampshader>
-      </rastershader>
-    </rasterrenderer>
-    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
-    <huesaturation saturation="0" colorizeOn="0" grayscaleMode="0"/>
-    <rasterresampler maxOversampling="2"/>
-    <resamplingStage>resamplingFilter</resamplingStage>
-  </pipe>
-  <blendMode>0</blendMode>
-</qgis>
-"""
+      </rastershader>"""
+    attributes = f'type="singlebandpseudocolor" band="1" classificationMin="{low}" classificationMax="100"'
+    return _style(attributes, body)
