@@ -89,7 +89,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             "the same place) is reprojected and resampled onto the SAR grid; only the overlap is used. The "
             "student is trained with the heterogeneous feature distillation loss from the frozen EO teacher "
             "and a segmentation loss on the labels, or without labels on the teacher's own predictions "
-            "from the EO (label-free fine-tuning). Spatial blocks (VALIDATION_FRACTION of the overlap) are "
+            "from the EO (label-free fine-tuning). Spatial blocks (Validation fraction of the overlap) are "
             "held out: the log shows per epoch the loss and the validation mIoU against the labels, or "
             "without labels the agreement with the teacher, and the base model's score on the same blocks. "
             "Cancel keeps the best epoch so far. The model file records the fine-tuning in its metadata; "
