@@ -349,6 +349,7 @@ def test_land_cover_ends_above_confidence_above_input_in_either_load_order(
         project.addMapLayer(layers[name])  # on top, as QGIS inserts a new layer
         processor = StyleFromQml("/nonexistent.qml", sar.id(), above[name])
         processor.postProcessLayer(layers[name], QgsProcessingContext(), None)
-    order = [node.name() for node in project.layerTreeRoot().children()]
+    ours = {sar.id()} | {layer.id() for layer in layers.values()}  # other tests may leave layers behind
+    order = [node.name() for node in project.layerTreeRoot().children() if node.layerId() in ours]
     project.removeMapLayers([sar.id()] + [layer.id() for layer in layers.values()])
     assert order == ["land cover", "confidence", "sar"]
