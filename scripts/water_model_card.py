@@ -1,4 +1,4 @@
-"""Ship the water model and write its card: models and classical thresholds scored in one run.
+"""Water model card: the students and the classical thresholds scored in one run; ship only what beats them.
 
 * dB water chips (Sen1Floods11, STAC Overflow): each model runs through ``segment_raster`` on the chip's
   GeoTIFF, as ``hfd:segment`` does (streaming scene context, tiles, blending), and every threshold of
@@ -8,6 +8,9 @@
   and the leave-one-location-out students (all data but that chip's location).
 * OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (as published) and
   against water = flood + permanent water from Sentinel-2 (``data.water``), Otsu on the same chips.
+* The final student with the better validation mIoU is copied to ``resources/models/water_student.pt`` only
+  when its leave-one-location-out pooled water IoU beats every threshold and it keeps dry chips dry
+  (``ship_decision``); the card says which, and why.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from hfd_core.train.evaluation import evaluate_model_file
 
 WATER = 1
 WATER_MODEL = "water_student.pt"
+#: Largest share of water a shipped model may call on a chip without water.
+DRY_LIMIT = 0.01
 VARIANT_LABELS = {"student": "HFD student (distilled)", "student_sar_only": "SAR-only student"}
 
 
@@ -191,13 +196,27 @@ def _validation_miou(path: Path) -> float:
     return float(load_model(path)[1].metrics.get("val_miou", float("nan")))
 
 
-def ship(run: Path, models: Path) -> tuple[str, Path]:
-    """Copy the final student with the higher validation mIoU to ``models/WATER_MODEL``; (variant, source)."""
-    candidates = {name: run / "water" / name / "best.pt" for name in VARIANT_LABELS}
-    chosen = max(candidates, key=lambda name: _validation_miou(candidates[name]))
-    models.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(candidates[chosen], models / WATER_MODEL)
-    return chosen, candidates[chosen]
+def ship_decision(chips: list[Chip], chip_results: dict, variant: str) -> tuple[bool, str]:
+    """Ship the chosen variant only if, leave-one-location-out, its pooled water IoU beats every threshold's
+    and it keeps each dry chip at or below ``DRY_LIMIT`` water; (ship, reason)."""
+    wet = [c.name for c in chips if (c.label == WATER).any()]
+    dry = [c.name for c in chips if not (c.label == WATER).any()]
+    model = chip_results[_leave_out_label(variant)]
+    pooled = _iou([model[name] for name in wet if name in model])
+    best_name = max(THRESHOLD_BASELINES, key=lambda name: _iou([chip_results[name][c] for c in wet]))
+    best = _iou([chip_results[best_name][c] for c in wet])
+    wettest_dry = max(
+        (model[c]["water"] / max(model[c]["pixels"], 1) for c in dry if c in model), default=0.0
+    )
+    reason = (
+        f"leave-one-location-out pooled water IoU {pooled:.3f} vs {best:.3f} for {best_name}; at most "
+        f"{100 * wettest_dry:.2f} % water on a dry chip (limit {100 * DRY_LIMIT:.0f} %)"
+    )
+    return pooled > best and wettest_dry <= DRY_LIMIT, reason
+
+
+def _leave_out_label(variant: str) -> str:
+    return f"{VARIANT_LABELS[variant]}, all data but the chip's location (leave-one-location-out)"
 
 
 def main() -> None:
@@ -205,37 +224,41 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
     parser.add_argument("--run", type=Path, default=Path("runs/water"), help="run folder of make water-model")
     parser.add_argument("--models", type=Path, default=Path("resources/models"), help="where the model ships")
+    parser.add_argument("--card", type=Path, default=Path("docs/experiments/water_model.md"))
     parser.add_argument("--command", default="make water-model", help="the command, for the card")
     args = parser.parse_args()
-    run = args.run
-    variant, shipped = ship(run, args.models)
-    pretrained = run / "water-no-chips"
+    run, pretrained = args.run, args.run / "water-no-chips"
+    final = {name: run / "water" / name / "best.pt" for name in VARIANT_LABELS}
+    chosen = max(final, key=lambda name: _validation_miou(final[name]))
     held_out = {
-        f"{label}, trained without the dB water chips": pretrained / variant / "best.pt"
-        for variant, label in VARIANT_LABELS.items()
+        f"{label}, trained without the dB water chips": pretrained / name / "best.pt"
+        for name, label in VARIANT_LABELS.items()
     }
     leave_out = {
-        f"{label}, all data but the chip's location (leave-one-location-out)": {
-            folder.name: folder / "best.pt" for folder in sorted((run / "leave-out" / variant).iterdir())
+        _leave_out_label(name): {
+            folder.name: folder / "best.pt" for folder in sorted((run / "leave-out" / name).iterdir())
         }
-        for variant, label in VARIANT_LABELS.items()
+        for name in VARIANT_LABELS
     }
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
         chip_results = score_chips(chips, held_out, leave_out, Path(workdir))
-    final = {
-        f"{label}, all data": run / "water" / variant / "best.pt" for variant, label in VARIANT_LABELS.items()
-    }
-    ombria = score_ombria(args.samples / "ombria", {**held_out, **final})
+    finals = {f"{VARIANT_LABELS[name]}, all data": path for name, path in final.items()}
+    ombria = score_ombria(args.samples / "ombria", {**held_out, **finals})
+    shipped, reason = ship_decision(chips, chip_results, chosen)
+    if shipped:
+        args.models.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(final[chosen], args.models / WATER_MODEL)
+    verdict = f"shipped as `{args.models / WATER_MODEL}`" if shipped else "**not shipped**"
     notes = (
-        f"Shipped: `{args.models / WATER_MODEL}` = {variant} trained on all data ({shipped}), chosen on "
-        "validation mIoU. The dB chip rows are models that did not train on the chip they are scored on."
+        f"Chosen on validation mIoU: {VARIANT_LABELS[chosen]} ({final[chosen]}), {verdict}: {reason}. "
+        "Every dB chip row is a model that did not train on the chip it is scored on."
     )
-    card_path = args.models / "WATER_MODEL_CARD.md"
-    card_path.write_text(card(chips, chip_results, ombria, args.command, notes))
-    scores = {"chips": chip_results, "ombria": ombria, "shipped": variant}
+    args.card.parent.mkdir(parents=True, exist_ok=True)
+    args.card.write_text(card(chips, chip_results, ombria, args.command, notes))
+    scores = {"chips": chip_results, "ombria": ombria, "chosen": chosen, "shipped": shipped}
     (run / "water_card_scores.json").write_text(json.dumps(scores, indent=1))
-    print(card_path.read_text())
+    print(args.card.read_text())
 
 
 if __name__ == "__main__":
