@@ -121,7 +121,8 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(number(self.TILE_SIZE, "Tile size (pixels)", number.Integer, 256, minValue=32))
         self.addParameter(
             number(
-                self.VALIDATION_FRACTION, "Validation fraction (spatial blocks)", number.Double, 0.2, 0, 0.5
+                self.VALIDATION_FRACTION, "Validation fraction (spatial blocks)", number.Double, 0.2,
+                minValue=0, maxValue=0.5,
             )
         )
         self.addParameter(
