@@ -111,6 +111,19 @@ def save_model(path: str | Path, model: HFDNet, metadata: ModelMetadata) -> None
         raise
 
 
+def bundled_model_path(role: str) -> Path:
+    """The bundled ``student`` or ``teacher`` model file, found without QGIS: ``resources/models`` beside the
+    ``hfd_core`` package (the repository), else two levels up (an installed plugin keeps ``hfd_core`` in its
+    ``lib/`` folder and ``resources/`` beside it, scripts/install_plugin.py). The repository's path when
+    neither exists, so an error can name it."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    package = Path(__file__).resolve().parent
+    roots = (package.parent, package.parents[1])
+    candidates = [root / "resources" / "models" / f"{role}.pt" for root in roots]
+    return next((path for path in candidates if path.is_file()), candidates[0])
+
+
 def read_metadata(path: str | Path) -> ModelMetadata:
     """Metadata of a model file (the weights are read too, but no network is built)."""
     return _read(path)[1]

@@ -418,6 +418,17 @@ needs_bundled_student = pytest.mark.skipif(
 )
 
 
+@needs_bundled_student
+def test_segment_command_without_model_uses_the_bundled_student(tmp_path):
+    """As hfd:segment without MODEL: the bundled student, whose class names land in the style."""
+    out = tmp_path / "out.tif"
+    done = run_cli("segment", str(REPO / "resources" / "samples" / "s1_demo_vv_vh_db.tif"), str(out))
+    assert done.returncode == 0, done.stderr
+    names = [c.name for c in load_model(BUNDLED_STUDENT)[1].classes]
+    assert all(f'label="{name}"' in out.with_suffix(".qml").read_text() for name in names)
+    assert read(out).max() < len(names)
+
+
 @pytest.fixture(scope="module")
 def bundled_runs(shared_data, tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray]:
     """A real Sentinel-1 chip and the bundled student's classes on it: one 512-pixel tile; 128-pixel tiles

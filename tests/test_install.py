@@ -4,6 +4,8 @@ from `make package` installed into a clean QGIS profile the way "Install from ZI
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import sysconfig
 import zipfile
 from pathlib import Path
@@ -51,6 +53,19 @@ def test_install_writes_a_complete_plugin_with_torch_path(installed_profile):
     assert paths == [sysconfig.get_paths()["purelib"]]
     assert (Path(paths[0]) / "torch").is_dir()
     assert not list(plugin.rglob("__pycache__"))
+
+
+def test_installed_core_finds_the_bundled_models_without_qgis(installed_profile):
+    """hfd_core in the plugin's lib/ (the CLI run from an installed plugin) finds resources/ beside it."""
+    plugin = installed_profile / "profiles" / "default" / "python" / "plugins" / "hfd_qgis"
+    script = (
+        f"import sys; sys.path.insert(0, {str(plugin / 'lib')!r})\n"
+        "from hfd_core.modelfile import bundled_model_path\n"
+        "print(bundled_model_path('student'), bundled_model_path('teacher'))\n"
+    )
+    run = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, check=True)
+    expected = [str(plugin / "resources" / "models" / f"{role}.pt") for role in ("student", "teacher")]
+    assert run.stdout.split() == expected
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment = subparsers.add_parser("segment", help="segment a SAR raster with a model file")
     segment.add_argument("input", type=Path, help="input raster (e.g. Sentinel-1 VV, VH in dB)")
     segment.add_argument("output", type=Path, help="output GeoTIFF of class ids (.qml style beside)")
-    segment.add_argument("--model", type=Path, required=True, help="model file (.pt)")
+    segment.add_argument("--model", type=Path, help="model file (.pt; default: the bundled student)")
     segment.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2")
     segment.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model's)")
     segment.add_argument(
@@ -40,7 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_segment(args: argparse.Namespace) -> int:
+    from hfd_core.errors import InputError
     from hfd_core.infer.tiled import segment_raster
+    from hfd_core.modelfile import bundled_model_path
+
+    model = args.model
+    if model is None:  # as hfd:segment without MODEL
+        model = bundled_model_path("student")
+        if not model.is_file():
+            raise InputError(
+                f"the bundled student model {model} is missing: give --model "
+                "(`make train-bundled` rebuilds it)"
+            )
 
     def progress(percent: float) -> None:
         filled = int(percent / 2.5)
@@ -49,7 +60,7 @@ def run_segment(args: argparse.Namespace) -> int:
     result = segment_raster(
         args.input,
         args.output,
-        args.model,
+        model,
         bands=args.bands,
         tile_size=args.tile_size,
         overlap=args.overlap,
