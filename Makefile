@@ -28,13 +28,15 @@ help:
 	@echo "make test     install what is missing, then run the whole test suite"
 	@echo "make setup | install | lint | package | clean"
 
-## setup: Debian packages (QGIS 3.22, GDAL-based numpy/rasterio/skimage) + .venv with torch (CPU) and test tools
+## setup: Debian packages (QGIS 3.22, GDAL-based numpy/rasterio/skimage) + .venv with torch (CPU) and test tools.
+# Recommended packages are installed, as a user's `apt-get install qgis` does: they bring Python packages
+# (python3-sympy 1.11 among them) that QGIS's Python sees before torch's folder, so the tests meet them too.
 setup: system-packages $(STAMP)/venv
 
 system-packages:
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
 	  echo "Installing Debian packages: $(APT_PACKAGES)"; \
-	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(APT_PACKAGES); }
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(APT_PACKAGES); }
 
 $(STAMP)/venv: pyproject.toml | system-packages
 	@mkdir -p $(STAMP)
