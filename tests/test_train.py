@@ -175,6 +175,37 @@ def test_pseudo_labels_train_without_labels(tmp_path, scenes, teacher_path):
     assert np.isfinite(result.history[0]["train_seg"]) and result.history[0]["train_seg"] > 0
 
 
+class FixedLogits(torch.nn.Module):
+    """A network that answers the same (1, K, H, W) logits for any input (no features)."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("logits", logits)
+        self.offset = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, return_features=False):
+        out = self.logits.expand(x.shape[0], -1, -1, -1) + self.offset
+        return (out, []) if return_features else out
+
+
+def test_pseudo_labels_below_the_confidence_threshold_do_not_train():
+    """Teacher: class 1 at 99% on the top row, 52% on the bottom row; only the top row is a target at 0.9."""
+    teacher = FixedLogits(torch.tensor([[[5.0, 5.0], [0.1, 0.1]], [[0.0, 0.0], [0.0, 0.0]]]).flip(0)[None])
+    student_logits = torch.tensor([[[1.0, 1.0], [3.0, 3.0]], [[0.0, 0.0], [0.0, 0.0]]])[None]
+    batch = {
+        "sar": torch.zeros(1, 2, 2, 2),
+        "eo": torch.zeros(1, 3, 2, 2),
+        "label": torch.full((1, 2, 2), 255),
+        "valid": torch.ones(1, 2, 2, dtype=torch.bool),
+    }
+    target = torch.ones(1, 2, 2, dtype=torch.long)
+    ce = torch.nn.functional.cross_entropy(student_logits, target, reduction="none")
+    for threshold, expected in ((0.0, ce.mean()), (0.9, ce[0, 0].mean())):
+        objective = StudentObjective(teacher, pseudo_labels=True, pseudo_label_confidence=threshold)
+        _, parts = objective.loss(FixedLogits(student_logits), batch)
+        assert torch.isclose(parts["seg"], expected), threshold
+
+
 def test_checkpoint_roundtrip_and_foreign_file(tmp_path):
     save_checkpoint(tmp_path / "a.ckpt", {"epoch": 3, "model": {"w": torch.ones(2)}})
     assert load_checkpoint(tmp_path / "a.ckpt")["epoch"] == 3

@@ -233,6 +233,7 @@ def train_student(
         config.pseudo_labels,
         config.distill_loss,
         config.consistency_weight,
+        config.pseudo_label_confidence,
     )
     return _run(
         objective, model, metadata, train_scenes, val_scenes, config, callbacks, _stats(metadata), eo_stats

@@ -14,7 +14,8 @@ class TrainConfig:
     number of classes come from the data. ``distill_scales`` lists the feature pyramid levels (0 = finest)
     that the feature distillation compares, ``None`` for all of them; ``distill_loss`` is "feature" (HFDM:
     standardised features compared position by position) or "affinity" (pair-wise similarities compared).
-    ``consistency_weight`` weighs the student's tile-consistency loss (0: off).
+    ``consistency_weight`` weighs the student's tile-consistency loss (0: off). With ``pseudo_labels`` the
+    teacher's classes fill missing labels where its probability is at least ``pseudo_label_confidence``.
     """
 
     out_dir: str = "runs/train"
@@ -32,6 +33,7 @@ class TrainConfig:
     logit_distill_weight: float = 0.0
     temperature: float = 2.0
     pseudo_labels: bool = False
+    pseudo_label_confidence: float = 0.0
     model: dict = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"

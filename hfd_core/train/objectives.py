@@ -11,7 +11,8 @@ Student (HFD-Net): ``CE(student(SAR), y) + distill_weight * L_feat + logit_disti
   the window pulled toward its classes on the whole window, so tiled inference gives the same map whatever the
   tile size (our addition, see ``losses/consistency.py``).
 * With ``pseudo_labels`` the teacher's arg-max on the EO replaces missing labels (IGNORE_INDEX) wherever the
-  SAR is valid, so the student can be fine-tuned on SAR + EO pairs without any labels.
+  SAR is valid and the teacher's probability of that class is at least ``pseudo_label_confidence``, so the
+  student can be fine-tuned on SAR + EO pairs without any labels, and not on the teacher's coin tosses.
 The teacher is frozen: eval mode (BatchNorm statistics fixed), ``requires_grad`` off, forward under no_grad.
 """
 
@@ -65,6 +66,7 @@ class StudentObjective:
         pseudo_labels: bool = False,
         distill_loss: str = "feature",
         consistency_weight: float = 0.0,
+        pseudo_label_confidence: float = 0.0,
     ):
         uses_teacher = distill_weight > 0 or logit_distill_weight > 0 or pseudo_labels
         self.teacher = freeze(teacher) if teacher is not None and uses_teacher else None
@@ -74,6 +76,7 @@ class StudentObjective:
         self.distill_scales = distill_scales
         self.logit_distill_weight = logit_distill_weight
         self.pseudo_labels = pseudo_labels
+        self.pseudo_label_confidence = pseudo_label_confidence
         if distill_loss not in DISTILL_LOSSES:
             raise ValueError(f"distill_loss must be one of {sorted(DISTILL_LOSSES)}, not {distill_loss!r}")
         self.feature_loss = DISTILL_LOSSES[distill_loss]()
@@ -110,8 +113,9 @@ class StudentObjective:
         with torch.no_grad():
             teacher_logits, teacher_features = self.teacher(batch["eo"], return_features=True)
         if self.pseudo_labels:
-            missing = (label == IGNORE_INDEX) & valid
-            label = torch.where(missing, teacher_logits.argmax(1), label)
+            confidence, teacher_label = teacher_logits.float().softmax(1).max(1)
+            missing = (label == IGNORE_INDEX) & valid & (confidence >= self.pseudo_label_confidence)
+            label = torch.where(missing, teacher_label, label)
         seg = segmentation_loss(logits, label)
         total, parts = seg, {"seg": seg.detach()}
         if self.distill_weight > 0:
