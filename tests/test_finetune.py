@@ -104,7 +104,7 @@ def test_eo_in_another_crs_is_warped_onto_the_sar_grid_over_the_overlap_only(ind
 
     eo = _reproject_half(india["S2Hand"], tmp_path / "eo_3857.tif")
     student, teacher = read_metadata(models["student"]), read_metadata(models["teacher"])
-    train, validation = prepare_scenes(
+    train, validation, _ = prepare_scenes(
         india["S1Hand"], eo, student, teacher, tile_size=64, validation_fraction=0.25
     )
     scene = train[0]
@@ -122,14 +122,15 @@ def test_validation_blocks_are_held_out_squares(india, models):
     from hfd_core.train.finetune import prepare_scenes
 
     student, teacher = read_metadata(models["student"]), read_metadata(models["teacher"])
-    train, validation = prepare_scenes(
+    train, validation, held_out = prepare_scenes(
         india["S1Hand"], india["S2Hand"], student, teacher, tile_size=128, validation_fraction=0.25
     )
-    assert len(validation) == 4
+    assert len(validation) == 4 and [size for *_, size in held_out] == [128] * 4
     for block in validation:
         assert block.sar.shape == (2, 128, 128) and block.eo.shape == (6, 128, 128)
         row, col = (int(v) for v in block.name.removeprefix("block-r").split("c"))
         assert np.isnan(train[0].sar[:, row : row + 128, col : col + 128]).all()
+        assert (row, col, 128) in held_out  # the EO covers the whole SAR chip: overlap and raster agree
     assert np.isfinite(train[0].sar).all(axis=0).mean() > 0.7
 
 

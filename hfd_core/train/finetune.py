@@ -53,7 +53,8 @@ WINDOWS_PER_AREA = 2
 
 @dataclass
 class FinetuneResult:
-    """Outcome: the written model, per-epoch history, best epoch scores and the base model's score."""
+    """Outcome: the written model, per-epoch history, best epoch scores and the base model's score;
+    ``held_out``: the validation blocks as (row, column, size) in SAR raster pixels, never trained on."""
 
     output_path: Path
     history: list[dict]
@@ -64,6 +65,7 @@ class FinetuneResult:
     canceled: bool
     train_pixels: int
     validation_blocks: int
+    held_out: list[tuple[int, int, int]]
 
 
 def band_indices(path: str | Path, wanted: list[str], explicit: list[int] | None = None) -> list[int]:
@@ -135,8 +137,9 @@ def prepare_scenes(
     sar_bands: list[int] | None = None,
     eo_bands: list[int] | None = None,
     seed: int = 0,
-) -> tuple[list[Scene], list[Scene]]:
-    """Training scene and validation block scenes on the SAR grid, over the SAR/EO overlap (module doc)."""
+) -> tuple[list[Scene], list[Scene], list[tuple[int, int, int]]]:
+    """Training scene and validation block scenes over the SAR/EO overlap (module doc), and the held-out
+    blocks as (row, column, size) in pixels of the SAR raster (block scene names count from the overlap)."""
     sar_index = band_indices(sar_path, student.bands, sar_bands)
     eo_index = band_indices(eo_path, teacher.bands, eo_bands)
     sar = read_float(sar_path, sar_index)
@@ -178,7 +181,8 @@ def prepare_scenes(
     validation = [_block(scene, r, c, tile_size) for r, c in blocks]
     for r, c in blocks:
         scene.sar[:, r : r + tile_size, c : c + tile_size] = np.nan
-    return [scene], validation
+    held_out = [(int(rows.start + r), int(cols.start + c), tile_size) for r, c in blocks]
+    return [scene], validation, held_out
 
 
 def _class_ids(values: np.ndarray, num_classes: int, path: str | Path) -> np.ndarray:
@@ -255,7 +259,7 @@ def finetune(
     student, teacher = read_metadata(student_path), read_metadata(teacher_path)
     if student.role != "student" or teacher.role != "teacher":
         raise InputError(f"{student_path} must be a student and {teacher_path} a teacher model file")
-    train, validation = prepare_scenes(
+    train, validation, held_out = prepare_scenes(
         sar_path,
         eo_path,
         student,
@@ -309,6 +313,7 @@ def finetune(
         "epochs_trained": result.history[-1]["epoch"] if result.history else 0,
         "best_epoch": result.best_epoch,
         "canceled": result.canceled,
+        "held_out_blocks": [list(block) for block in held_out],
         "before": base_metrics,
         "after": {k: v for k, v in result.best_metrics.items() if k in ("val_miou", "val_oa", "val_kappa")},
     }
@@ -324,4 +329,5 @@ def finetune(
         canceled=result.canceled,
         train_pixels=train_pixels,
         validation_blocks=len(validation),
+        held_out=held_out,
     )
