@@ -18,6 +18,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.errors import InputError
+from hfd_core.finetune_defaults import DEFAULTS
 from hfd_qgis.common import DEVICES, core_errors, model_file, model_file_parameter, parse_band_list
 from hfd_qgis.label_layers import class_layer_parameters
 from hfd_qgis.paths import icon_path, resources_dir
@@ -114,17 +115,18 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             (self.TEACHER_MODEL, "Teacher model (EO)", "teacher"),
         ):
             self.addParameter(model_file_parameter(name, description, role))
-        number = QgsProcessingParameterNumber
-        self.addParameter(number(self.EPOCHS, "Epochs", number.Integer, 5, minValue=1, maxValue=1000))
-        self.addParameter(number(self.LEARNING_RATE, "Learning rate", number.Double, 1e-4, minValue=1e-7))
-        self.addParameter(number(self.DISTILL_WEIGHT, "Distillation weight", number.Double, 1.0, minValue=0))
-        self.addParameter(number(self.TILE_SIZE, "Tile size (pixels)", number.Integer, 256, minValue=32))
-        self.addParameter(
-            number(
-                self.VALIDATION_FRACTION, "Validation fraction (spatial blocks)", number.Double, 0.2,
-                minValue=0, maxValue=0.5,
-            )
-        )
+        number, d = QgsProcessingParameterNumber, DEFAULTS
+        for name, description, kind, default, low, high in (
+            (self.EPOCHS, "Epochs", number.Integer, d.epochs, 1, 1000),
+            (self.LEARNING_RATE, "Learning rate", number.Double, d.lr, 1e-7, 1.0),
+            (self.DISTILL_WEIGHT, "Distillation weight", number.Double, d.distill_weight, 0, 100),
+            (self.TILE_SIZE, "Tile size (pixels)", number.Integer, d.tile_size, 32, 4096),
+            (
+                self.VALIDATION_FRACTION, "Validation fraction (spatial blocks)", number.Double,
+                d.validation_fraction, 0, 0.5,
+            ),
+        ):  # fmt: skip
+            self.addParameter(number(name, description, kind, default, minValue=low, maxValue=high))
         self.addParameter(
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICES), defaultValue=0)
         )

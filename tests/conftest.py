@@ -103,15 +103,17 @@ def installed_profile(tmp_path_factory) -> Path:
 def qgis_process():
     """Runs the project's launcher bin/qgis_process with a given settings root (QGIS_CUSTOM_CONFIG_PATH),
     headless and without the test run's PYTHONPATH/HFD_PYTHONPATH (torch must come from the plugin's set-up):
-    ``qgis_process(settings_root, *args, **extra_env) -> CompletedProcess``."""
+    ``qgis_process(settings_root, *args, timeout=300, **extra_env) -> CompletedProcess``."""
     import subprocess
 
     launcher = REPO / "bin" / "qgis_process"
 
-    def run(settings_root: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    def run(settings_root: Path, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
         clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HFD_PYTHONPATH", "DISPLAY")}
         clean.update(QGIS_CUSTOM_CONFIG_PATH=str(settings_root), QT_QPA_PLATFORM="offscreen", **env)
         command = [str(launcher), *args]
-        return subprocess.run(command, env=clean, capture_output=True, text=True, timeout=300, check=False)
+        return subprocess.run(
+            command, env=clean, capture_output=True, text=True, timeout=timeout, check=False
+        )
 
     return run

@@ -78,3 +78,40 @@ def test_run_segment_failure_is_reported_with_the_reason(
     assert run.returncode != 0
     assert "model.pt" in run.stdout + run.stderr
     assert not output.exists()
+
+
+def test_evaluate_runs_with_only_its_required_parameters(
+    qgis_process, installed_profile, demo_sample, tiny_sar_model, tmp_path
+):
+    from hfd_core.infer.tiled import segment_raster
+
+    prediction = tmp_path / "prediction.tif"
+    segment_raster(demo_sample, prediction, tiny_sar_model, device="cpu")
+    html, csv = tmp_path / "report.html", tmp_path / "table.csv"
+    run = qgis_process(
+        installed_profile, "run", "hfd:evaluate", "--",
+        f"PREDICTION={prediction}", f"REFERENCE={prediction}", f"OUTPUT_HTML={html}", f"OUTPUT_CSV={csv}",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "OA:\t1" in run.stdout
+    assert "<table" in html.read_text() and csv.read_text().count("\n") > 2
+
+
+def test_finetune_trains_inside_qgis_python(
+    qgis_process, installed_profile, shared_data, tmp_path_factory, tmp_path
+):
+    """A short fine-tuning run in QGIS's own Python (/usr/bin/python3 with Debian's packages, among them
+    python3-sympy 1.11 when QGIS came with its recommended packages): torch's training code must load."""
+    from test_finetune_fixtures import india_paths, tiny_models
+
+    india = india_paths(shared_data)
+    models = tiny_models(india, tmp_path_factory)
+    output = tmp_path / "tuned.pt"
+    run = qgis_process(
+        installed_profile, "run", "hfd:finetune", "--",
+        f"SAR={india['S1Hand']}", f"EO={india['S2Hand']}", f"BASE_MODEL={models['student']}",
+        f"TEACHER_MODEL={models['teacher']}", "EPOCHS=1", "TILE_SIZE=64", f"OUTPUT_MODEL={output}",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "BEST_EPOCH:\t1" in run.stdout
+    assert read_metadata(output).training["fine_tuning"][-1]["best_epoch"] == 1

@@ -32,6 +32,7 @@ from hfd_core.data import Scene
 from hfd_core.data.raster import read_float, warp_to_grid
 from hfd_core.data.sar import detect_sar_scale, linear_to_db
 from hfd_core.errors import InputError
+from hfd_core.finetune_defaults import DEFAULTS
 from hfd_core.modelfile import ModelMetadata, load_model, read_metadata, save_model
 from hfd_core.train.api import train_student
 from hfd_core.train.config import TrainCallbacks, TrainConfig
@@ -47,8 +48,10 @@ SENTINEL2_LAYOUTS = {
 }
 #: A validation block needs at least this share of valid SAR pixels.
 MIN_VALID_SHARE = 0.5
-#: Random training windows per epoch, per tile-sized area of the training scene.
+#: Random training windows per epoch, per tile-sized area of the training scene, and at least
+#: ``MIN_WINDOWS_PER_EPOCH``: a single 512 x 512 chip would otherwise give an epoch of 2 steps.
 WINDOWS_PER_AREA = 2
+MIN_WINDOWS_PER_EPOCH = 32
 
 
 @dataclass
@@ -132,8 +135,8 @@ def prepare_scenes(
     teacher: ModelMetadata,
     label_path: str | Path | None = None,
     *,
-    tile_size: int = 256,
-    validation_fraction: float = 0.2,
+    tile_size: int = DEFAULTS.tile_size,
+    validation_fraction: float = DEFAULTS.validation_fraction,
     sar_bands: list[int] | None = None,
     eo_bands: list[int] | None = None,
     seed: int = 0,
@@ -234,11 +237,12 @@ def finetune(
     teacher_path: str | Path,
     label_path: str | Path | None = None,
     *,
-    epochs: int = 5,
-    lr: float = 1e-4,
-    distill_weight: float = 1.0,
-    tile_size: int = 256,
-    validation_fraction: float = 0.2,
+    epochs: int = DEFAULTS.epochs,
+    lr: float = DEFAULTS.lr,
+    distill_weight: float = DEFAULTS.distill_weight,
+    pseudo_label_confidence: float = DEFAULTS.pseudo_label_confidence,
+    tile_size: int = DEFAULTS.tile_size,
+    validation_fraction: float = DEFAULTS.validation_fraction,
     batch_size: int = 4,
     samples_per_epoch: int | None = None,
     device: str = "auto",
@@ -252,7 +256,8 @@ def finetune(
 
     ``callbacks`` get the per-epoch values and progress and may cancel: then the best epoch so far is written
     and ``canceled`` is True (``Canceled`` when no epoch finished). ``samples_per_epoch`` defaults to
-    ``WINDOWS_PER_AREA`` random windows per tile-sized area of the training scene.
+    ``WINDOWS_PER_AREA`` random windows per tile-sized area of the training scene, at least
+    ``MIN_WINDOWS_PER_EPOCH``.
     """
     output_path = Path(output_path)
     _protect(output_path, student_path, teacher_path)
@@ -281,7 +286,8 @@ def finetune(
         base_metrics = {"val_miou": base["miou"], "val_oa": base["oa"], "val_kappa": base["kappa"]}
     train_pixels = int(np.isfinite(train[0].sar).all(axis=0).sum())
     if samples_per_epoch is None:
-        samples_per_epoch = max(batch_size, WINDOWS_PER_AREA * math.ceil(train_pixels / tile_size**2))
+        areas = math.ceil(train_pixels / tile_size**2)
+        samples_per_epoch = max(batch_size, MIN_WINDOWS_PER_EPOCH, WINDOWS_PER_AREA * areas)
         samples_per_epoch = math.ceil(samples_per_epoch / batch_size) * batch_size
     with tempfile.TemporaryDirectory(prefix="hfd-finetune-", dir=work_dir) as run_dir:
         config = TrainConfig(
@@ -293,6 +299,7 @@ def finetune(
             samples_per_epoch=samples_per_epoch,
             distill_weight=distill_weight,
             pseudo_labels=True,
+            pseudo_label_confidence=pseudo_label_confidence,
             seed=seed,
             device=device,
             init_from=str(student_path),

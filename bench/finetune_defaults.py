@@ -1,0 +1,104 @@
+"""What label-free fine-tuning with the defaults buys on a real Sentinel-1 + Sentinel-2 chip with hand labels.
+
+    .venv/bin/python bench/finetune_defaults.py                     # India_900498 of ../shared/data, defaults
+    .venv/bin/python bench/finetune_defaults.py --model tuned.pt    # score a model fine-tuned elsewhere
+    .venv/bin/python bench/finetune_defaults.py --set lr=3e-4 --set epochs=5   # other settings
+
+Fine-tunes the bundled student on the chip's S1Hand + S2Hand (no labels: the teacher's Sentinel-2 map is
+the target), then scores water IoU against LabelHand on the held-out blocks only (pixels the run never trained
+on, read from the model file): the bundled student before, after, the bundled teacher on the Sentinel-2, and
+Otsu's threshold on VH (computed over the whole chip, unsupervised). Each model predicts the whole chip as
+``evaluate`` does. Prints a markdown table and a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hfd_core.data import Scene
+from hfd_core.data.raster import read_float
+from hfd_core.modelfile import bundled_model_path, load_model, read_metadata
+from hfd_core.train.evaluation import predict_scene
+from hfd_core.train.finetune import band_indices, finetune
+
+REPO = Path(__file__).resolve().parents[1]
+CHIP = REPO.parent / "shared" / "data" / "sen1floods11" / "India_900498"
+#: Sen1Floods11 LabelHand: 1 water, 0 not water, -1 nodata; the bundled models' class 0 is water.
+WATER_LABEL, WATER_CLASS = 1, 0
+
+
+def water_iou(predicted_water: np.ndarray, label: np.ndarray, mask: np.ndarray) -> float:
+    """IoU of water over ``mask`` pixels that have a label (0 or 1)."""
+    keep = mask & ((label == 0) | (label == WATER_LABEL))
+    truth, predicted = label[keep] == WATER_LABEL, predicted_water[keep]
+    return float((truth & predicted).sum() / max((truth | predicted).sum(), 1))
+
+
+def held_out_scores(chip: Path, tuned: Path) -> dict:
+    """Water IoU on the held-out blocks recorded in ``tuned``: before, after, teacher, Otsu on VH."""
+    from skimage.filters import threshold_otsu
+
+    sar_path, eo_path = Path(f"{chip}_S1Hand.tif"), Path(f"{chip}_S2Hand.tif")
+    student = read_metadata(bundled_model_path("student"))
+    teacher = read_metadata(bundled_model_path("teacher"))
+    sar = read_float(sar_path, band_indices(sar_path, student.bands))
+    eo = read_float(eo_path, band_indices(eo_path, teacher.bands))
+    label = read_float(Path(f"{chip}_LabelHand.tif"), [1])[0]
+    scene = Scene(chip.name, chip.name, sar, eo, None, list(student.bands), list(teacher.bands))
+    held_out = np.zeros(label.shape, bool)
+    for row, col, size in read_metadata(tuned).training["fine_tuning"][-1]["held_out_blocks"]:
+        held_out[row : row + size, col : col + size] = True
+
+    def model_water(path: Path) -> np.ndarray:
+        model, metadata = load_model(path)
+        return predict_scene(model, metadata, scene, torch.device("cpu")) == WATER_CLASS
+
+    vh = sar[student.bands.index("VH")]
+    finite = np.isfinite(vh)
+    return {
+        "held_out_pixels": int(held_out.sum()),
+        "student_before": water_iou(model_water(bundled_model_path("student")), label, held_out),
+        "student_after": water_iou(model_water(tuned), label, held_out),
+        "teacher": water_iou(model_water(bundled_model_path("teacher")), label, held_out),
+        "otsu_vh": water_iou(finite & (vh < threshold_otsu(vh[finite])), label, held_out),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chip", type=Path, default=CHIP, help="prefix of *_S1Hand/_S2Hand/_LabelHand.tif")
+    parser.add_argument("--model", type=Path, help="score this fine-tuned model instead of fine-tuning")
+    parser.add_argument("--set", action="append", default=[], help="finetune keyword=JSON value")
+    args = parser.parse_args()
+    settings = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
+    seconds = None
+    with tempfile.TemporaryDirectory(prefix="finetune-defaults-") as folder:
+        tuned = args.model
+        if tuned is None:
+            tuned, start = Path(folder) / "tuned.pt", time.perf_counter()
+            finetune(
+                f"{args.chip}_S1Hand.tif", f"{args.chip}_S2Hand.tif", tuned, bundled_model_path("student"),
+                bundled_model_path("teacher"), device="cpu", **settings,
+            )  # fmt: skip
+            seconds = round(time.perf_counter() - start, 1)
+        scores = held_out_scores(args.chip, tuned)
+    print(f"| {args.chip.name} | student before | student after | teacher (S2) | Otsu on VH |")
+    print("|---|---|---|---|---|")
+    names = ("student_before", "student_after", "teacher", "otsu_vh")
+    print(f"| water IoU, {scores['held_out_pixels']} held-out pixels | " + " | ".join(
+        f"{scores[name]:.3f}" for name in names) + " |")  # fmt: skip
+    threads = torch.get_num_threads()
+    print(json.dumps({"settings": settings, "seconds": seconds, "threads": threads, **scores}))
+
+
+if __name__ == "__main__":
+    main()
