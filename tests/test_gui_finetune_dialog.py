@@ -133,3 +133,23 @@ def test_help_and_close(dialog):
     dialog.help_box.close()
     dialog.dialog_buttons.button(QDialogButtonBox.Close).click()
     assert not dialog.isVisible()
+
+
+def test_a_torch_that_cannot_load_is_explained_not_started(dialog, monkeypatch):
+    import hfd_qgis.gui.finetune_dialog as module
+
+    message = "PyTorch cannot be loaded inside QGIS: it needs sympy>=1.13.3, but QGIS's Python finds 1.11.1"
+    monkeypatch.setattr(module, "missing_dependency_message", lambda: message)
+    dialog.start_button.click()
+    assert dialog.task is None and f"Cannot start: {message}" in dialog.log.toPlainText()
+
+
+def test_defaults_are_the_algorithms(qgis_iface):
+    from hfd_core.finetune_defaults import DEFAULTS
+    from hfd_qgis.gui.finetune_dialog import FinetuneDialog
+
+    widget = FinetuneDialog()
+    names = {"epochs": "epochs", "learning_rate": "lr", "distill_weight": "distill_weight"}
+    names.update(tile_size="tile_size", validation_fraction="validation_fraction")
+    for widget_name, default in names.items():
+        assert getattr(widget, widget_name).value() == pytest.approx(getattr(DEFAULTS, default)), widget_name

@@ -111,6 +111,7 @@ def test_finetune_trains_inside_qgis_python(
         installed_profile, "run", "hfd:finetune", "--",
         f"SAR={india['S1Hand']}", f"EO={india['S2Hand']}", f"BASE_MODEL={models['student']}",
         f"TEACHER_MODEL={models['teacher']}", "EPOCHS=1", "TILE_SIZE=64", f"OUTPUT_MODEL={output}",
+        timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "BEST_EPOCH:\t1" in run.stdout

@@ -41,7 +41,9 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from hfd_core.errors import InputError
+from hfd_core.finetune_defaults import DEFAULTS
 from hfd_qgis.common import DEVICES, bundled_model, parse_band_list
+from hfd_qgis.dependencies import missing_dependency_message
 from hfd_qgis.finetune_algorithm import (
     FinetuneAlgorithm,
     check_output_model,
@@ -147,11 +149,11 @@ class FinetuneDialog(QDialog):
         self.student_file = self._file_widget(bundled_model("student"))
         self.teacher_file = self._file_widget(bundled_model("teacher"))
         self.output_file = self._file_widget("", save=True)
-        self.epochs = self._spin(1, 500, 5)
-        self.tile_size = self._spin(32, 1024, 256, step=16)
-        self.learning_rate = self._double(1e-6, 1.0, 1e-4, decimals=6, step=1e-5)
-        self.distill_weight = self._double(0.0, 100.0, 1.0, decimals=2, step=0.1)
-        self.validation_fraction = self._double(0.0, 0.5, 0.2, decimals=2, step=0.05)
+        self.epochs = self._spin(1, 500, DEFAULTS.epochs)
+        self.tile_size = self._spin(32, 1024, DEFAULTS.tile_size, step=16)
+        self.learning_rate = self._double(1e-6, 1.0, DEFAULTS.lr, decimals=6, step=1e-4)
+        self.distill_weight = self._double(0.0, 100.0, DEFAULTS.distill_weight, decimals=2, step=0.1)
+        self.validation_fraction = self._double(0.0, 0.5, DEFAULTS.validation_fraction, decimals=2, step=0.05)
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.eo_bands = QLineEdit()
@@ -264,6 +266,10 @@ class FinetuneDialog(QDialog):
     def start(self) -> None:
         """Start a run as a background task (refused while one is running)."""
         if self.is_running():
+            return
+        missing = missing_dependency_message()
+        if missing:
+            self.write(f"Cannot start: {missing}")
             return
         try:
             arguments = self.arguments()
