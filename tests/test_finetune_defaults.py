@@ -1,0 +1,45 @@
+"""The promise of hfd:finetune's defaults (README "Fine-tuning defaults"), checked the way a user runs it:
+`qgis_process run hfd:finetune` with SAR, EO and OUTPUT_MODEL only (the bundled models, every default), in
+QGIS's own Python, on the real Sen1Floods11 India_900498 Sentinel-1 + Sentinel-2 chip. Scored against
+the chip's hand labels on the held-out blocks only (pixels the run never trained on, as the model file
+records)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from test_finetune_fixtures import india_paths
+
+from hfd_core.modelfile import bundled_model_path
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("finetune_defaults", REPO / "bench" / "finetune_defaults.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+#: The gains README promises: at least this much water IoU over the bundled student, and at most this far
+#: below the teacher that provided the targets.
+MIN_GAIN, MAX_GAP_TO_TEACHER = 0.10, 0.10
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not bundled_model_path("student").is_file(), reason="bundled models not built (make train-bundled)"
+)
+def test_defaults_bring_the_student_close_to_its_teacher(
+    qgis_process, installed_profile, shared_data, tmp_path
+):
+    india = india_paths(shared_data)
+    output = tmp_path / "tuned.pt"
+    run = qgis_process(
+        installed_profile, "run", "hfd:finetune", "--",
+        f"SAR={india['S1Hand']}", f"EO={india['S2Hand']}", f"OUTPUT_MODEL={output}",
+        timeout=1800,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    scores = bench.held_out_scores(shared_data / "sen1floods11" / "India_900498", output)
+    assert scores["held_out_pixels"] > 0
+    assert scores["student_after"] >= scores["student_before"] + MIN_GAIN, scores
+    assert scores["student_after"] >= scores["teacher"] - MAX_GAP_TO_TEACHER, scores
