@@ -93,8 +93,16 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             "from the EO (label-free fine-tuning). Spatial blocks (Validation fraction of the overlap) are "
             "held out: the log shows per epoch the loss and the validation mIoU against the labels, or "
             "without labels the agreement with the teacher, and the base model's score on the same blocks. "
-            "Cancel keeps the best epoch so far. The model file records the fine-tuning in its metadata; "
-            "the bundled models are never overwritten."
+            "Cancel keeps the best epoch so far. The model file records the fine-tuning (and the held-out "
+            "blocks) in its metadata; the bundled models are never overwritten.\n\n"
+            "Defaults (README \"Fine-tuning defaults\"): all layers train, AdamW with learning rate 1e-3 "
+            "decayed to 0 (poly), 10 epochs of at least 32 random 256-pixel windows each (80 steps on a "
+            "512 x 512 chip) with flips and 90-degree rotations, the teacher's classes as targets, "
+            "feature distillation weight 1, a fifth of the 256-pixel blocks held out. Measured on the "
+            "Sen1Floods11 chip India_900498 (water IoU against hand labels on the held-out block): "
+            "bundled student 0.757 before, 0.763 after, teacher 0.899, Otsu on VH 0.618; about 7 CPU "
+            "minutes. That chip was in the bundled model's training set and no VV/VH threshold reaches "
+            "0.70 on its held-out block, so it shows little of what fine-tuning buys on a new area."
         )
 
     def icon(self) -> QIcon:
