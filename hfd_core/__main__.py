@@ -1,5 +1,5 @@
 """Entry point of ``python -m hfd_core``."""
 
-from hfd_core.cli import main
+from hfd_core.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -3,14 +3,16 @@
 The file is ``torch.save`` of a plain dict ``{"format": "hfd-net", "format_version": 1, "metadata_json": str,
 "state_dict": {name: tensor}}``. Loading uses ``torch.load(weights_only=True)``, which refuses to unpickle
 arbitrary objects, so a model file from a stranger cannot run code. Saving goes through a temporary file in
-the same folder and ``os.replace``: a crash never leaves a half-written model.
+the same folder and ``os.replace``: a crash never leaves a half-written model, and the temporary file of a
+killed process is removed by the next save into that folder (``hfd_core.files.remove_stale``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import pickle
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import torch
 from hfd_core import IGNORE_INDEX, __version__
 from hfd_core.data.scene_context import RASTER_BANDS, SCENE_KIND
 from hfd_core.errors import ModelFileError
+from hfd_core.files import partial_path, remove_stale
 from hfd_core.models import HFDNet, HFDNetConfig
 
 FORMAT = "hfd-net"
@@ -101,13 +104,15 @@ def save_model(path: str | Path, model: HFDNet, metadata: ModelMetadata) -> None
         "metadata_json": metadata.to_json(),
         "state_dict": state,
     }
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    remove_stale(path.parent, f".{path.stem}.partial-*{path.suffix}")
+    temporary = partial_path(path)
+    # created like any new file (0666 less the umask), not 0600 as mkstemp would: the model is for sharing
+    os.close(os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o666))
     try:
         torch.save(payload, temporary)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -142,6 +147,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[HF
     return model.to(device).eval(), metadata
 
 
+#: Sentences of torch's messages that are not passed on: its advice to load with weights_only=False would run
+#: any code a hostile file holds.
+_TORCH_ADVICE = re.compile(r"weights_only|re-running|trusted source|documentation of torch", re.IGNORECASE)
+
+
+def _torch_reason(error: Exception) -> str:
+    """torch's message without its advice on unsafe loading (and without blank lines)."""
+    sentences = re.split(r"(?<=\.)\s+", str(error).strip())
+    return " ".join(s for s in sentences if s and not _TORCH_ADVICE.search(s)) or type(error).__name__
+
+
 def _read(path: str | Path) -> tuple[dict, ModelMetadata]:
     path = Path(path)
     if not path.is_file():
@@ -149,8 +165,14 @@ def _read(path: str | Path) -> tuple[dict, ModelMetadata]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for garbage, truncation, pickled objects
+        if isinstance(error, pickle.UnpicklingError) and "GLOBAL" in str(error).upper():
+            # what weights_only=True refuses: a class or function to call, i.e. code
+            raise ModelFileError(
+                f"{path} holds Python objects besides tensors ({_torch_reason(error)}); it is refused "
+                "because loading it could run code. HFD-Net model files hold only tensors and text"
+            ) from None
         raise ModelFileError(
-            f"{path} is not a readable HFD-Net model file (damaged or another format): {error}"
+            f"{path} is not a readable HFD-Net model file (damaged or another format): {_torch_reason(error)}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path} is a torch file but not an HFD-Net model file")

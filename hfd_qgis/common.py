@@ -1,5 +1,6 @@
-"""What every algorithm of the provider shares: device choices, the bundled models, band lists, turning
-``hfd_core`` errors into Processing errors and a Processing feedback into ``hfd_core`` callbacks."""
+"""What every algorithm of the provider shares: device choices, the bundled models, band lists, the output
+guard, turning ``hfd_core`` errors into Processing errors and a Processing feedback into ``hfd_core``
+callbacks."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessingParameterFile
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterFile,
+)
 
-from hfd_core.errors import HFDError, InputError
+from hfd_core import files
+from hfd_core.errors import InputError, user_error_message
 from hfd_qgis.dependencies import missing_dependency_message
 from hfd_qgis.paths import resources_dir
 
@@ -34,14 +42,45 @@ def parse_band_list(text: str) -> list[int] | None:
 
 @contextmanager
 def core_errors() -> Iterator[None]:
-    """Run ``hfd_core`` work: a missing torch or an HFDError becomes a QgsProcessingException."""
+    """Run ``hfd_core`` work: a missing torch, an HFDError or another user error (unreadable or unwritable
+    file, ``hfd_core.errors.user_error_message``) becomes a QgsProcessingException with one clear line."""
     message = missing_dependency_message()
     if message:
         raise QgsProcessingException(message)
     try:
         yield
-    except HFDError as error:
-        raise QgsProcessingException(str(error)) from None
+    except Exception as error:
+        message = user_error_message(error)
+        if message is None:
+            raise
+        raise QgsProcessingException(message) from None
+
+
+def _source_path(algorithm: QgsProcessingAlgorithm, parameters: dict, definition, context) -> str | None:
+    """The file behind an input parameter (layer or file), None when it has none."""
+    name = definition.name()
+    if isinstance(definition, QgsProcessingParameterFile):
+        return algorithm.parameterAsFile(parameters, name, context) or None
+    if definition.type() in ("raster", "vector", "source", "layer"):
+        layer = algorithm.parameterAsLayer(parameters, name, context)
+        return layer.source().split("|")[0] if layer is not None else None
+    return None
+
+
+def check_outputs(algorithm: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext) -> None:
+    """``hfd_core.files.check_outputs`` over every destination and every file or layer input of
+    ``algorithm``, by parameter name: no output replaces an input, another output or a bundled model, and
+    every output folder exists and is writable. Call it first in ``processAlgorithm``."""
+    outputs, inputs = {}, {}
+    for definition in algorithm.parameterDefinitions():
+        if definition.isDestination():
+            outputs[definition.name()] = algorithm.parameterAsFileOutput(
+                parameters, definition.name(), context
+            )
+        else:
+            inputs[definition.name()] = _source_path(algorithm, parameters, definition, context)
+    with core_errors():
+        files.check_outputs(outputs, inputs, [resources_dir() / "models"])
 
 
 def progress_callbacks(feedback: QgsProcessingFeedback) -> tuple[Callable[[float], None], Callable[[], bool]]:

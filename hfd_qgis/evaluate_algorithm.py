@@ -14,7 +14,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.errors import InputError
-from hfd_qgis.common import core_errors
+from hfd_qgis.common import check_outputs, core_errors
 from hfd_qgis.label_layers import class_layer_parameters
 from hfd_qgis.paths import icon_path
 
@@ -93,6 +93,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         )
         from hfd_qgis.label_layers import class_layer, label_raster, raster_path
 
+        check_outputs(self, parameters, context)
         prediction = self.parameterAsRasterLayer(parameters, self.PREDICTION, context)
         field = self.parameterAsString(parameters, self.REFERENCE_FIELD, context)
         names = [n.strip() for n in self.parameterAsString(parameters, self.CLASS_NAMES, context).split(",")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -18,18 +17,27 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.errors import InputError
+from hfd_core.files import BUNDLED_REFUSED, is_bundled_model
 from hfd_core.finetune_defaults import DEFAULTS
-from hfd_qgis.common import DEVICES, core_errors, model_file, model_file_parameter, parse_band_list
+from hfd_qgis.common import (
+    DEVICES,
+    check_outputs,
+    core_errors,
+    model_file,
+    model_file_parameter,
+    parse_band_list,
+)
 from hfd_qgis.label_layers import class_layer_parameters
 from hfd_qgis.paths import icon_path, resources_dir
 
 
 def check_output_model(path: str) -> str:
-    """``path`` with a ``.pt`` suffix; InputError when it would replace a bundled model."""
+    """``path`` with a ``.pt`` suffix; InputError when it would replace a bundled model (by place or content,
+    ``hfd_core.files.is_bundled_model``)."""
     if not path.endswith(".pt"):
         path += ".pt"
-    if Path(path).resolve().parent == (resources_dir() / "models").resolve():
-        raise InputError("the bundled models are not overwritten: write the fine-tuned model elsewhere")
+    if is_bundled_model(path, [resources_dir() / "models"]):
+        raise InputError(f"{path}: {BUNDLED_REFUSED}")
     return path
 
 
@@ -160,6 +168,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         from hfd_core.train.finetune import finetune
         from hfd_qgis.label_layers import class_layer, label_raster, raster_path
 
+        check_outputs(self, parameters, context)
         with core_errors():
             output = check_output_model(self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context))
             sar_path = raster_path(self.parameterAsRasterLayer(parameters, self.SAR, context))
@@ -180,6 +189,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
                 on_epoch_end=lambda epoch, values: feedback.pushInfo(epoch_line(epoch, values, score)),
                 should_stop=feedback.isCanceled,
                 on_progress=feedback.setProgress,
+                on_warning=feedback.pushWarning,
             )
             result = finetune(
                 sar_path,

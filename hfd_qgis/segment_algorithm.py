@@ -21,13 +21,30 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QIcon
 
-from hfd_core.infer import DEFAULT_OVERLAP
-from hfd_qgis.common import DEVICES, core_errors, model_file, model_file_parameter, progress_callbacks
+from hfd_core.infer import (
+    BATCH_SIZE_RANGE,
+    DEFAULT_OVERLAP,
+    INPUT_SCALES,
+    OVERLAP_RANGE,
+    TILE_SIZE_RANGE,
+)
+from hfd_qgis.common import (
+    DEVICES,
+    check_outputs,
+    core_errors,
+    model_file,
+    model_file_parameter,
+    progress_callbacks,
+)
 from hfd_qgis.label_layers import raster_path
 from hfd_qgis.paths import icon_path, model_card_path
 
-INPUT_SCALES = ("auto", "db", "linear")
-INPUT_SCALE_LABELS = ("Detect (dB or linear power)", "dB (sigma0 in decibels)", "Linear power")
+INPUT_SCALE_LABELS = (
+    "Detect (dB, linear power or amplitude)",
+    "dB (sigma0 in decibels)",
+    "Linear power",
+    "Amplitude (square root of power)",
+)
 
 
 class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
@@ -129,9 +146,11 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             "The bundled model expects Sentinel-1 IW GRD backscatter, bands VV and VH as sigma0 in dB at "
             "10 m, and maps water, built-up, tree cover, low vegetation and bare/sparse ground. Its model "
             f'card (accuracy and limits) opens with the Help button: <a href="{card}">{card}</a><br><br>'
-            "<b>Bands in the model's order</b>: the layer's bands for VV, VH (default: the first ones). "
-            "<b>Input scale</b>: linear power is detected and converted to dB; values that cannot be "
-            "Sentinel-1 dB are refused.<br>"
+            "<b>Bands in the model's order</b>: the layer's bands for VV, VH (default: found by the band "
+            "descriptions, e.g. VV and VH, or the Sentinel-2 band order, else the first ones; chosen bands "
+            "that the descriptions contradict are refused). <b>Input scale</b>: linear power and amplitude "
+            "are detected and converted to dB; values that cannot be Sentinel-1 dB, or cannot be told "
+            "apart, are refused.<br>"
             "Under <i>Advanced parameters</i>: the raster is read in overlapping tiles whose class "
             "probabilities are blended, so any size works in bounded memory. <b>Tile size</b> 0 uses the "
             "model's; <b>Batch size</b> 0 picks one for the device. Each pixel takes its class mostly from "
@@ -158,19 +177,19 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.TILE_SIZE, "Tile size (pixels, 0 = model's)", QgsProcessingParameterNumber.Integer, 0,
-                minValue=0, maxValue=4096,
+                minValue=TILE_SIZE_RANGE[0], maxValue=TILE_SIZE_RANGE[1],
             )
         )  # fmt: skip
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.OVERLAP, "Tile overlap (pixels)", QgsProcessingParameterNumber.Integer, DEFAULT_OVERLAP,
-                minValue=0, maxValue=1024,
+                minValue=OVERLAP_RANGE[0], maxValue=OVERLAP_RANGE[1],
             )
         )  # fmt: skip
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.BATCH_SIZE, "Batch size (tiles, 0 = automatic)", QgsProcessingParameterNumber.Integer, 0,
-                minValue=0, maxValue=512,
+                minValue=BATCH_SIZE_RANGE[0], maxValue=BATCH_SIZE_RANGE[1],
             )
         )  # fmt: skip
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", list(DEVICES), defaultValue=0))
@@ -194,6 +213,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException("INPUT is not a raster layer GDAL can read")
+        check_outputs(self, parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context) or None
         progress, is_canceled = progress_callbacks(feedback)
@@ -214,6 +234,8 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 progress=progress,
                 is_canceled=is_canceled,
             )
+        for warning in result.warnings:
+            feedback.pushWarning(warning)
         feedback.pushInfo(result.summary())
         above = [confidence, layer.id()] if confidence else [layer.id()]
         StyleFromQml.attach(context, output, f"{layer.name()} land cover", layer.id(), above)

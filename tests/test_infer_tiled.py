@@ -311,7 +311,7 @@ def test_bad_inputs_are_refused_clearly_and_leave_nothing(tmp_path, model_file):
         tmp_path, InputError, "not Sentinel-1", tmp_path / "counts.tif", model_file, input_scale="db"
     )
     assert_refused(
-        tmp_path, InputError, "input scale", tmp_path / "ok.tif", model_file, input_scale="amplitude"
+        tmp_path, InputError, "input scale", tmp_path / "ok.tif", model_file, input_scale="decibels"
     )
     if not torch.cuda.is_available():
         assert_refused(tmp_path, InputError, "no CUDA", tmp_path / "ok.tif", model_file, device="cuda")

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from hfd_core.infer import DEFAULT_OVERLAP
+from hfd_core.cli import number
+from hfd_core.infer import BATCH_SIZE_RANGE, DEFAULT_OVERLAP, INPUT_SCALES, OVERLAP_RANGE, TILE_SIZE_RANGE
 
 
 def _bands(text: str) -> list[int]:
@@ -22,13 +23,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("output", type=Path, help="output GeoTIFF of class ids (.qml style beside)")
     segment.add_argument("--model", type=Path, help="model file (.pt; default: the bundled student)")
     segment.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2")
-    segment.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model's)")
     segment.add_argument(
-        "--overlap", type=int, default=DEFAULT_OVERLAP, help="overlap between tiles in pixels"
+        "--tile-size",
+        type=number(int, *TILE_SIZE_RANGE),
+        help="tile size in pixels (0, default: the model's)",
     )
-    segment.add_argument("--batch-size", type=int, help="tiles per batch (default: by device)")
+    segment.add_argument(
+        "--overlap",
+        type=number(int, *OVERLAP_RANGE),
+        default=DEFAULT_OVERLAP,
+        help="overlap between tiles in pixels",
+    )
+    segment.add_argument(
+        "--batch-size", type=number(int, *BATCH_SIZE_RANGE), help="tiles per batch (0, default: by device)"
+    )
     segment.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    segment.add_argument("--input-scale", default="auto", choices=("auto", "db", "linear"))
+    segment.add_argument("--input-scale", default="auto", choices=INPUT_SCALES)
     segment.add_argument("--confidence", type=Path, help="also write the max class probability here")
     segment.set_defaults(func=run_segment)
 
@@ -57,27 +67,33 @@ def run_segment(args: argparse.Namespace) -> int:
         filled = int(percent / 2.5)
         print(f"\r[{'#' * filled}{'.' * (40 - filled)}] {percent:5.1f}%", end="", file=sys.stderr, flush=True)
 
-    result = segment_raster(
-        args.input,
-        args.output,
-        model,
-        bands=args.bands,
-        tile_size=args.tile_size,
-        overlap=args.overlap,
-        batch_size=args.batch_size,
-        device=args.device,
-        input_scale=args.input_scale,
-        confidence_path=args.confidence,
-        progress=progress,
-    )
-    print(file=sys.stderr)
+    try:
+        result = segment_raster(
+            args.input,
+            args.output,
+            model,
+            bands=args.bands,
+            tile_size=args.tile_size or None,
+            overlap=args.overlap,
+            batch_size=args.batch_size or None,
+            device=args.device,
+            input_scale=args.input_scale,
+            confidence_path=args.confidence,
+            progress=progress,
+        )
+    finally:
+        print(file=sys.stderr)  # ends the progress line
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(result.summary())
     return 0
 
 
 def run_preview(args: argparse.Namespace) -> int:
+    from hfd_core.files import check_outputs
     from hfd_core.infer.preview import write_preview_png
 
+    check_outputs({"the PNG": args.png}, {"the segmentation": args.segmentation, "--input": args.input})
     write_preview_png(args.segmentation, args.png, args.input)
     print(args.png)
     return 0

@@ -27,6 +27,7 @@ folder and moved into place only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -42,10 +43,12 @@ import torch
 from rasterio.windows import Window
 
 from hfd_core import IGNORE_INDEX
-from hfd_core.data.sar import check_sar_db_range, detect_sar_scale, linear_to_db
+from hfd_core.data.bands import find_bands
+from hfd_core.data.sar import sar_scale, to_db
 from hfd_core.data.scene_context import SCENE_KIND, SceneContext, water_features
 from hfd_core.errors import Canceled, InputError
-from hfd_core.infer import DEFAULT_OVERLAP
+from hfd_core.files import check_outputs, partial_path, remove_stale
+from hfd_core.infer import BATCH_SIZE_RANGE, DEFAULT_OVERLAP, INPUT_SCALES, OVERLAP_RANGE, TILE_SIZE_RANGE
 from hfd_core.infer.style import colormap, write_confidence_qml, write_qml
 from hfd_core.modelfile import ModelMetadata, load_model
 from hfd_core.models import HFDNet
@@ -55,7 +58,6 @@ OUTPUT_BLOCK = 256
 STRIPE_TARGET_WIDTH = 2048
 GDAL_CACHE_MB = 64
 SAMPLE_SIDE = 512
-SCALES = ("auto", "db", "linear")
 
 
 @dataclass
@@ -71,6 +73,7 @@ class SegmentResult:
     seconds: float
     device: str
     input_scale: str
+    bands: str = ""
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -80,7 +83,8 @@ class SegmentResult:
         )
         return (
             f"{self.output_path}: {self.pixels / 1e6:.2f} MP ({self.valid_pixels / 1e6:.2f} MP valid) in "
-            f"{self.seconds:.1f} s on {self.device}, {self.tiles} tiles, input {self.input_scale}; {share}"
+            f"{self.seconds:.1f} s on {self.device}, {self.tiles} tiles, input {self.input_scale}, "
+            f"{self.bands}; {share}"
         )
 
 
@@ -126,22 +130,16 @@ class _Input:
             self.src = rasterio.open(path)
         except rasterio.errors.RasterioIOError as error:
             raise InputError(f"{path} is not a raster GDAL can read ({error})") from None
+        self.path = path
         names = metadata.raster_bands
-        expected = len(names)
-        self.bands = list(bands) if bands else list(range(1, expected + 1))
-        if len(self.bands) != expected:
-            raise InputError(
-                f"the model expects {expected} bands ({', '.join(names)}), {len(self.bands)} were chosen"
-            )
-        if self.src.count < max(self.bands) or min(self.bands) < 1:
-            raise InputError(
-                f"{path.name} has {self.src.count} band(s); the model needs {expected} "
-                f"({', '.join(names)}) and band(s) {self.bands} were asked for"
-            )
+        self.is_sar = metadata.input_kind in ("sar_db", SCENE_KIND)
+        choice = find_bands(path, names, bands, first_ones=self.is_sar)
+        self.bands = choice.indices
+        #: how the bands were found, for the log
+        self.band_note = choice.describe(names)
         self.nodata = self.src.nodata
         self.mean = np.asarray(metadata.mean, np.float32)[:, None, None]
         self.std = np.asarray(metadata.std, np.float32)[:, None, None]
-        self.is_sar = metadata.input_kind in ("sar_db", SCENE_KIND)
         self._cached_sample: np.ndarray | None = None
         self.scale = self._scale(input_scale, metadata)
         self.context = self._scene_context() if metadata.input_kind == SCENE_KIND else None
@@ -156,7 +154,16 @@ class _Input:
         src = self.src
         factor = max(1, math.ceil(max(src.height, src.width) / SAMPLE_SIDE))
         shape = (len(self.bands), max(1, src.height // factor), max(1, src.width // factor))
-        return self._mask(src.read(self.bands, out_shape=shape).astype(np.float32))
+        return self._mask(self._read(out_shape=shape))
+
+    def _read(self, **options) -> np.ndarray:
+        """float32 read of the chosen bands; a damaged or truncated file is an InputError."""
+        try:
+            return self.src.read(self.bands, **options).astype(np.float32)
+        except (rasterio.errors.RasterioError, rasterio.errors.RasterioIOError) as error:
+            raise InputError(
+                f"{self.path} cannot be read: the file is damaged or truncated ({error})"
+            ) from None
 
     def _mask(self, array: np.ndarray) -> np.ndarray:
         if self.nodata is not None and not np.isnan(self.nodata):
@@ -168,27 +175,26 @@ class _Input:
         if np.isfinite(self._sample()).any():
             return True
         for _, window in self.src.block_windows(1):  # decimated sample may miss small valid areas
-            if np.isfinite(self._mask(self.src.read(self.bands, window=window).astype(np.float32))).any():
+            if np.isfinite(self._mask(self._read(window=window))).any():
                 return True
         return False
 
     def _scale(self, input_scale: str, metadata: ModelMetadata) -> str:
-        if input_scale not in SCALES:
-            raise InputError(f"input scale must be one of {SCALES}, not {input_scale!r}")
+        if input_scale not in INPUT_SCALES:
+            raise InputError(f"input scale must be one of {INPUT_SCALES}, not {input_scale!r}")
         if not self._has_valid_pixel():
             raise InputError(
                 f"{Path(self.src.name).name} has no valid pixel in the chosen bands (all nodata/NaN)"
             )
         if not self.is_sar:
             return "as is"
-        sample = self._sample()
-        scale = detect_sar_scale(sample) if input_scale == "auto" else input_scale
-        check_sar_db_range(linear_to_db(sample) if scale == "linear" else sample, metadata.raster_bands)
-        return scale
+        # the dB statistics of a model of dB bands; a model of scene features has none (typical ones are used)
+        stats = (metadata.mean, metadata.std) if metadata.input_kind == "sar_db" else (None, None)
+        return sar_scale(self._sample(), input_scale, metadata.raster_bands, *stats)
 
     def _db(self, window: Window) -> np.ndarray:
-        data = self._mask(self.src.read(self.bands, window=window).astype(np.float32))
-        return linear_to_db(data) if self.scale == "linear" else data
+        data = self._mask(self._read(window=window))
+        return to_db(data, self.scale) if self.is_sar else data
 
     def _scene_context(self) -> SceneContext:
         """First streaming pass: histograms of the whole raster, block by block (bounded memory)."""
@@ -216,7 +222,7 @@ class _Writer:
 
     def __init__(self, src: rasterio.io.DatasetReader, output: Path, confidence: Path | None, metadata):
         self.final = [output] + ([confidence] if confidence else [])
-        self.temporary = [p.with_name(f".{p.stem}.partial-{os.getpid()}{p.suffix}") for p in self.final]
+        self.temporary = [partial_path(p) for p in self.final]
         profile = {
             "driver": "GTiff",
             "width": src.width,
@@ -262,11 +268,15 @@ class _Writer:
             os.replace(temporary, final)
 
     def abort(self) -> None:
+        """Close and remove the temporary files; a failing clean-up (read-only or vanished folder) must not
+        hide the error that caused it."""
         for dataset in self.datasets:
-            dataset.close()
+            with contextlib.suppress(Exception):
+                dataset.close()
         for path in self.temporary:
-            path.unlink(missing_ok=True)
-            Path(f"{path}.aux.xml").unlink(missing_ok=True)
+            for leftover in (path, Path(f"{path}.aux.xml")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
 
 
 def _load(
@@ -296,18 +306,37 @@ def segment_raster(
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     confidence_path = Path(confidence_path) if confidence_path else None
-    torch_device = _resolve_device(device)
-    network, metadata = _load(model, torch_device)
+    _check_numbers(tile_size=tile_size, overlap=overlap, batch_size=batch_size)
     if not input_path.is_file():
         raise InputError(f"input raster not found: {input_path}")
-    if not output_path.parent.is_dir():
-        raise InputError(f"output folder does not exist: {output_path.parent}")
+    check_outputs(
+        {
+            "the output": output_path,
+            "the output's style (.qml)": output_path.with_suffix(".qml"),
+            "the confidence output": confidence_path,
+            "the confidence style (.qml)": confidence_path.with_suffix(".qml") if confidence_path else None,
+        },
+        {"the input raster": input_path, "the model file": model if isinstance(model, str | Path) else None},
+    )
+    for folder in {output_path.parent, (confidence_path or output_path).parent}:
+        remove_stale(folder, ".*.partial-*")
+    torch_device = _resolve_device(device)
+    network, metadata = _load(model, torch_device)
+    warnings: list[str] = []
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         source = _Input(input_path, metadata, bands, input_scale)
         pixels = source.src.width * source.src.height
         try:
+            side = max(source.src.height, source.src.width)
             tile = _round_up(max(SIZE_MULTIPLE, tile_size or metadata.tile_size), SIZE_MULTIPLE)
-            tile = min(tile, _round_up(max(source.src.height, source.src.width), SIZE_MULTIPLE))
+            if tile_size and tile != tile_size:
+                warnings.append(
+                    f"tile size {tile_size} changed to {tile}: tiles are multiples of {SIZE_MULTIPLE} "
+                    f"pixels, at least {SIZE_MULTIPLE}"
+                )
+            tile = min(tile, _round_up(side, SIZE_MULTIPLE))
+            if overlap > tile // 2 and side > tile:  # one tile over the raster: the overlap plays no part
+                warnings.append(f"overlap {overlap} cut to {tile // 2}: at most half the tile ({tile} px)")
             overlap = max(0, min(overlap, tile // 2))
             batch = batch_size or (32 if torch_device.type == "cuda" else 8)
             writer = _Writer(source.src, output_path, confidence_path, metadata)
@@ -334,7 +363,18 @@ def segment_raster(
         seconds=time.perf_counter() - started,
         device=str(torch_device),
         input_scale=source.scale,
+        bands=source.band_note,
+        warnings=warnings,
     )
+
+
+def _check_numbers(**values: int | None) -> None:
+    """InputError for a tiling number outside its range (the same ranges as the CLI and hfd:segment)."""
+    ranges = {"tile_size": TILE_SIZE_RANGE, "overlap": OVERLAP_RANGE, "batch_size": BATCH_SIZE_RANGE}
+    for name, value in values.items():
+        low, high = ranges[name]
+        if value is not None and not low <= value <= high:
+            raise InputError(f"{name.replace('_', ' ')} {value} is outside {low}..{high}")
 
 
 def _read_ahead(read: Callable, windows: list[tuple]) -> Iterator:

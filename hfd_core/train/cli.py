@@ -9,8 +9,10 @@ import os
 import sys
 from pathlib import Path
 
+from hfd_core.cli import number
 from hfd_core.data import split_by_group
 from hfd_core.errors import InputError
+from hfd_core.files import check_outputs
 from hfd_core.train.api import train_student, train_teacher
 from hfd_core.train.config import TrainConfig
 from hfd_core.train.datasets import DATASETS, SPLITS, load_scenes
@@ -37,7 +39,10 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, type=Path, help="run folder: best.pt, last.ckpt, history.json"
     )
     parser.add_argument(
-        "--val-fraction", type=float, default=0.2, help="share of groups held out for validation"
+        "--val-fraction",
+        type=number(float, 0, below=1),
+        default=0.2,
+        help="share of groups held out for validation",
     )
     parser.add_argument(
         "--leave-out",
@@ -47,18 +52,20 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave this group (location) out of training and validation, e.g. to score a model on it later "
         "(leave-one-location-out); repeatable",
     )
-    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
-    parser.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
-    parser.add_argument("--tile-size", type=int, default=DEFAULTS.tile_size)
-    parser.add_argument("--samples-per-epoch", type=int, default=DEFAULTS.samples_per_epoch)
+    parser.add_argument("--epochs", type=number(int, 1), default=DEFAULTS.epochs)
+    parser.add_argument("--batch-size", type=number(int, 1), default=DEFAULTS.batch_size)
+    parser.add_argument("--lr", type=number(float, above=0), default=DEFAULTS.lr)
+    parser.add_argument("--weight-decay", type=number(float, 0), default=DEFAULTS.weight_decay)
+    parser.add_argument("--tile-size", type=number(int, 16), default=DEFAULTS.tile_size)
+    parser.add_argument("--samples-per-epoch", type=number(int, 1), default=DEFAULTS.samples_per_epoch)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    parser.add_argument("--num-workers", type=int, default=DEFAULTS.num_workers)
+    parser.add_argument("--num-workers", type=number(int, 0), default=DEFAULTS.num_workers)
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt")
     parser.add_argument("--init-from", type=Path, help="start from this model file (fine-tuning)")
-    parser.add_argument("--widths", type=int, nargs="+", help="encoder widths (default of HFDNetConfig)")
-    parser.add_argument("--align-dim", type=int, help="channels of the aligned pyramid")
+    parser.add_argument(
+        "--widths", type=number(int, 1), nargs="+", help="encoder widths (default of HFDNetConfig)"
+    )
+    parser.add_argument("--align-dim", type=number(int, 1), help="channels of the aligned pyramid")
     parser.add_argument(
         "--no-align", action="store_true", help="plain upsample+sum instead of feature alignment"
     )
@@ -75,10 +82,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     student = subparsers.add_parser("train-student", help="train the SAR student, distilled from a teacher")
     _train_arguments(student)
     student.add_argument("--teacher", type=Path, help="teacher model file (needed unless --no-distill)")
-    student.add_argument("--distill-weight", type=float, default=DEFAULTS.distill_weight)
+    student.add_argument("--distill-weight", type=number(float, 0), default=DEFAULTS.distill_weight)
     student.add_argument("--no-distill", action="store_true", help="SAR-only baseline: no teacher at all")
     student.add_argument(
-        "--distill-scales", type=int, nargs="+", help="pyramid levels to distil (0 = finest)"
+        "--distill-scales", type=number(int, 0), nargs="+", help="pyramid levels to distil (0 = finest)"
     )
     student.add_argument(
         "--distill-loss",
@@ -86,14 +93,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULTS.distill_loss,
         help="feature: standardised features position by position (HFDM); affinity: pair-wise similarities",
     )
-    student.add_argument("--logit-distill-weight", type=float, default=DEFAULTS.logit_distill_weight)
-    student.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
+    student.add_argument(
+        "--logit-distill-weight", type=number(float, 0), default=DEFAULTS.logit_distill_weight
+    )
+    student.add_argument("--temperature", type=number(float, above=0), default=DEFAULTS.temperature)
     student.add_argument(
         "--pseudo-labels", action="store_true", help="teacher arg-max where labels are missing"
     )
     student.add_argument(
         "--consistency-weight",
-        type=float,
+        type=number(float, 0),
         default=DEFAULTS.consistency_weight,
         help="weight of the tile-consistency loss (a half-size crop must agree with the whole window)",
     )
@@ -199,5 +208,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(format_report(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
+        check_outputs({"--json": args.json}, {"--model": args.model})
         args.json.write_text(json.dumps(report, indent=2))
     return 0

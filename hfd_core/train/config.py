@@ -62,9 +62,10 @@ class TrainCallbacks:
     ``on_epoch_end(epoch, values)`` gets the 1-based epoch and a dict with ``train_loss`` and the validation
     scores (``val_miou``, ``val_oa``, ``val_kappa``, ...). ``should_stop()`` is polled between batches:
     when it returns True training stops and the best model so far is kept. ``on_progress(percent)`` reports
-    0..100.
+    0..100. ``on_warning(message)`` gets what the user should know about the inputs (e.g. ignored labels).
     """
 
     on_epoch_end: Callable[[int, dict], None] | None = None
     should_stop: Callable[[], bool] | None = None
     on_progress: Callable[[float], None] | None = None
+    on_warning: Callable[[str], None] | None = None

@@ -13,14 +13,19 @@ Steps:
    without labels against the teacher's EO map (agreement with the teacher).
 4. Score the base student on the same validation blocks first, so the log shows before and after.
 5. Write the best epoch to ``output_path`` with this run (inputs, scores before/after) appended to
-   ``training["fine_tuning"]``. The output may not be the base student or the teacher file.
+   ``training["fine_tuning"]``. The output is checked before any work (``hfd_core.files.check_outputs``: not
+   an input, not a bundled model, its folder writable); if writing fails at the end all the same, the model
+   is saved to the home (or temporary) folder and the error says where.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +34,11 @@ import rasterio
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
+from hfd_core.data.bands import band_indices
 from hfd_core.data.raster import read_float, warp_to_grid
-from hfd_core.data.sar import detect_sar_scale, linear_to_db
+from hfd_core.data.sar import sar_scale, to_db
 from hfd_core.errors import InputError
+from hfd_core.files import check_outputs, remove_stale
 from hfd_core.finetune_defaults import DEFAULTS
 from hfd_core.modelfile import ModelMetadata, load_model, read_metadata, save_model
 from hfd_core.train.api import train_student
@@ -41,11 +48,8 @@ from hfd_core.train.evaluation import evaluate_scenes, predict_scene
 
 log = logging.getLogger(__name__)
 
-#: Band names of whole Sentinel-2 products in file order, by band count (L1C has B10, L2A does not).
-SENTINEL2_LAYOUTS = {
-    13: ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"],
-    12: ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"],
-}
+#: Temporary run folders: ``hfd-finetune-<pid>-*`` in ``work_dir``; those of dead processes are removed.
+RUN_DIR_PREFIX = "hfd-finetune-"
 #: A validation block needs at least this share of valid SAR pixels.
 MIN_VALID_SHARE = 0.5
 #: Random training windows per epoch, per tile-sized area of the training scene, and at least
@@ -69,36 +73,6 @@ class FinetuneResult:
     train_pixels: int
     validation_blocks: int
     held_out: list[tuple[int, int, int]]
-
-
-def band_indices(path: str | Path, wanted: list[str], explicit: list[int] | None = None) -> list[int]:
-    """1-based band numbers of ``wanted`` in the raster ``path``.
-
-    ``explicit`` (1-based) wins when given. Otherwise bands are found by their descriptions, then by the
-    band order of a whole Sentinel-2 product (12 or 13 bands), then a raster with exactly ``len(wanted)``
-    bands is taken as already in that order. InputError when none applies.
-    """
-    with rasterio.open(path) as src:
-        count, descriptions = src.count, [(d or "").strip().upper() for d in src.descriptions]
-    if explicit:
-        if len(explicit) != len(wanted) or not all(1 <= b <= count for b in explicit):
-            raise InputError(
-                f"{Path(path).name}: bands {explicit} do not give the {len(wanted)} bands {wanted} "
-                f"(the raster has {count} bands)"
-            )
-        return list(explicit)
-    upper = [name.upper() for name in wanted]
-    if all(name in descriptions for name in upper):
-        return [descriptions.index(name) + 1 for name in upper]
-    layout = SENTINEL2_LAYOUTS.get(count)
-    if layout is not None and all(name in layout for name in wanted):
-        return [layout.index(name) + 1 for name in wanted]
-    if count == len(wanted):
-        return list(range(1, count + 1))
-    raise InputError(
-        f"{Path(path).name} has {count} bands; the model needs {len(wanted)} bands {wanted}. Name the bands "
-        "in the file, give a whole Sentinel-2 product (12 or 13 bands), or choose the band numbers"
-    )
 
 
 def _crop_to(valid: np.ndarray) -> tuple[slice, slice]:
@@ -140,15 +114,19 @@ def prepare_scenes(
     sar_bands: list[int] | None = None,
     eo_bands: list[int] | None = None,
     seed: int = 0,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[list[Scene], list[Scene], list[tuple[int, int, int]]]:
     """Training scene and validation block scenes over the SAR/EO overlap (module doc), and the held-out
-    blocks as (row, column, size) in pixels of the SAR raster (block scene names count from the overlap)."""
+    blocks as (row, column, size) in pixels of the SAR raster (block scene names count from the overlap).
+    ``warn`` gets what the caller should tell the user (labels outside the model's classes)."""
     sar_index = band_indices(sar_path, student.bands, sar_bands)
     eo_index = band_indices(eo_path, teacher.bands, eo_bands)
     sar = read_float(sar_path, sar_index)
-    if student.input_kind == "sar_db" and detect_sar_scale(sar) == "linear":
-        log.info("%s looks like linear backscatter: converted to dB", Path(sar_path).name)
-        sar = linear_to_db(sar)
+    if student.input_kind == "sar_db":
+        scale = sar_scale(sar, "auto", student.bands, student.mean, student.std)
+        if scale != "db":
+            log.info("%s looks like %s backscatter: converted to dB", Path(sar_path).name, scale)
+            sar = to_db(sar, scale)
     with rasterio.open(sar_path) as grid:
         eo = warp_to_grid(eo_path, grid, bands=eo_index, resampling="bilinear")
         label = None
@@ -165,7 +143,7 @@ def prepare_scenes(
     if not np.isfinite(sar).all(axis=0).any():
         raise InputError("the SAR raster has no valid pixels where the EO raster has data")
     if label is not None:
-        label = _class_ids(label[rows, cols], len(teacher.classes), label_path)
+        label = _class_ids(label[rows, cols], len(teacher.classes), label_path, warn)
     if min(sar.shape[1:]) < tile_size:
         raise InputError(
             f"the SAR/EO overlap ({sar.shape[1]} x {sar.shape[2]} pixels) is smaller than the tile size "
@@ -188,14 +166,25 @@ def prepare_scenes(
     return [scene], validation, held_out
 
 
-def _class_ids(values: np.ndarray, num_classes: int, path: str | Path) -> np.ndarray:
-    """Labels as uint8 class ids; values outside 0..K-1 (nodata, -1, NaN) become IGNORE_INDEX."""
+def _class_ids(
+    values: np.ndarray, num_classes: int, path: str | Path, warn: Callable[[str], None] | None = None
+) -> np.ndarray:
+    """Labels as uint8 class ids; values outside 0..K-1 (nodata, -1, NaN) become IGNORE_INDEX, and ``warn``
+    hears how many pixels had which of those values (the file's declared nodata is NaN here, not counted)."""
     known = np.isfinite(values) & (values >= 0) & (values < num_classes)
+    outside = values[np.isfinite(values) & ~known]
+    found = ""
+    if outside.size:
+        kinds = np.unique(outside)
+        shown = ", ".join(f"{v:g}" for v in kinds[:5]) + (", ..." if kinds.size > 5 else "")
+        found = f"{outside.size} labelled pixel(s) with values outside the model's classes ({shown})"
     if not known.any():
         raise InputError(
             f"the labels {Path(path).name} have no class id 0..{num_classes - 1} of the model "
-            "inside the overlap"
+            f"inside the overlap{': only ' + found if found else ''}"
         )
+    if found and warn is not None:
+        warn(f"{Path(path).name}: {found} are ignored; the model's classes are 0..{num_classes - 1}")
     return np.where(known, np.nan_to_num(values), IGNORE_INDEX).astype(np.uint8)
 
 
@@ -223,10 +212,38 @@ def _teacher_targets(scenes: list[Scene], teacher_path: str | Path, device: str)
         scene.label = label
 
 
-def _protect(output_path: Path, *models: str | Path) -> None:
-    for model in models:
-        if output_path.exists() and output_path.resolve() == Path(model).resolve():
-            raise InputError(f"the output model {output_path} would overwrite the input model {model}")
+def _warner(callbacks: TrainCallbacks | None) -> Callable[[str], None]:
+    """Logs a warning and passes it to ``callbacks.on_warning``."""
+
+    def warn(message: str) -> None:
+        log.warning("%s", message)
+        if callbacks is not None and callbacks.on_warning is not None:
+            callbacks.on_warning(message)
+
+    return warn
+
+
+def _save_or_rescue(output_path: Path, model, metadata: ModelMetadata) -> None:
+    """Write the model; when the output cannot be written after all (checked before training, but a disk can
+    fill up or be unmounted meanwhile) write it to the home or temporary folder and say where in the
+    InputError, so the training is not lost."""
+    try:
+        save_model(output_path, model, metadata)
+        return
+    except OSError as error:
+        failure = f"{error.strerror or error}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for folder in (Path.home(), Path(tempfile.gettempdir())):
+        rescue = folder / f"{output_path.stem}-rescued-{stamp}.pt"
+        try:
+            save_model(rescue, model, metadata)
+        except OSError:
+            continue
+        raise InputError(
+            f"cannot write the fine-tuned model to {output_path} ({failure}); it was saved to {rescue} "
+            "instead: move it where you want it"
+        )
+    raise InputError(f"cannot write the fine-tuned model to {output_path} ({failure}), nor to a rescue copy")
 
 
 def finetune(
@@ -260,7 +277,16 @@ def finetune(
     ``MIN_WINDOWS_PER_EPOCH``.
     """
     output_path = Path(output_path)
-    _protect(output_path, student_path, teacher_path)
+    inputs = {
+        "the SAR raster": sar_path,
+        "the EO raster": eo_path,
+        "the labels": label_path,
+        "the base model": student_path,
+        "the teacher model": teacher_path,
+    }
+    check_outputs({"the output model": output_path}, inputs)
+    work_dir = Path(work_dir or tempfile.gettempdir())
+    remove_stale(work_dir, f"{RUN_DIR_PREFIX}*")
     student, teacher = read_metadata(student_path), read_metadata(teacher_path)
     if student.role != "student" or teacher.role != "teacher":
         raise InputError(f"{student_path} must be a student and {teacher_path} a teacher model file")
@@ -275,6 +301,7 @@ def finetune(
         sar_bands=sar_bands,
         eo_bands=eo_bands,
         seed=seed,
+        warn=_warner(callbacks),
     )
     label_free = train[0].label is None
     if label_free:
@@ -289,7 +316,7 @@ def finetune(
         areas = math.ceil(train_pixels / tile_size**2)
         samples_per_epoch = max(batch_size, MIN_WINDOWS_PER_EPOCH, WINDOWS_PER_AREA * areas)
         samples_per_epoch = math.ceil(samples_per_epoch / batch_size) * batch_size
-    with tempfile.TemporaryDirectory(prefix="hfd-finetune-", dir=work_dir) as run_dir:
+    with tempfile.TemporaryDirectory(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-", dir=work_dir) as run_dir:
         config = TrainConfig(
             out_dir=run_dir,
             epochs=epochs,
@@ -325,7 +352,7 @@ def finetune(
         "after": {k: v for k, v in result.best_metrics.items() if k in ("val_miou", "val_oa", "val_kappa")},
     }
     metadata.training = {**metadata.training, "fine_tuning": history}
-    save_model(output_path, model, metadata)
+    _save_or_rescue(output_path, model, metadata)
     return FinetuneResult(
         output_path=output_path,
         history=result.history,

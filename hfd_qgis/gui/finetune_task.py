@@ -7,7 +7,7 @@ import traceback
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from hfd_core.errors import HFDError
+from hfd_core.errors import user_error_message
 from hfd_core.train.config import TrainCallbacks
 
 
@@ -37,10 +37,8 @@ class FinetuneTask(QgsTask):
         )
         try:
             self.result = finetune(**self.arguments, callbacks=callbacks)
-        except HFDError as error:  # bad input, or Canceled before the first epoch finished
-            self.error = str(error)
-            return False
-        except Exception:  # a bug must reach the log, not vanish in the worker thread
-            self.error = traceback.format_exc()
+        except Exception as error:  # bad input, unwritable output, Canceled before the first epoch finished
+            # a bug (no user message) must reach the log with its traceback, not vanish in the worker thread
+            self.error = user_error_message(error) or traceback.format_exc()
             return False
         return True
