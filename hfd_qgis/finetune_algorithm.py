@@ -103,7 +103,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             "without labels the agreement with the teacher, and the base model's score on the same blocks. "
             "Cancel keeps the best epoch so far. The model file records the fine-tuning (and the held-out "
             "blocks) in its metadata; the bundled models are never overwritten.\n\n"
-            "Defaults (README \"Fine-tuning defaults\"): all layers train, AdamW with learning rate 1e-3 "
+            'Defaults (README "Fine-tuning defaults"): all layers train, AdamW with learning rate 1e-3 '
             "decayed to 0 (poly), 10 epochs of at least 32 random 256-pixel windows each (80 steps on a "
             "512 x 512 chip) with flips and 90-degree rotations, the teacher's classes as targets, "
             "feature distillation weight 1, a fifth of the 256-pixel blocks held out. Measured on the "
