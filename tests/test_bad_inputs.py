@@ -634,3 +634,17 @@ def test_18c_debris_of_killed_runs_removed(sar, tiny_sar_model, tmp_path):
     child.terminate()
     child.wait(timeout=60)
     assert not list(out.glob(".big.partial-*")) and not (out / "big.tif").exists()
+
+
+def test_18d_only_folders_named_by_a_dead_run_are_removed(tmp_path):
+    """The clean-up must never take a name's leading digits for a process id: a folder made by another
+    tool (``tempfile``'s random suffix, e.g. ``hfd-finetune-77syrtd1``) may belong to a live job."""
+    from hfd_core.files import remove_stale
+
+    foreign = tmp_path / "hfd-finetune-77syrtd1"
+    killed = tmp_path / f"hfd-finetune-{dead_pid()}-abc"
+    alive = tmp_path / f"hfd-finetune-{os.getpid()}-abc"
+    for folder in (foreign, killed, alive):
+        folder.mkdir()
+    assert remove_stale(tmp_path, "hfd-finetune-*") == [killed]
+    assert foreign.is_dir() and alive.is_dir()
