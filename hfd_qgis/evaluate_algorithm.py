@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMapLayer,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingUtils,
@@ -15,14 +17,12 @@ from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.errors import InputError
 from hfd_qgis.common import check_outputs, core_errors
-from hfd_qgis.label_layers import class_layer_parameters
 from hfd_qgis.paths import icon_path
 
 
 class EvaluateAlgorithm(QgsProcessingAlgorithm):
     PREDICTION = "PREDICTION"
-    REFERENCE_RASTER = "REFERENCE_RASTER"
-    REFERENCE_VECTOR = "REFERENCE_VECTOR"
+    REFERENCE = "REFERENCE"
     REFERENCE_FIELD = "REFERENCE_FIELD"
     ONE_CLASS = "ONE_CLASS"
     CLASS_MAPPING = "CLASS_MAPPING"
@@ -42,9 +42,10 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return (
             "Compares a segmentation (class ids, e.g. the output of Segment SAR layer) with a reference: "
-            "give either a <b>Reference: class-id raster</b> or <b>Reference: polygons</b> with their "
-            "<b>Class-id field</b> (a numeric field). The reference is brought onto the segmentation's grid "
-            "(nearest neighbour) and only their overlap is compared; nodata is not counted.<br><br>"
+            "<b>Reference: class-id raster or polygons</b>; for polygons, <b>Class-id field</b> names their "
+            "numeric field (empty: their only numeric field). The reference is brought onto the "
+            "segmentation's grid (nearest neighbour) and only their overlap is compared; nodata is not "
+            "counted.<br><br>"
             "References rarely use the model's class ids (Sen1Floods11: 1 water, 0 not water; the bundled "
             "model: 0 water). <b>Class mapping</b> translates them, as reference value: model class, e.g. "
             "<i>1: water, 0: low vegetation</i> (classes by name or id; unlisted values are not counted). "
@@ -63,10 +64,22 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.PREDICTION, "Segmentation (class ids)"))
-        for parameter in class_layer_parameters(
-            self.REFERENCE_RASTER, self.REFERENCE_VECTOR, self.REFERENCE_FIELD, "Reference"
-        ):
-            self.addParameter(parameter)
+        # One required layer, raster or polygons, and the field as plain text: a field parameter whose parent
+        # can be a raster crashed QGIS 3.22 (QgsProcessingFieldWidgetWrapper::setParentLayerWrapperValue).
+        self.addParameter(
+            QgsProcessingParameterMapLayer(
+                self.REFERENCE,
+                "Reference: class-id raster or polygons",
+                types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorPolygon],
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.REFERENCE_FIELD,
+                "Class-id field of reference polygons (empty: their only numeric field)",
+                optional=True,
+            )
+        )
         for name, description in (
             (self.ONE_CLASS, "Compare one class against the rest (class name or id, e.g. water)"),
             (self.CLASS_MAPPING, "Class mapping, reference value: model class (e.g. 1: water, 0: 3)"),
@@ -91,7 +104,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
             write_csv,
             write_html,
         )
-        from hfd_qgis.label_layers import class_layer, label_raster, raster_path
+        from hfd_qgis.label_layers import label_raster, only_numeric_field, raster_path
 
         check_outputs(self, parameters, context)
         prediction = self.parameterAsRasterLayer(parameters, self.PREDICTION, context)
@@ -100,8 +113,9 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         csv_path = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
         with core_errors():
-            parameter_names = (self.REFERENCE_RASTER, self.REFERENCE_VECTOR)
-            reference = class_layer(self, parameters, context, parameter_names, "reference", required=True)
+            reference = self.parameterAsLayer(parameters, self.REFERENCE, context)
+            if isinstance(reference, QgsVectorLayer) and not field:
+                field = only_numeric_field(reference)
             prediction_path = raster_path(prediction)
             class_names = [n for n in names if n] or prediction_class_names(prediction_path)
             mapping_text = self.parameterAsString(parameters, self.CLASS_MAPPING, context)

@@ -174,7 +174,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             sar_path = raster_path(self.parameterAsRasterLayer(parameters, self.SAR, context))
             eo_path = raster_path(self.parameterAsRasterLayer(parameters, self.EO, context))
             names = (self.LABELS_RASTER, self.LABELS_VECTOR)
-            labels = class_layer(self, parameters, context, names, "labels", required=False)
+            labels = class_layer(self, parameters, context, names, "labels")
             label_path = None
             if labels is not None:
                 field = self.parameterAsString(parameters, self.LABEL_FIELD, context)

@@ -1,8 +1,10 @@
 """Label/reference layers for fine-tuning and evaluation: a class-id raster, or polygons burnt onto a grid.
 
-The algorithms take the raster and the polygons as two separate optional parameters (``choose_layer`` checks
-that exactly one is given): a class-field parameter whose parent may be a raster crashes QGIS 3.22's dialog
-(``QgsProcessingFieldWidgetWrapper::setParentLayerWrapperValue`` treats the parent as a vector layer).
+A class-field parameter whose parent may be a raster crashes QGIS 3.22's dialog
+(``QgsProcessingFieldWidgetWrapper::setParentLayerWrapperValue`` treats the parent as a vector layer). So
+hfd:finetune takes its optional labels as two separate parameters, a raster or polygons with their field
+(``class_layer`` checks that at most one is given), and hfd:evaluate its required reference as one layer with
+the field as plain text (``only_numeric_field`` when it is left empty).
 
 Polygons are reprojected to the grid raster's CRS with QGIS and burnt with ``rasterio.features.rasterize``
 into a temporary uint8 GeoTIFF on that grid: class ids from a numeric field, ``IGNORE_INDEX`` where no polygon
@@ -99,23 +101,13 @@ def class_layer(
     context: QgsProcessingContext,
     names: tuple[str, str],
     what: str,
-    required: bool,
 ) -> QgsMapLayer | None:
-    """The layer given to the (raster, polygons) parameters ``names`` of ``class_layer_parameters``."""
+    """The layer given to the (raster, polygons) parameters ``names`` of ``class_layer_parameters``, or None;
+    InputError when both are given. ``what`` names the pair in messages, e.g. "labels"."""
     raster = algorithm.parameterAsRasterLayer(parameters, names[0], context)
     polygons = algorithm.parameterAsVectorLayer(parameters, names[1], context)
-    return choose_layer(raster, polygons, what, required)
-
-
-def choose_layer(
-    raster: QgsRasterLayer | None, polygons: QgsVectorLayer | None, what: str, required: bool
-) -> QgsMapLayer | None:
-    """The one layer given among ``raster`` and ``polygons``; InputError when both are given, or none and
-    ``required``. ``what`` names the pair in messages, e.g. "reference"."""
     if raster is not None and polygons is not None:
         raise InputError(f"give the {what} as a raster or as polygons, not both")
-    if required and raster is None and polygons is None:
-        raise InputError(f"give the {what}: a class-id raster or polygons with a class-id field")
     return raster if raster is not None else polygons
 
 
@@ -128,6 +120,15 @@ def label_raster(layer: QgsMapLayer, field: str | None, grid_path: str, folder: 
             raise InputError(f"choose the field of {layer.name()} that holds the class ids")
         return rasterize_polygons(layer, field, grid_path, str(Path(folder) / f"{layer.id()}_labels.tif"))
     raise InputError(f"{layer.name()} is neither a raster nor a polygon layer")
+
+
+def only_numeric_field(layer: QgsVectorLayer) -> str:
+    """The one numeric field of ``layer``; InputError naming the candidates when there are none or several."""
+    numeric = [f.name() for f in layer.fields() if f.isNumeric()]
+    if len(numeric) != 1:
+        found = f"numeric fields {', '.join(numeric)}" if numeric else "no numeric field"
+        raise InputError(f"{layer.name()} has {found}: give the class-id field")
+    return numeric[0]
 
 
 def raster_path(layer: QgsRasterLayer) -> str:

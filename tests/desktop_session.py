@@ -147,7 +147,7 @@ def evaluate_india() -> dict:
     processing.run("hfd:segment", {"INPUT": str(folder / "India_900498_S1Hand.tif"), "OUTPUT": segmentation})
     label = str(folder / "India_900498_LabelHand.tif")
     blind_feedback = RecordingFeedback()
-    base = {"PREDICTION": segmentation, "REFERENCE_RASTER": label, "OUTPUT_CSV": str(OUT / "india.csv")}
+    base = {"PREDICTION": segmentation, "REFERENCE": label, "OUTPUT_CSV": str(OUT / "india.csv")}
     blind = processing.run(
         "hfd:evaluate", {**base, "OUTPUT_HTML": str(OUT / "india_blind.html")}, feedback=blind_feedback
     )
@@ -194,7 +194,7 @@ def main() -> None:
     algorithm_dialog("hfd:evaluate", {}, "evaluate_dialog_default")
     algorithm_dialog(
         "hfd:evaluate",
-        {"PREDICTION": segmentation.id(), "REFERENCE_RASTER": sar.id(), "ONE_CLASS": "water"},
+        {"PREDICTION": segmentation.id(), "REFERENCE": sar.id(), "ONE_CLASS": "water"},
         "evaluate_dialog_raster_reference",
     )
     batch_dialog("hfd:evaluate", "evaluate_batch_dialog").close()

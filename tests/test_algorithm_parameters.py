@@ -10,10 +10,8 @@ from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingParamet
 REQUIRED = {
     "hfd:segment": {"INPUT", "OUTPUT"},
     "hfd:finetune": {"SAR", "EO", "OUTPUT_MODEL"},
-    "hfd:evaluate": {"PREDICTION", "OUTPUT_HTML", "OUTPUT_CSV"},
+    "hfd:evaluate": {"PREDICTION", "REFERENCE", "OUTPUT_HTML", "OUTPUT_CSV"},
 }
-#: Optional parameters of which a run needs exactly one (the algorithm says so when none is given).
-ONE_OF = {"hfd:evaluate": "REFERENCE_RASTER"}
 
 
 def _algorithm(algorithm_id: str):
@@ -50,7 +48,7 @@ def test_required_values_alone_pass_the_parameter_check(
     required parameters: every default must fill in the rest."""
     algorithm = _algorithm(algorithm_id)
     values = {}
-    for name in REQUIRED[algorithm_id] | set(ONE_OF.get(algorithm_id, "").split()):
+    for name in REQUIRED[algorithm_id]:
         parameter = algorithm.parameterDefinition(name)
         values[name] = str(tmp_path / name) if parameter.isDestination() else str(demo_sample)
     ok, message = algorithm.checkParameterValues(values, QgsProcessingContext())

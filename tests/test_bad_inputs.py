@@ -170,7 +170,7 @@ def test_02_evaluate_report_over_prediction(processing_provider, tmp_path):
     for html, csv in ((prediction, tmp_path / "t.csv"), (tmp_path / "r.html", reference)):
         parameters = {
             "PREDICTION": str(prediction),
-            "REFERENCE_RASTER": str(reference),
+            "REFERENCE": str(reference),
             "OUTPUT_HTML": str(html),
             "OUTPUT_CSV": str(csv),
         }
@@ -451,7 +451,7 @@ def test_12_evaluate_output_folder_read_only_or_missing(processing_provider, rea
     ):
         parameters = {
             "PREDICTION": str(prediction),
-            "REFERENCE_RASTER": str(prediction),
+            "REFERENCE": str(prediction),
             "OUTPUT_HTML": str(folder / "report.html"),
             "OUTPUT_CSV": str(tmp_path / "table.csv"),
         }

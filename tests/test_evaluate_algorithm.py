@@ -66,7 +66,7 @@ def test_reference_raster_on_a_coarser_grid(qgis_app, prediction, tmp_path):
     results = _run(
         {
             "PREDICTION": prediction,
-            "REFERENCE_RASTER": path,
+            "REFERENCE": path,
             "CLASS_NAMES": "land, water",
             "OUTPUT_HTML": str(tmp_path / "report.html"),
             "OUTPUT_CSV": str(tmp_path / "table.csv"),
@@ -83,7 +83,7 @@ def test_reference_raster_on_a_coarser_grid(qgis_app, prediction, tmp_path):
 
 def test_reference_polygons(qgis_app, prediction, tmp_path):
     # the top 10 rows are water (1) in the reference; the rest is unlabelled
-    parameters = {"PREDICTION": prediction, "REFERENCE_VECTOR": _polygons(), "REFERENCE_FIELD": "cls"}
+    parameters = {"PREDICTION": prediction, "REFERENCE": _polygons(), "REFERENCE_FIELD": "cls"}
     results = _run({**parameters, **_outputs(tmp_path)})
     assert results["OA"] == pytest.approx(0.5)  # 400 labelled pixels, half predicted water
 
@@ -91,7 +91,7 @@ def test_reference_polygons(qgis_app, prediction, tmp_path):
 def test_a_text_class_field_is_refused_with_a_message(qgis_app, prediction, tmp_path):
     parameters = {
         "PREDICTION": prediction,
-        "REFERENCE_VECTOR": _polygons("string", "1"),
+        "REFERENCE": _polygons("string", "1"),
         "REFERENCE_FIELD": "cls",
     }
     feedback = Feedback()
@@ -99,15 +99,14 @@ def test_a_text_class_field_is_refused_with_a_message(qgis_app, prediction, tmp_
     assert any("not numbers: choose a numeric field" in line for line in feedback.lines)
 
 
-@pytest.mark.parametrize("given", ["neither", "both"])
-def test_exactly_one_reference_is_needed(qgis_app, prediction, tmp_path, given):
-    parameters = {"PREDICTION": prediction, **_outputs(tmp_path)}
-    if given == "both":
-        parameters.update(REFERENCE_RASTER=prediction, REFERENCE_VECTOR=_polygons(), REFERENCE_FIELD="cls")
+def test_the_only_numeric_field_is_the_class_field_by_default(qgis_app, prediction, tmp_path):
+    results = _run({"PREDICTION": prediction, "REFERENCE": _polygons(), **_outputs(tmp_path)})
+    assert results["OA"] == pytest.approx(0.5)
+
+
+def test_the_reference_is_required(qgis_app, prediction, tmp_path):
     feedback = Feedback()
-    assert _run(parameters, feedback) is None
-    expected = "not both" if given == "both" else "give the reference"
-    assert any(expected in line for line in feedback.lines)
+    assert _run({"PREDICTION": prediction, **_outputs(tmp_path)}, feedback) is None
 
 
 def test_one_class_against_the_rest_with_a_mapping(qgis_app, prediction, tmp_path):
@@ -115,7 +114,7 @@ def test_one_class_against_the_rest_with_a_mapping(qgis_app, prediction, tmp_pat
     reference = np.full((40, 40), 3, np.uint8)
     reference[:, :20] = 7
     path = _write(tmp_path / "ref.tif", reference, from_origin(*ORIGIN, 10, 10))
-    parameters = {"PREDICTION": prediction, "REFERENCE_RASTER": path, "CLASS_NAMES": "land, water"}
+    parameters = {"PREDICTION": prediction, "REFERENCE": path, "CLASS_NAMES": "land, water"}
     feedback = Feedback()
     assert _run({**parameters, **_outputs(tmp_path)}, feedback) is None  # 3 and 7 are not classes
     assert any("no pixel has a valid class" in line and "7: land" in line for line in feedback.lines)
@@ -126,7 +125,7 @@ def test_one_class_against_the_rest_with_a_mapping(qgis_app, prediction, tmp_pat
 
 
 def test_an_unknown_class_in_the_mapping_is_refused(qgis_app, prediction, tmp_path):
-    parameters = {"PREDICTION": prediction, "REFERENCE_RASTER": prediction, "CLASS_NAMES": "land, water"}
+    parameters = {"PREDICTION": prediction, "REFERENCE": prediction, "CLASS_NAMES": "land, water"}
     feedback = Feedback()
     assert _run({**parameters, "CLASS_MAPPING": "1: forest", **_outputs(tmp_path)}, feedback) is None
     assert any("0 land, 1 water" in line for line in feedback.lines)
@@ -136,7 +135,7 @@ def test_disjoint_reference_fails_with_a_message(qgis_app, prediction, tmp_path)
     path = _write(tmp_path / "far.tif", np.ones((4, 4), np.uint8), from_origin(700000, 4000040, 10, 10))
     parameters = {
         "PREDICTION": prediction,
-        "REFERENCE_RASTER": path,
+        "REFERENCE": path,
         "OUTPUT_HTML": str(tmp_path / "r.html"),
         "OUTPUT_CSV": str(tmp_path / "t.csv"),
     }

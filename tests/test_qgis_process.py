@@ -90,7 +90,7 @@ def test_evaluate_runs_with_only_its_required_parameters(
     html, csv = tmp_path / "report.html", tmp_path / "table.csv"
     run = qgis_process(
         installed_profile, "run", "hfd:evaluate", "--",
-        f"PREDICTION={prediction}", f"REFERENCE_RASTER={prediction}", f"OUTPUT_HTML={html}",
+        f"PREDICTION={prediction}", f"REFERENCE={prediction}", f"OUTPUT_HTML={html}",
         f"OUTPUT_CSV={csv}",
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
