@@ -13,6 +13,8 @@ does not know the scene's distribution. ``SceneContext`` holds one histogram per
 * ``VV_db``, ``VH_db``: absolute sigma0, scaled to about unit range (``(dB - DB_CENTRE) / DB_SCALE``): only
   calibrated data have it; it is what keeps dry scenes dry (a rank alone calls the darkest tenth of any scene
   dark).
+* ``VH_bound``: VH minus the scene's Otsu threshold on VH bounded at ``WATER_VH_LIMIT_DB`` (the classical
+  recipe's decision margin, scaled like the dB channels): the physical prior given, not learnt.
 * ``has_db``, ``has_vh``: 1 where the channels above exist, else 0 (and those channels are 0). This is how
   the network trains on sources that lack a channel (OMBRIA: VV only, no dB) and is told so.
 
@@ -36,7 +38,9 @@ DB_RANGE = (-60.0, 30.0)
 DB_BIN = 0.05
 DB_CENTRE = {"VV": -12.0, "VH": -19.0}
 DB_SCALE = 5.0
-FEATURES = ("VV_rank", "VH_rank", "VV_margin", "VH_margin", "VV_db", "VH_db", "has_db", "has_vh")
+FEATURES = ("VV_rank", "VH_rank", "VV_margin", "VH_margin", "VV_db", "VH_db", "has_db", "has_vh", "VH_bound")
+#: Physical limit for open water in VH (dB): the scene's Otsu threshold is never taken above it.
+WATER_VH_LIMIT_DB = -18.0
 
 
 @dataclass
@@ -131,6 +135,9 @@ def water_features(array: np.ndarray, context: SceneContext) -> np.ndarray:
         out[margin_channel] = rank - histogram.rank(np.float32(histogram.otsu()))
         if context.kind == "db":
             out[4 + rank_channel] = (values - DB_CENTRE[name]) / DB_SCALE
+    if context.kind == "db" and context.vh is not None:
+        bound = min(context.vh.otsu(), WATER_VH_LIMIT_DB)
+        out[8] = (array[1] - bound) / DB_SCALE
     out[6] = 1.0 if context.kind == "db" else 0.0
     out[7] = 1.0 if context.vh is not None else 0.0
     out[:, ~np.isfinite(array).all(axis=0)] = np.nan
