@@ -116,13 +116,17 @@ def save_model(path: str | Path, model: HFDNet, metadata: ModelMetadata) -> None
         raise
 
 
+#: File stems of the bundled models: the land-cover student and its teacher, and the water student.
+BUNDLED_MODELS = ("student", "teacher", "water_student")
+
+
 def bundled_model_path(role: str) -> Path:
-    """The bundled ``student`` or ``teacher`` model file, found without QGIS: ``resources/models`` beside the
-    ``hfd_core`` package (the repository), else two levels up (an installed plugin keeps ``hfd_core`` in its
+    """The bundled model file ``role`` (``BUNDLED_MODELS``), found without QGIS: ``resources/models`` beside
+    the ``hfd_core`` package (the repository), else two levels up (an installed plugin keeps ``hfd_core`` in its
     ``lib/`` folder and ``resources/`` beside it, scripts/install_plugin.py). The repository's path when
     neither exists, so an error can name it."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    if role not in BUNDLED_MODELS:
+        raise ValueError(f"role must be one of {BUNDLED_MODELS}, not {role!r}")
     package = Path(__file__).resolve().parent
     roots = (package.parent, package.parents[1])
     candidates = [root / "resources" / "models" / f"{role}.pt" for root in roots]

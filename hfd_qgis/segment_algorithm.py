@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingParameterBand,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -33,7 +34,6 @@ from hfd_qgis.common import (
     check_outputs,
     core_errors,
     model_file,
-    model_file_parameter,
     progress_callbacks,
 )
 from hfd_qgis.label_layers import raster_path
@@ -124,6 +124,9 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
     INPUT_SCALE = "INPUT_SCALE"
     OUTPUT = "OUTPUT"
     CONFIDENCE = "CONFIDENCE"
+    BUNDLED_MODEL = "BUNDLED_MODEL"
+    #: Bundled models by name (label, file stem, what the output is called), in the enum's order.
+    BUNDLED = (("Land cover", "student", "land cover"), ("Water", "water_student", "water"))
 
     def name(self) -> str:
         return "segment"
@@ -143,8 +146,12 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         return (
             "Classifies every pixel of a SAR raster with an HFD-Net student model (trained with a "
             "Sentinel-2 teacher, it needs only SAR).<br><br>"
-            "The bundled model expects Sentinel-1 IW GRD backscatter, bands VV and VH as sigma0 in dB at "
-            "10 m, and maps water, built-up, tree cover, low vegetation and bare/sparse ground. Its model "
+            "The bundled models expect Sentinel-1 IW GRD backscatter, bands VV and VH as sigma0 in dB at "
+            "10 m. <b>Bundled model</b>: <i>Land cover</i> maps water, built-up, tree cover, low vegetation "
+            "and bare/sparse ground; <i>Water</i> maps water and not water, reading each pixel with the "
+            "whole raster's statistics (a first pass over the raster), and beat a filtered, bounded Otsu "
+            "threshold on calibrated chips it never saw (docs/experiments/water_model.md). "
+            "<b>Model file</b> replaces the bundled model. The land-cover model "
             f'card (accuracy and limits) opens with the Help button: <a href="{card}">{card}</a><br><br>'
             "<b>Bands in the model's order</b>: the layer's bands for VV, VH (default: found by the band "
             "descriptions, e.g. VV and VH, or the Sentinel-2 band order, else the first ones; chosen bands "
@@ -173,7 +180,16 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 allowMultiple=True,
             )
         )  # fmt: skip
-        self.addParameter(model_file_parameter(self.MODEL, "Model file", "student"))
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.BUNDLED_MODEL, "Bundled model", [label for label, _, _ in self.BUNDLED], defaultValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL, "Model file (instead of the bundled model)", extension="pt", optional=True
+            )
+        )
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.TILE_SIZE, "Tile size (pixels, 0 = model's)", QgsProcessingParameterNumber.Integer, 0,
@@ -217,13 +233,16 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context) or None
         progress, is_canceled = progress_callbacks(feedback)
+        _, stem, what = self.BUNDLED[self.parameterAsEnum(parameters, self.BUNDLED_MODEL, context)]
+        if self.parameterAsFile(parameters, self.MODEL, context):
+            what = "classes"
         with core_errors():
             from hfd_core.infer.tiled import segment_raster
 
             result = segment_raster(
                 raster_path(layer),
                 output,
-                model_file(self, parameters, self.MODEL, context, "student"),
+                model_file(self, parameters, self.MODEL, context, stem),
                 bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
                 overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
@@ -238,7 +257,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             feedback.pushWarning(warning)
         feedback.pushInfo(result.summary())
         above = [confidence, layer.id()] if confidence else [layer.id()]
-        StyleFromQml.attach(context, output, f"{layer.name()} land cover", layer.id(), above)
+        StyleFromQml.attach(context, output, f"{layer.name()} {what}", layer.id(), above)
         outputs = {self.OUTPUT: output, "VALID_PIXELS": result.valid_pixels}
         if confidence:
             StyleFromQml.attach(context, confidence, f"{layer.name()} confidence", layer.id(), [layer.id()])

@@ -9,6 +9,9 @@ from pathlib import Path
 from hfd_core.cli import number
 from hfd_core.infer import BATCH_SIZE_RANGE, DEFAULT_OVERLAP, INPUT_SCALES, OVERLAP_RANGE, TILE_SIZE_RANGE
 
+#: ``--bundled`` names and the bundled model files they stand for (``modelfile.BUNDLED_MODELS``).
+BUNDLED_CHOICES = {"land-cover": "student", "water": "water_student"}
+
 
 def _bands(text: str) -> list[int]:
     try:
@@ -21,7 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment = subparsers.add_parser("segment", help="segment a SAR raster with a model file")
     segment.add_argument("input", type=Path, help="input raster (e.g. Sentinel-1 VV, VH in dB)")
     segment.add_argument("output", type=Path, help="output GeoTIFF of class ids (.qml style beside)")
-    segment.add_argument("--model", type=Path, help="model file (.pt; default: the bundled student)")
+    segment.add_argument("--model", type=Path, help="model file (.pt; default: the bundled model, --bundled)")
+    segment.add_argument(
+        "--bundled",
+        choices=sorted(BUNDLED_CHOICES),
+        default="land-cover",
+        help="bundled model used without --model (as hfd:segment's Bundled model)",
+    )
     segment.add_argument("--bands", type=_bands, help="1-based input bands in the model's order, e.g. 1,2")
     segment.add_argument(
         "--tile-size",
@@ -56,10 +65,10 @@ def run_segment(args: argparse.Namespace) -> int:
 
     model = args.model
     if model is None:  # as hfd:segment without MODEL
-        model = bundled_model_path("student")
+        model = bundled_model_path(BUNDLED_CHOICES[args.bundled])
         if not model.is_file():
             raise InputError(
-                f"the bundled student model {model} is missing: give --model "
+                f"the bundled {args.bundled} model {model} is missing: give --model "
                 "(`make train-bundled` rebuilds it)"
             )
 
