@@ -121,10 +121,10 @@ BUNDLED_MODELS = ("student", "teacher", "water_student")
 
 
 def bundled_model_path(role: str) -> Path:
-    """The bundled model file ``role`` (``BUNDLED_MODELS``), found without QGIS: ``resources/models`` beside
-    the ``hfd_core`` package (the repository), else two levels up (an installed plugin keeps ``hfd_core`` in its
-    ``lib/`` folder and ``resources/`` beside it, scripts/install_plugin.py). The repository's path when
-    neither exists, so an error can name it."""
+    """The bundled model file ``role`` (``BUNDLED_MODELS``), found without QGIS: ``resources/models``
+    beside the ``hfd_core`` package (the repository), else two levels up (an installed plugin keeps
+    ``hfd_core`` in its ``lib/`` folder and ``resources/`` beside it, scripts/install_plugin.py). The
+    repository's path when neither exists, so an error can name it."""
     if role not in BUNDLED_MODELS:
         raise ValueError(f"role must be one of {BUNDLED_MODELS}, not {role!r}")
     package = Path(__file__).resolve().parent
