@@ -228,17 +228,18 @@ def main() -> None:
     parser.add_argument("--command", default="make water-model", help="the command, for the card")
     args = parser.parse_args()
     run, pretrained = args.run, args.run / "water-no-chips"
-    final = {name: run / "water" / name / "best.pt" for name in VARIANT_LABELS}
+    variants = [name for name in VARIANT_LABELS if (run / "water" / name / "best.pt").is_file()]
+    final = {name: run / "water" / name / "best.pt" for name in variants}
     chosen = max(final, key=lambda name: _validation_miou(final[name]))
     held_out = {
-        f"{label}, trained without the dB water chips": pretrained / name / "best.pt"
-        for name, label in VARIANT_LABELS.items()
+        f"{VARIANT_LABELS[name]}, trained without the dB water chips": pretrained / name / "best.pt"
+        for name in variants
     }
     leave_out = {
         _leave_out_label(name): {
             folder.name: folder / "best.pt" for folder in sorted((run / "leave-out" / name).iterdir())
         }
-        for name in VARIANT_LABELS
+        for name in variants
     }
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
@@ -254,8 +255,11 @@ def main() -> None:
         f"Chosen on validation mIoU: {VARIANT_LABELS[chosen]} ({final[chosen]}), {verdict}: {reason}. "
         "Every dB chip row is a model that did not train on the chip it is scored on."
     )
+    text = card(chips, chip_results, ombria, args.command, notes)
     args.card.parent.mkdir(parents=True, exist_ok=True)
-    args.card.write_text(card(chips, chip_results, ombria, args.command, notes))
+    args.card.write_text(text)
+    if shipped:  # the card travels with the model (plugin zip, installed plugin)
+        (args.models / "WATER_MODEL_CARD.md").write_text(text)
     scores = {"chips": chip_results, "ombria": ombria, "chosen": chosen, "shipped": shipped}
     (run / "water_card_scores.json").write_text(json.dumps(scores, indent=1))
     print(args.card.read_text())

@@ -143,3 +143,26 @@ def test_evaluate_gives_a_water_model_features_of_raw_ombria_and_db_scenes(demo_
     db = Scene("d", "g", sar_db, None, label, sar_bands=["VV", "VH"])
     scores = [evaluate_scenes(_DarkHalf(), metadata, [scene], "cpu")["miou"] for scene in (ombria_like, db)]
     assert scores[0] > 0.95 and scores[1] > 0.95
+
+
+def test_bundled_water_model_from_the_algorithm_and_the_cli(processing_provider, demo_sample, tmp_path):
+    """hfd:segment's Bundled model "Water" (and `segment --bundled water`) use the shipped water model; the
+    demo scene (SEN12MS land, no water body) stays dry, as the card's dry chips do."""
+    import json
+
+    import processing
+
+    from hfd_core.cli import main
+    from hfd_core.modelfile import bundled_model_path
+
+    assert bundled_model_path("water_student").is_file()
+    output = tmp_path / "water.tif"
+    processing.run("hfd:segment", {"INPUT": str(demo_sample), "BUNDLED_MODEL": 1, "OUTPUT": str(output)})
+    with rasterio.open(output) as src:
+        classes = src.read(1)
+        assert json.loads(src.tags()["CLASS_NAMES"]) == ["not water", "water"]
+    assert (classes == 1).mean() < 0.01
+    cli_output = tmp_path / "water_cli.tif"
+    assert main(["segment", str(demo_sample), str(cli_output), "--bundled", "water"]) == 0
+    with rasterio.open(cli_output) as src:
+        assert (src.read(1) == classes).mean() > 0.999
