@@ -234,8 +234,6 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         confidence = self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context) or None
         progress, is_canceled = progress_callbacks(feedback)
         _, stem, what = self.BUNDLED[self.parameterAsEnum(parameters, self.BUNDLED_MODEL, context)]
-        if self.parameterAsFile(parameters, self.MODEL, context):
-            what = "classes"
         with core_errors():
             from hfd_core.infer.tiled import segment_raster
 
