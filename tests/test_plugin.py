@@ -26,6 +26,7 @@ def test_segment_parameters_match_the_documented_interface(processing_provider):
     assert {
         "INPUT",
         "BANDS",
+        "BUNDLED_MODEL",
         "MODEL",
         "TILE_SIZE",
         "OVERLAP",
@@ -34,8 +35,11 @@ def test_segment_parameters_match_the_documented_interface(processing_provider):
         "OUTPUT",
         "CONFIDENCE",
     } <= names
-    model = algorithm.parameterDefinition("MODEL").defaultValue()
-    assert Path(model) == REPO / "resources" / "models" / "student.pt"
+    bundled = algorithm.parameterDefinition("BUNDLED_MODEL")
+    assert bundled.options() == ["Land cover", "Water"] and bundled.defaultValue() == 0
+    for _, stem, _ in algorithm.BUNDLED:  # every choice has its file
+        assert (REPO / "resources" / "models" / f"{stem}.pt").is_file()
+    assert algorithm.parameterDefinition("MODEL").defaultValue() is None  # a file replaces the bundled model
     assert "dB" in algorithm.shortHelpString()
 
 
