@@ -15,7 +15,8 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 from skimage.filters import threshold_otsu
 
-WATER_VH_LIMIT_DB = -18.0
+from hfd_core.data.scene_context import WATER_VH_LIMIT_DB
+
 WATER_VV_FIXED_DB = -15.0
 SPECKLE_WINDOW = 7
 

@@ -29,7 +29,7 @@ from hfd_core import IGNORE_INDEX
 from hfd_core.baselines import THRESHOLD_BASELINES
 from hfd_core.data import read_ombria
 from hfd_core.data.raster import read_float, read_label
-from hfd_core.data.water import read_ombria_water
+from hfd_core.data.water import read_ombria_water, read_stac_chip
 from hfd_core.infer.tiled import segment_raster
 from hfd_core.metrics import confusion_matrix, per_chip_miou
 from hfd_core.modelfile import load_model
@@ -65,12 +65,10 @@ def read_chips(samples: Path, workdir: Path) -> list[Chip]:
         chip = vv_path.name.removesuffix("_vv.tif")
         with rasterio.open(vv_path) as src:
             profile = src.profile | {"count": 2, "dtype": "float32", "nodata": np.nan}
-        sar = np.stack([read_float(vv_path)[0], read_float(vv_path.with_name(f"{chip}_vh.tif"))[0]])
-        sar[:, (sar == 0).any(axis=0)] = np.nan
+        sar, label = read_stac_chip(vv_path.parent, chip)
         path = workdir / f"stac_{chip}.tif"
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(sar)
-        label = read_label(vv_path.with_name(f"{chip}.tif"), {0: 0, 1: 1})
         chips.append(Chip(f"stac-{chip}", f"stac-{chip}", path, sar[0], sar[1], label))
     return chips
 

@@ -163,10 +163,15 @@ def read_paired_water(root: Path) -> list[Scene]:
     return scenes
 
 
-def _stac_chip(folder: Path, chip: str) -> list[Scene]:
+def read_stac_chip(folder: Path, chip: str) -> tuple[np.ndarray, np.ndarray]:
+    """(VV, VH dB with NaN nodata, label 0/1/IGNORE_INDEX) of a STAC Overflow chip (0 = missing there)."""
     sar = np.stack([read_float(folder / f"{chip}_{band}.tif")[0] for band in ("vv", "vh")])
-    sar[:, (sar == 0).any(axis=0)] = np.nan  # 0 = missing in STAC Overflow
-    label = read_label(folder / f"{chip}.tif", {0: 0, 1: 1})
+    sar[:, (sar == 0).any(axis=0)] = np.nan
+    return sar, read_label(folder / f"{chip}.tif", {0: 0, 1: 1})
+
+
+def _stac_chip(folder: Path, chip: str) -> list[Scene]:
+    sar, label = read_stac_chip(folder, chip)
     return _water_scenes(f"stac-{chip}", f"stac-{chip}", sar, None, label)
 
 
