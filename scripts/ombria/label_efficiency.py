@@ -1,0 +1,216 @@
+"""Statistics and plot of the OMBRIA label-efficiency experiment (``scripts/ombria_label_efficiency.py``).
+
+The paired difference (HFD minus SAR-only) at a label fraction is judged by a 95 % interval from a bootstrap
+over test chips and seeds: each draw resamples the seeds and the test chips with replacement and averages the
+per-chip differences of the same chip and seed, so both the seed-to-seed spread and the chip-to-chip spread of
+the test set widen the interval. A paired t-interval over the seeds' mean differences is printed beside it for
+readers used to it; the verdict uses the bootstrap.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from scipy.stats import t as student_t
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 (backend first)
+
+BOOTSTRAP_DRAWS = 4000
+#: The gain the issue expects at 10 % labels (per-chip mIoU).
+EXPECTED_GAIN = 0.03
+
+
+@dataclass
+class Arm:
+    """The finished runs of one arm at one fraction: seed -> test report (with ``per_chip``)."""
+
+    reports: dict[int, dict] = field(default_factory=dict)
+
+    def means(self) -> list[float]:
+        return [r["per_chip_miou"] for r in self.reports.values()]
+
+
+@dataclass
+class Point:
+    """One label fraction: its labelled chip count and both arms (SAR-only is empty at 0 %)."""
+
+    fraction: float
+    labelled: int
+    hfd: Arm = field(default_factory=Arm)
+    sar_only: Arm = field(default_factory=Arm)
+
+
+@dataclass
+class Interval:
+    mean: float
+    low: float
+    high: float
+    seeds: int
+
+
+def _per_chip(report: dict) -> dict[str, float]:
+    return {chip["name"]: chip["miou"] for chip in report["per_chip"] if not np.isnan(chip["miou"])}
+
+
+def paired_chip_differences(point: Point) -> np.ndarray:
+    """(seeds, chips) HFD minus SAR-only per-chip mIoU: seeds both arms finished, chips both scored."""
+    seeds = sorted(set(point.hfd.reports) & set(point.sar_only.reports))
+    if not seeds:
+        return np.zeros((0, 0))
+    hfd = [_per_chip(point.hfd.reports[s]) for s in seeds]
+    sar = [_per_chip(point.sar_only.reports[s]) for s in seeds]
+    chips = sorted(set.intersection(*(set(h) & set(a) for h, a in zip(hfd, sar, strict=True))))
+    return np.array([[h[c] - a[c] for c in chips] for h, a in zip(hfd, sar, strict=True)])
+
+
+def bootstrap_interval(differences: np.ndarray, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> Interval:
+    """Mean of ``differences`` (seeds, chips) and its 95 % bootstrap interval resampling seeds and chips."""
+    seeds, chips = differences.shape
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, seeds, (draws, seeds))
+    columns = rng.integers(0, chips, (draws, chips))
+    stats = differences[rows[:, :, None], columns[:, None, :]].mean(axis=(1, 2))
+    low, high = np.percentile(stats, [2.5, 97.5])
+    return Interval(float(differences.mean()), float(low), float(high), seeds)
+
+
+def t_interval(values: list[float]) -> Interval:
+    """Paired t-interval (95 %) of the mean of per-seed differences."""
+    mean = statistics.mean(values)
+    half = student_t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return Interval(mean, mean - half, mean + half, len(values))
+
+
+def seed_differences(point: Point) -> list[float]:
+    """Per seed finished in both arms: HFD minus SAR-only per-chip mIoU."""
+    both = sorted(set(point.hfd.reports) & set(point.sar_only.reports))
+    return [point.hfd.reports[s]["per_chip_miou"] - point.sar_only.reports[s]["per_chip_miou"] for s in both]
+
+
+def _pct(fraction: float) -> str:
+    return f"{fraction * 100:g} %"
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def _verdict(interval: Interval | None) -> str:
+    if interval is None or interval.seeds < 2:
+        return "not enough seeds yet"
+    if interval.low > 0:
+        return "**helps** (interval above 0)"
+    if interval.high < 0:
+        return "**hurts** (interval below 0)"
+    return "no difference shown (interval spans 0)"
+
+
+def intervals(point: Point) -> tuple[Interval | None, Interval | None]:
+    """(bootstrap, t) intervals of the paired difference at ``point``; None with fewer than two seeds."""
+    differences = seed_differences(point)
+    if len(differences) < 2:
+        return None, None
+    return bootstrap_interval(paired_chip_differences(point)), t_interval(differences)
+
+
+def _interval_text(interval: Interval | None) -> str:
+    return "-" if interval is None else f"{interval.mean:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]"
+
+
+def results_table(points: list[Point], otsu: float, teacher: float | None) -> str:
+    rows = [
+        "| labels | labelled chips | SAR-only student | HFD student | HFD − SAR-only, 95 % bootstrap "
+        "(chips × seeds) | paired t-interval (seeds) | distillation |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for point in points:
+        boot, tint = intervals(point)
+        hfd, sar = point.hfd.means(), point.sar_only.means()
+        seeds = f" ({len(hfd)}/{len(point.sar_only.reports) if point.fraction else '-'} seeds)"
+        verdict = _verdict(boot) if point.fraction else "label-free: compare with Otsu"
+        rows.append(
+            f"| {_pct(point.fraction)} | {point.labelled} | {_mean_std(sar) if point.fraction else 'n/a'} | "
+            f"{_mean_std(hfd)}{seeds} | {_interval_text(boot)} | {_interval_text(tint)} | {verdict} |"
+        )
+    rows.append(f"| Otsu on S1 after (no labels) | - | - | {otsu:.3f} | - | - | - |")
+    if teacher is not None:
+        label = "EO teacher, S2 (all labels; optical at test time)"
+        rows.append(f"| {label} | all | - | {teacher:.3f} | - | - | - |")
+    return "\n".join(rows)
+
+
+def reading(points: list[Point], otsu: float) -> list[str]:
+    """Where distillation helps beyond the interval, where it does not; label-free against Otsu."""
+    lines = []
+    helps, level, hurts = [], [], []
+    for point in points:
+        boot, _ = intervals(point)
+        if point.fraction == 0 or boot is None:
+            continue
+        text = f"{_pct(point.fraction)} ({boot.mean:+.3f} [{boot.low:+.3f}, {boot.high:+.3f}])"
+        (helps if boot.low > 0 else hurts if boot.high < 0 else level).append(text)
+    if helps:
+        lines.append(f"Distillation helps beyond the 95 % interval at {', '.join(helps)}.")
+    if level:
+        lines.append(f"It shows no difference beyond the interval at {', '.join(level)}.")
+    if hurts:
+        lines.append(f"It hurts beyond the interval at {', '.join(hurts)}.")
+    ten = next((p for p in points if abs(p.fraction - 0.10) < 1e-9), None)
+    boot = intervals(ten)[0] if ten else None
+    if boot is not None:
+        met = "meets" if boot.mean >= EXPECTED_GAIN else "does not meet"
+        lines.append(
+            f"At 10 % labels the HFD student is {boot.mean:+.3f} per-chip mIoU from the SAR-only student: "
+            f"it {met} the expected gain of {EXPECTED_GAIN:+.2f}"
+            + (
+                ""
+                if boot.low > EXPECTED_GAIN or boot.high < EXPECTED_GAIN
+                else f", and the interval [{boot.low:+.3f}, {boot.high:+.3f}] cannot rule either way on it"
+            )
+            + "."
+        )
+    zero = next((p for p in points if p.fraction == 0 and p.hfd.reports), None)
+    if zero is not None:
+        mean = statistics.mean(zero.hfd.means())
+        side = "above" if mean > otsu else "below"
+        lines.append(
+            f"Without a single SAR label (teacher only), the HFD student scores {mean:.3f}, {side} Otsu "
+            f"({otsu:.3f}) on the same test chips."
+        )
+    return lines
+
+
+def plot(points: list[Point], otsu: float, teacher: float | None, path: Path) -> None:
+    """Both arms (mean, seed std) against the label fraction; Otsu and the teacher as lines."""
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    positions = np.arange(len(points))
+    for arm, colour, shift in (("sar_only", "tab:orange", -0.06), ("hfd", "tab:blue", 0.06)):
+        xs, means, spreads = [], [], []
+        for x, point in zip(positions, points, strict=True):
+            values = getattr(point, arm).means()
+            if values:
+                xs.append(x + shift)
+                means.append(statistics.mean(values))
+                spreads.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+        label = "HFD student (S1 + teacher)" if arm == "hfd" else "SAR-only student (S1)"
+        axis.errorbar(xs, means, yerr=spreads, color=colour, marker="o", capsize=3, label=label)
+    axis.axhline(otsu, color="grey", linestyle="--", label=f"Otsu on S1 ({otsu:.3f})")
+    if teacher is not None:
+        axis.axhline(teacher, color="tab:green", linestyle=":", label=f"EO teacher, S2 ({teacher:.3f})")
+    axis.set_xticks(positions, [f"{_pct(p.fraction)}\n({p.labelled})" for p in points])
+    axis.set_xlabel("SAR labels: fraction of OMBRIA's training chips (count)")
+    axis.set_ylabel("test per-chip mIoU")
+    axis.set_title("OMBRIA official test: label efficiency (mean ± seed std)")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
