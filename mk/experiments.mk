@@ -16,7 +16,7 @@ ablate-ombria: setup
 
 # Issue 17: label fractions 0/5/10/25/100 % x 5 seeds x (SAR-only, HFD) on OMBRIA, page and plot generated into
 # docs/experiments/ombria_label_efficiency.md, checkpoints in runs/ombria_label_efficiency/<fraction>/.
-# About 90 minutes on 2 idle CPU cores; resumable (run it again after an interruption).
+# About 60 minutes on 2 idle CPU cores; resumable (run it again after an interruption).
 label-efficiency-ombria: setup
 	@test -d "$(OMBRIA_ROOT)/OmbriaS1" || { echo "OMBRIA not found: set OMBRIA_ROOT=<folder with OmbriaS1/ and OmbriaS2/>"; exit 1; }
 	$(PY) scripts/ombria_label_efficiency.py --root $(OMBRIA_ROOT) $(OMBRIA_ARGS)

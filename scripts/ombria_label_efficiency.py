@@ -49,10 +49,10 @@ CHOICE_FRACTION = 0.10
 CONFIDENCES = (0.0, 0.8)
 DISTILLATION = dict(distill_weight=1.0, distill_loss="feature", pseudo_labels=True)
 SAR_ONLY = dict(distill_weight=0.0)
-#: "standard": about 90 minutes on 2 idle CPU cores (teacher 5 min, each student 1.5 to 2.5 min); "smoke":
+#: "standard": about 60 minutes on 2 idle CPU cores (teacher 5 min, each student 1 to 1.5 min); "smoke":
 #: checks the driver end to end in minutes (two seeds).
 BUDGETS = {
-    "standard": budget(128, 8, teacher=(16, 800), student=(6, 640)),
+    "standard": budget(128, 8, teacher=(16, 800), student=(5, 512)),
     "smoke": budget(64, 4, teacher=(1, 8), student=(1, 8)),
 }
 SMOKE_SEEDS = (0, 1)
