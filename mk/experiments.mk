@@ -15,8 +15,9 @@ ablate-ombria: setup
 	$(PY) scripts/ombria_experiment.py --root $(OMBRIA_ROOT) --ablations $(OMBRIA_ARGS)
 
 # Issue 17: label fractions 0/5/10/25/100 % x 5 seeds x (SAR-only, HFD) on OMBRIA, page and plot generated into
-# docs/experiments/ombria_label_efficiency.md, checkpoints in runs/ombria_label_efficiency/<fraction>/.
+# docs/experiments/ombria_label_efficiency.md (its answer also into the water model cards), checkpoints in
+# runs/ombria_label_efficiency/<fraction>/.
 # About 60 minutes on 2 idle CPU cores; resumable (run it again after an interruption).
 label-efficiency-ombria: setup
 	@test -d "$(OMBRIA_ROOT)/OmbriaS1" || { echo "OMBRIA not found: set OMBRIA_ROOT=<folder with OmbriaS1/ and OmbriaS2/>"; exit 1; }
-	$(PY) scripts/ombria_label_efficiency.py --root $(OMBRIA_ROOT) $(OMBRIA_ARGS)
+	$(PY) scripts/ombria_label_efficiency.py --root $(OMBRIA_ROOT) --cards $(OMBRIA_ARGS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -190,6 +191,13 @@ def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: st
     return "\n".join(lines) + "\n"
 
 
+def foreign_sections(text: str) -> list[str]:
+    """The sections of an existing card that other scripts generated (between ``<!-- x: generated -->`` and
+    ``<!-- /x -->`` markers), kept when this script rewrites the card."""
+    pattern = r"<!-- ([\w-]+): generated -->.*?<!-- /\1 -->"
+    return [match.group(0) for match in re.finditer(pattern, text, flags=re.DOTALL)]
+
+
 def _validation_miou(path: Path) -> float:
     return float(load_model(path)[1].metrics.get("val_miou", float("nan")))
 
@@ -254,6 +262,8 @@ def main() -> None:
         "Every dB chip row is a model that did not train on the chip it is scored on."
     )
     text = card(chips, chip_results, ombria, args.command, notes)
+    if args.card.is_file():  # sections written by other experiments (e.g. label efficiency) stay
+        text += "".join(f"\n{section}\n" for section in foreign_sections(args.card.read_text()))
     args.card.parent.mkdir(parents=True, exist_ok=True)
     args.card.write_text(text)
     if shipped:  # the card travels with the model (plugin zip, installed plugin)

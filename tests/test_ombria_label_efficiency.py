@@ -126,3 +126,19 @@ def test_one_seed_gives_no_verdict():
     text = " ".join(stats.reading([_point(0.10, 0.2, seeds=1)], otsu=0.5))
     assert "helps" not in text
     assert "not enough seeds yet" in stats.results_table([_point(0.10, 0.2, seeds=1)], 0.5, None)
+
+
+def test_card_section_is_replaced_not_repeated_and_survives_the_card_script(tmp_path):
+    card = tmp_path / "card.md"
+    card.write_text("# Water model card\n\nbody\n")
+    points = [_point(0.10, 0.05), _point(1.0, 0.0)]
+    stats.write_card_section(card, stats.card_section(points, 0.569, planned_missing=3))
+    stats.write_card_section(card, stats.card_section(points, 0.569, planned_missing=0))
+    text = card.read_text()
+    assert text.startswith("# Water model card\n\nbody\n")
+    assert text.count(stats.CARD_START) == 1 and "not finished" not in text
+    assert "| 10 % |" in text and "Otsu on the same chips: 0.569" in text
+    water_card = importlib.import_module("water_model_card")
+    assert water_card.foreign_sections(text) == [
+        text[text.index(stats.CARD_START) : text.index(stats.CARD_END) + len(stats.CARD_END)]
+    ]

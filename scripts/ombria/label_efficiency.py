@@ -214,3 +214,42 @@ def plot(points: list[Point], otsu: float, teacher: float | None, path: Path) ->
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+CARD_START, CARD_END = "<!-- label-efficiency: generated -->", "<!-- /label-efficiency -->"
+
+
+def card_section(points: list[Point], otsu: float, planned_missing: int) -> str:
+    """The model card's paragraph: the answer of the label-efficiency experiment, in the card's words."""
+    lines = [
+        CARD_START,
+        "## Distillation when SAR labels are scarce (OMBRIA, `make label-efficiency-ombria`)",
+        "",
+        "Per-chip mIoU on OMBRIA's official test, SAR-only vs HFD student (same labelled chips, plus the "
+        "EO teacher's features and classes on every S1 + S2 pair), mean over seeds, HFD minus SAR-only with "
+        "its 95 % bootstrap interval; full page: `docs/experiments/ombria_label_efficiency.md`.",
+        "",
+        "| SAR labels | SAR-only | HFD | HFD − SAR-only |",
+        "|---|---|---|---|",
+    ]
+    for point in points:
+        boot, _ = intervals(point)
+        lines.append(
+            f"| {_pct(point.fraction)} | {_mean_std(point.sar_only.means()) if point.fraction else 'n/a'} | "
+            f"{_mean_std(point.hfd.means())} | {_interval_text(boot)} |"
+        )
+    lines += ["", f"Otsu on the same chips: {otsu:.3f}.", "", *reading(points, otsu)]
+    if planned_missing:
+        lines.append(f"({planned_missing} planned run(s) not finished when this was written.)")
+    return "\n".join([*lines, CARD_END])
+
+
+def write_card_section(card: Path, section: str) -> None:
+    """Put ``section`` into ``card`` (replacing an earlier one between the markers, else at the end)."""
+    text = card.read_text()
+    if CARD_START in text and CARD_END in text:
+        head, rest = text.split(CARD_START, 1)
+        text = head + section + rest.split(CARD_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    card.write_text(text)
