@@ -94,6 +94,8 @@ class LabelEfficiency:
         self.args = args
         self.budget = BUDGETS[args.budget]
         self.seeds = SMOKE_SEEDS if args.budget == "smoke" else SEEDS
+        chosen = args.train_seeds
+        self.trained_seeds = [seed for seed in self.seeds if chosen is None or seed in chosen]
         self.runs = Runs(args.out, self.budget, train_allowed=not args.report_only)
         self.pairs = data.view("after", "before_after")  # S1 after for the students, S2 before + after
         self.order = labelled_order(self.pairs.train)
@@ -153,16 +155,24 @@ class LabelEfficiency:
             self.runs.train(name, "student", self.data(fraction, arm), seed=seed, **SAR_ONLY, **schedule)
 
     def run(self) -> None:
+        """The teacher and the confidence choice (by the process that trains the first seed; others wait for
+        them), then every fraction and arm of each seed."""
         schedules = self.budget["schedules"]
-        self.runs.train("teacher", "teacher", self.pairs, **schedules["teacher"])
-        self.report()
-        for confidence, name in self.choice_runs().items():
-            changes = dict(DISTILLATION, pseudo_label_confidence=confidence)
-            data = self.data(CHOICE_FRACTION, "hfd")
-            self.runs.train(name, "student", data, self.teacher, seed=0, **changes, **schedules["student"])
+        if self.seeds[0] in self.trained_seeds:
+            self.runs.train("teacher", "teacher", self.pairs, **schedules["teacher"])
             self.report()
+            for confidence, name in self.choice_runs().items():
+                changes = dict(DISTILLATION, pseudo_label_confidence=confidence)
+                data = self.data(CHOICE_FRACTION, "hfd")
+                self.runs.train(
+                    name, "student", data, self.teacher, seed=0, **changes, **schedules["student"]
+                )
+                self.report()
+        while self.confidence() is None or not self.runs.finished("teacher"):
+            log(f"waiting for the teacher and the confidence choice (seed {self.seeds[0]}'s process)")
+            time.sleep(60)
         confidence = self.confidence()
-        for seed in self.seeds:
+        for seed in self.trained_seeds:
             for fraction in ORDER:
                 for arm in ("hfd", "sar_only") if fraction > 0 else ("hfd",):
                     self.train(fraction, arm, seed, confidence)
@@ -334,6 +344,13 @@ def main() -> None:
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="standard")
     parser.add_argument("--report-only", action="store_true", help="train nothing; report finished runs")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of torch")
+    parser.add_argument(
+        "--train-seeds",
+        type=int,
+        nargs="+",
+        help="train only these seeds (e.g. two processes of one thread each on a 2-core machine: "
+        "--threads 1 --train-seeds 0 2 4, then 1 3 once the confidence is chosen); the page shows every seed",
+    )
     parser.add_argument(
         "--cards", action="store_true", help="also write the answer into the bundled water model's cards"
     )

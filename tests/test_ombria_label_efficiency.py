@@ -42,7 +42,9 @@ def _scene(index: int, split: str = "train") -> Scene:
 def experiment(tmp_path: Path):
     test = [_scene(200, "test"), _scene(201, "test")]
     data = runs.Data([_scene(i) for i in range(40)], [_scene(100)], test)
-    args = argparse.Namespace(out=tmp_path / "out", docs=tmp_path / "docs", budget="smoke", report_only=True)
+    args = argparse.Namespace(
+        out=tmp_path / "out", docs=tmp_path / "docs", budget="smoke", report_only=True, train_seeds=None
+    )
     return driver.LabelEfficiency(args, data)
 
 
