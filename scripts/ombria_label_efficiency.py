@@ -94,8 +94,6 @@ class LabelEfficiency:
         self.args = args
         self.budget = BUDGETS[args.budget]
         self.seeds = SMOKE_SEEDS if args.budget == "smoke" else SEEDS
-        chosen = args.train_seeds
-        self.trained_seeds = [seed for seed in self.seeds if chosen is None or seed in chosen]
         self.runs = Runs(args.out, self.budget, train_allowed=not args.report_only)
         self.pairs = data.view("after", "before_after")  # S1 after for the students, S2 before + after
         self.order = labelled_order(self.pairs.train)
@@ -155,28 +153,35 @@ class LabelEfficiency:
             self.runs.train(name, "student", self.data(fraction, arm), seed=seed, **SAR_ONLY, **schedule)
 
     def run(self) -> None:
-        """The teacher and the confidence choice (by the process that trains the first seed; others wait for
-        them), then every fraction and arm of each seed."""
+        """The teacher, the confidence choice, then every fraction and arm of each seed. Several processes
+        may share the plan (``make label-efficiency-ombria`` starts ``LE_WORKERS``): each run is trained by
+        the process that claims it first; a process waits for the teacher and the choice it did not train."""
         schedules = self.budget["schedules"]
-        if self.seeds[0] in self.trained_seeds:
+        if self.runs.claim("teacher"):
             self.runs.train("teacher", "teacher", self.pairs, **schedules["teacher"])
             self.report()
-            for confidence, name in self.choice_runs().items():
+        self._wait_for(["teacher"])
+        for confidence, name in self.choice_runs().items():
+            if self.runs.claim(name):
                 changes = dict(DISTILLATION, pseudo_label_confidence=confidence)
                 data = self.data(CHOICE_FRACTION, "hfd")
                 self.runs.train(
                     name, "student", data, self.teacher, seed=0, **changes, **schedules["student"]
                 )
                 self.report()
-        while self.confidence() is None or not self.runs.finished("teacher"):
-            log(f"waiting for the teacher and the confidence choice (seed {self.seeds[0]}'s process)")
-            time.sleep(60)
+        self._wait_for(list(self.choice_runs().values()))
         confidence = self.confidence()
-        for seed in self.trained_seeds:
+        for seed in self.seeds:
             for fraction in ORDER:
                 for arm in ("hfd", "sar_only") if fraction > 0 else ("hfd",):
-                    self.train(fraction, arm, seed, confidence)
-                    self.report()
+                    if self.runs.claim(self.run_name(fraction, arm, seed)):
+                        self.train(fraction, arm, seed, confidence)
+                        self.report()
+
+    def _wait_for(self, names: list[str]) -> None:
+        while not all(self.runs.finished(name) for name in names):
+            log(f"waiting for {', '.join(names)} (trained by another process)")
+            time.sleep(30)
 
     def points(self) -> list[Point]:
         test = self.pairs.test
@@ -344,13 +349,6 @@ def main() -> None:
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="standard")
     parser.add_argument("--report-only", action="store_true", help="train nothing; report finished runs")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of torch")
-    parser.add_argument(
-        "--train-seeds",
-        type=int,
-        nargs="+",
-        help="train only these seeds (e.g. two processes of one thread each on a 2-core machine: "
-        "--threads 1 --train-seeds 0 2 4, then 1 3 once the confidence is chosen); the page shows every seed",
-    )
     parser.add_argument(
         "--cards", action="store_true", help="also write the answer into the bundled water model's cards"
     )

@@ -42,9 +42,7 @@ def _scene(index: int, split: str = "train") -> Scene:
 def experiment(tmp_path: Path):
     test = [_scene(200, "test"), _scene(201, "test")]
     data = runs.Data([_scene(i) for i in range(40)], [_scene(100)], test)
-    args = argparse.Namespace(
-        out=tmp_path / "out", docs=tmp_path / "docs", budget="smoke", report_only=True, train_seeds=None
-    )
+    args = argparse.Namespace(out=tmp_path / "out", docs=tmp_path / "docs", budget="smoke", report_only=True)
     return driver.LabelEfficiency(args, data)
 
 
@@ -143,4 +141,19 @@ def test_card_section_is_replaced_not_repeated_and_survives_the_card_script(tmp_
     water_card = importlib.import_module("water_model_card")
     assert water_card.foreign_sections(text) == [
         text[text.index(stats.CARD_START) : text.index(stats.CARD_END) + len(stats.CARD_END)]
+    ]
+
+
+def test_a_run_is_claimed_by_one_live_process(tmp_path):
+    first = runs.Runs(tmp_path, driver.BUDGETS["smoke"], train_allowed=True)
+    assert first.claim("10pct_hfd_s0")
+    assert first.claim("10pct_hfd_s0")  # its own claim
+    (tmp_path / "claims" / "10pct_sar_only_s0").write_text("1")  # pid 1 is alive: another process's
+    assert not first.claim("10pct_sar_only_s0")
+    (tmp_path / "claims" / "0pct_hfd_s0").write_text("999999999")  # a dead process's claim is taken over
+    assert first.claim("0pct_hfd_s0")
+    assert sorted(p.name for p in (tmp_path / "claims").iterdir()) == [
+        "0pct_hfd_s0",
+        "10pct_hfd_s0",
+        "10pct_sar_only_s0",
     ]

@@ -4,6 +4,7 @@ are reused when finished with the same settings and resumed from ``last.ckpt`` w
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -106,6 +107,29 @@ class Runs:
     def folder(self, name: str) -> Path:
         return self.out / "runs" / name
 
+    def claim(self, name: str) -> bool:
+        """True when this process may train ``name``: not finished, and not claimed by another live process
+        (claim files ``<out>/claims/<name>`` hold the claimer's pid; a dead claimer's claim is taken over)."""
+        if self.finished(name):
+            return False
+        path = self.out / "claims" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mine = path.with_name(f"{name}.{os.getpid()}")
+        mine.write_text(str(os.getpid()))
+        try:
+            for _ in range(2):
+                try:
+                    os.link(mine, path)  # atomic: the claim appears whole, or not at all
+                    return True
+                except FileExistsError:
+                    owner = int(path.read_text())
+                    if owner == os.getpid() or _alive(owner):
+                        return owner == os.getpid()
+                    path.unlink(missing_ok=True)  # its process died: take the run over (it resumes)
+            return False
+        finally:
+            mine.unlink()
+
     def finished(self, name: str) -> bool:
         return (self.folder(name) / "done.json").is_file() and (self.folder(name) / "best.pt").is_file()
 
@@ -168,6 +192,16 @@ class Runs:
             path.write_text(json.dumps(report, indent=1))
         done = self.done(name)
         return RunSummary(name, seed, done["best_epoch"], json.loads(path.read_text()), done.get("seconds"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
 
 
 def log(message: str) -> None:
