@@ -83,9 +83,16 @@ def check_outputs(algorithm: QgsProcessingAlgorithm, parameters: dict, context: 
         files.check_outputs(outputs, inputs, [resources_dir() / "models"])
 
 
-def progress_callbacks(feedback: QgsProcessingFeedback) -> tuple[Callable[[float], None], Callable[[], bool]]:
-    """(progress, is_canceled) callables for ``hfd_core`` from a Processing feedback."""
-    return feedback.setProgress, feedback.isCanceled
+def progress_callbacks(
+    feedback: QgsProcessingFeedback, time_left: bool = False
+) -> tuple[Callable[[float], None], Callable[[], bool]]:
+    """(progress, is_canceled) callables for ``hfd_core`` from a Processing feedback; with ``time_left`` the
+    progress text shows the estimated time left (``hfd_core.infer.timing``)."""
+    if not time_left:
+        return feedback.setProgress, feedback.isCanceled
+    from hfd_core.infer.timing import with_time_left
+
+    return with_time_left(feedback.setProgress, feedback.setProgressText), feedback.isCanceled
 
 
 def model_file_parameter(name: str, description: str, role: str) -> QgsProcessingParameterFile:

@@ -232,7 +232,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         check_outputs(self, parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context) or None
-        progress, is_canceled = progress_callbacks(feedback)
+        progress, is_canceled = progress_callbacks(feedback, time_left=True)
         _, stem, what = self.BUNDLED[self.parameterAsEnum(parameters, self.BUNDLED_MODEL, context)]
         with core_errors():
             from hfd_core.infer.tiled import segment_raster

@@ -13,11 +13,15 @@ class Feedback:
             def __init__(self):
                 super().__init__()
                 self.lines: list[str] = []
+                self.progress_texts: list[str] = []
 
             def pushInfo(self, info):  # noqa: N802
                 self.lines.append(info)
                 if cancel_on and info.startswith(cancel_on):
                     self.cancel()
+
+            def setProgressText(self, text):  # noqa: N802
+                self.progress_texts.append(text)
 
             def pushWarning(self, warning):  # noqa: N802
                 self.lines.append(warning)

@@ -61,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_segment(args: argparse.Namespace) -> int:
     from hfd_core.errors import InputError
     from hfd_core.infer.tiled import segment_raster
+    from hfd_core.infer.timing import TimeLeft
     from hfd_core.modelfile import bundled_model_path
 
     model = args.model
@@ -72,9 +73,12 @@ def run_segment(args: argparse.Namespace) -> int:
                 "(`make train-bundled` rebuilds it)"
             )
 
+    time_left = TimeLeft()
+
     def progress(percent: float) -> None:
         filled = int(percent / 2.5)
-        print(f"\r[{'#' * filled}{'.' * (40 - filled)}] {percent:5.1f}%", end="", file=sys.stderr, flush=True)
+        bar = f"[{'#' * filled}{'.' * (40 - filled)}] {percent:5.1f}% {time_left(percent)}"
+        print(f"\r{bar:<80}", end="", file=sys.stderr, flush=True)
 
     try:
         result = segment_raster(

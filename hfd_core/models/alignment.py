@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hfd_core.models.blocks import ConvBNReLU, SeparableConvBNReLU
+from hfd_core.models.blocks import ConvBNReLU, SeparableConvBNReLU, conv_of_concat, is_channels_last
 
 
 def _base_grid(height: int, width: int, like: Tensor) -> Tensor:
@@ -52,15 +52,17 @@ class FlowAlign(nn.Module):
         upsampled = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
         if self.offset is None:
             return upsampled
-        offset = self.offset(torch.cat((fine, upsampled), dim=1)).float()  # pixels of the fine grid, (dx, dy)
+        offset = conv_of_concat(self.offset, [fine, upsampled]).float()  # pixels of the fine grid, (dx, dy)
         if self.max_offset is not None:
             limit = self.max_offset * height / coarse.shape[-2]  # coarse pixels -> fine pixels
             offset = limit * torch.tanh(offset / limit)
         scale = torch.tensor((2.0 / width, 2.0 / height), device=fine.device)
         grid = _base_grid(height, width, offset) + offset.permute(0, 2, 3, 1) * scale
-        return F.grid_sample(
+        warped = F.grid_sample(
             coarse.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
         ).to(coarse.dtype)
+        # grid_sample answers in the default layout: back to the input's (channels-last on CPU inference)
+        return warped.contiguous(memory_format=torch.channels_last) if is_channels_last(fine) else warped
 
 
 class FeatureAlignmentModule(nn.Module):
@@ -87,4 +89,5 @@ class FeatureAlignmentModule(nn.Module):
         aligned = [finest] + [
             align(finest, level) for align, level in zip(self.fusion_align, pyramid[1:], strict=True)
         ]
-        return self.fuse(torch.cat(aligned, dim=1)), pyramid
+        conv, batch_norm, relu = self.fuse
+        return relu(batch_norm(conv_of_concat(conv, aligned))), pyramid
