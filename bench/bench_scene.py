@@ -122,6 +122,9 @@ class OrtNetwork(nn.Module):
             buffer.getvalue(), options, providers=["CPUExecutionProvider"]
         )
 
+    def __deepcopy__(self, memo: dict) -> OrtNetwork:
+        return self  # segment_raster copies the network it is given; a session is not copied, and not changed
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (logits,) = self.session.run(None, {"x": x.contiguous().numpy()})
         return torch.from_numpy(logits)
@@ -152,9 +155,9 @@ def child(spec: dict) -> dict:
     )  # fmt: skip
     return {
         "seconds": result.seconds, "megapixels": result.pixels / 1e6, "mp_per_s": result.megapixels_per_s,
-        "forward_s": recorder.seconds, "forward_share": recorder.seconds / result.seconds,
+        "forward_s": recorder.record.seconds, "forward_share": recorder.record.seconds / result.seconds,
         "tiles": result.tiles, "tile": spec.get("tile") or tile, "batch": batch,
-        "batch_sizes": recorder.batch_sizes, "baseline_mb": before, "peak_mb": rss_mb("VmHWM"),
+        "batch_sizes": recorder.record.batch_sizes, "baseline_mb": before, "peak_mb": rss_mb("VmHWM"),
     }  # fmt: skip
 
 
@@ -176,16 +179,21 @@ def summary(run: dict) -> str:
 
 
 def real_tiles(raster: Path, model: Path, count: int, tile: int) -> torch.Tensor:
-    """``count`` normalised (C, tile, tile) tiles from the raster's top rows, as segment_raster feeds them."""
+    """``count`` normalised (C, tile, tile) tiles of the raster, as segment_raster feeds a model of dB bands
+    (the land-cover student), from a grid of half-tile steps (repeated when the raster holds fewer)."""
     _, metadata = load_model(model)
     mean = np.float32(metadata.mean)[:, None, None]
     std = np.float32(metadata.std)[:, None, None]
     with rasterio.open(raster) as src:
-        per_row = src.width // tile
+        step = tile // 2
+        corners = [
+            (row, col)
+            for row in range(0, src.height - tile + 1, step)
+            for col in range(0, src.width - tile + 1, step)
+        ]
         tiles = []
-        for index in range(count):
-            row, col = divmod(index, per_row)
-            data = src.read(window=Window(col * tile, row * tile, tile, tile)).astype(np.float32)
+        for row, col in (corners[i % len(corners)] for i in range(count)):
+            data = src.read(window=Window(col, row, tile, tile)).astype(np.float32)
             tiles.append(np.nan_to_num((data - mean) / std))
     return torch.from_numpy(np.stack(tiles))
 
@@ -287,9 +295,7 @@ def main() -> None:
     chips = real_chips(args.shared)
     report["chips"] = "Sen1Floods11 S1Hand x5" if len(chips) > 1 else str(FALLBACK_CHIP.name)
     crop = mosaic_chips(args.work / f"crop_{side}.tif", side, side, chips)
-    print(
-        f"(1) side by side on a {side} x {side} mosaic crop ({report['chips']}), tile {tile}/{overlap}"
-    )
+    print(f"(1) side by side on a {side} x {side} mosaic crop ({report['chips']}), tile {tile}/{overlap}")
     common = {"model": str(model), "raster": str(crop), "out": str(args.work / "out.tif"), "device": "cpu"}
     torch_run = run_child({**common, "name": "torch end to end", "backend": "torch"})
     report["torch"] = torch_run

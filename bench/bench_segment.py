@@ -20,6 +20,7 @@ results are printed and written to ``--work``/segment.json.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +38,10 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from torch import nn
 
-from hfd_core.infer.tiled import segment_raster
+from hfd_core.infer.tiled import segment_raster, tiling_defaults
 from hfd_core.modelfile import ClassInfo, ModelMetadata, load_model, save_model
 from hfd_core.models import HFDNet, HFDNetConfig
+from hfd_core.models.inference import inference_memory_format, prepare_for_inference
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = HFDNetConfig(2, 2, widths=(2, 2, 2, 2), align_dim=2, align=False)
@@ -63,49 +66,65 @@ def write_raster(path: Path, height: int, width: int, block: int = 1024) -> Path
     return path
 
 
-class BatchRecorder(nn.Module):
-    """The network unchanged, remembering the size of every batch it was given and the time it took."""
+@dataclass
+class Record:
+    """Batch sizes a network was given and the seconds its forward took."""
 
-    def __init__(self, network: nn.Module):
+    batch_sizes: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class BatchRecorder(nn.Module):
+    """The network unchanged, recording the size of every batch it was given and the time it took. A copy
+    (``segment_raster`` prepares a copy of the network it is given) records into the same ``record``."""
+
+    def __init__(self, network: nn.Module, record: Record | None = None):
         super().__init__()
         self.network = network
-        self.batch_sizes: list[int] = []
-        self.seconds = 0.0
+        self.record = record or Record()
+
+    def __deepcopy__(self, memo: dict) -> BatchRecorder:
+        return BatchRecorder(copy.deepcopy(self.network, memo), self.record)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.batch_sizes.append(x.shape[0])
+        self.record.batch_sizes.append(x.shape[0])
         started = time.perf_counter()
         logits = self.network(x)
-        self.seconds += time.perf_counter() - started
+        self.record.seconds += time.perf_counter() - started
         return logits
 
 
-def throughput(model_path: Path, raster: Path, out: Path, batch: int, repeats: int) -> dict:
+def throughput(model_path: Path, raster: Path, out: Path, batch: int | None, repeats: int) -> dict:
     network, metadata = load_model(model_path)
+    cpu = torch.device("cpu")
+    network = prepare_for_inference(network, cpu)  # as segment_raster runs it
     recorder = BatchRecorder(network)
-    tile = metadata.tile_size
-    inputs = torch.randn(batch, len(metadata.bands), tile, tile)
+    tile, default_batch = tiling_defaults(metadata, cpu)
+    batch = batch or default_batch
+    inputs = torch.randn(batch, metadata.config.in_channels, tile, tile)
+    inputs = inputs.contiguous(memory_format=inference_memory_format(cpu))
     with torch.no_grad():
         network(inputs)  # one-time warm-up of the process, not of a run
     end_to_end, bare, inside = [], [], []
     for _ in range(repeats):  # interleaved, so load from other processes hits both alike
-        recorder.batch_sizes.clear()
-        recorder.seconds = 0.0
+        recorder.record = Record()
         started = time.perf_counter()
-        result = segment_raster(raster, out, (recorder, metadata), batch_size=batch, device="cpu")
+        result = segment_raster(
+            raster, out, (recorder, metadata), tile_size=tile, batch_size=batch, device="cpu"
+        )
         end_to_end.append(time.perf_counter() - started)
-        inside.append(recorder.seconds)
+        inside.append(recorder.record.seconds)
         started = time.perf_counter()
         with torch.no_grad():
-            for size in recorder.batch_sizes:
+            for size in recorder.record.batch_sizes:
                 torch.softmax(network(inputs[:size]), dim=1)
         bare.append(time.perf_counter() - started)
-    assert sum(recorder.batch_sizes) == result.tiles
+    assert sum(recorder.record.batch_sizes) == result.tiles
     return {
         "model": str(model_path),
         "tile_size": tile,
         "tiles": result.tiles,
-        "batches": len(recorder.batch_sizes),
+        "batches": len(recorder.record.batch_sizes),
         "megapixels": result.pixels / 1e6,
         "end_to_end_s": end_to_end,
         "bare_forward_s": bare,
@@ -175,7 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=REPO / "resources" / "models" / "student.pt")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of the benchmark")
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, help="tiles per batch (default: segment_raster's on CPU)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", choices=("throughput", "memory"), help="run one part (1 and 3, or 2)")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench")

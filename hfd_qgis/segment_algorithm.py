@@ -159,8 +159,9 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             "are detected and converted to dB; values that cannot be Sentinel-1 dB, or cannot be told "
             "apart, are refused.<br>"
             "Under <i>Advanced parameters</i>: the raster is read in overlapping tiles whose class "
-            "probabilities are blended, so any size works in bounded memory. <b>Tile size</b> 0 uses the "
-            "model's; <b>Batch size</b> 0 picks one for the device. Each pixel takes its class mostly from "
+            "probabilities are blended, so any size works in bounded memory. <b>Tile size</b> 0 is "
+            "automatic: 512 on CPU (the model's if larger), the model's on a GPU; <b>Batch size</b> 0 picks "
+            "one for the device. Each pixel takes its class mostly from "
             "the tile where it lies deepest: a <b>Tile overlap</b> of half the tile makes the map almost "
             "independent of the tiling (2.25 times the work of a quarter).<br>"
             "NaN and nodata input pixels are nodata (255) in the output. <b>Land cover</b> keeps the "
@@ -192,7 +193,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterNumber(
-                self.TILE_SIZE, "Tile size (pixels, 0 = model's)", QgsProcessingParameterNumber.Integer, 0,
+                self.TILE_SIZE, "Tile size (pixels, 0 = automatic)", QgsProcessingParameterNumber.Integer, 0,
                 minValue=TILE_SIZE_RANGE[0], maxValue=TILE_SIZE_RANGE[1],
             )
         )  # fmt: skip

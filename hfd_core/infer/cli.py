@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument(
         "--tile-size",
         type=number(int, *TILE_SIZE_RANGE),
-        help="tile size in pixels (0, default: the model's)",
+        help="tile size in pixels (0, default: automatic, 512 on CPU, the model's on a GPU)",
     )
     segment.add_argument(
         "--overlap",
