@@ -1,6 +1,7 @@
 """Benchmark of a full Sentinel-1 scene through ``segment_raster`` (a benchmark, not a test).
 
-    PYTHONPATH=/work/ort-site .venv/bin/python bench/bench_scene.py [--quick] [--water] [--ablation]
+    PYTHONPATH=/work/ort-site .venv/bin/python bench/bench_scene.py [--quick] [--ablation]
+        [--parts compare scene] [--scene-models "land cover" water] [--keep | --write-only]
 
 A Sentinel-1 IW GRD scene is about 25,000 x 17,000 pixels (425 MP). The benchmark writes a raster of that
 size (``--quick``: 3,000 x 2,000) by mosaicking real Sentinel-1 dB chips (``mosaic_chips``), then, in one run,
@@ -10,8 +11,8 @@ on this machine (see bench/README.md for the figures and how to read them):
    same tiles: the bare forward pass (the batches ``segment_raster`` sent, replayed on in-memory real tiles,
    with softmax), torch end to end and ONNX Runtime end to end (when ``onnxruntime`` and ``onnx`` import;
    the same prepared network exported to ONNX, called by ``segment_raster`` through ``OrtNetwork``);
-2. the whole scene end to end with torch (``--water``: the bundled water model as well): wall time, MP/s,
-   peak RSS and the share of the time spent inside the network's forward;
+2. the whole scene end to end with torch (``--scene-models``: the land-cover and/or the water model): wall
+   time, MP/s, peak RSS and the share of the time spent inside the network's forward;
 3. peak memory ratio: peak RSS of the whole scene / peak RSS of the compare crop (target <= 1.2);
 4. ``--ablation``: forward-only MP/s of tile pixels for each inference change (as loaded, batch norm folded,
    channels-last, tile 256 or 512, 1 or 2 threads, ONNX Runtime) on real tiles;
@@ -31,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -112,10 +114,12 @@ class OrtNetwork(nn.Module):
         network = fold_batch_norm(network.eval())  # ORT folds too; the same graph as torch runs
         buffer = io.BytesIO()
         example = torch.zeros(1, in_channels, tile, tile)
-        torch.onnx.export(
-            network, example, buffer, dynamo=False, opset_version=17, input_names=["x"],
-            output_names=["logits"], dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
-        )  # fmt: skip
+        with warnings.catch_warnings():  # the tracer's notes on the fixed tile size: intended here
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                network, example, buffer, dynamo=False, opset_version=17, input_names=["x"],
+                output_names=["logits"], dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+            )  # fmt: skip
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         self.session = onnxruntime.InferenceSession(
@@ -264,41 +268,11 @@ def roofline(model: Path, tile: int, overlap: int, gflops: float) -> float:
     return gflops * 1e9 / per_pixel / (tile / (tile - overlap)) ** 2 / 1e6
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"a {QUICK_SCENE} scene: a smoke run")
-    parser.add_argument("--size", type=int, nargs=2, metavar=("ROWS", "COLS"), help="scene size instead")
-    parser.add_argument("--compare-mp", type=float, default=25.0, help="size of the side-by-side crop")
-    parser.add_argument("--water", action="store_true", help="the water model's whole scene as well")
-    parser.add_argument("--no-scene", action="store_true", help="only the side-by-side crop (parts 1, 4)")
-    parser.add_argument("--ablation", action="store_true", help="forward-only MP/s of each change")
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench")
-    parser.add_argument("--keep", action="store_true", help="keep the rasters (reused when present)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(child(json.loads(args.child))))
-        return
-    rows, cols = args.size or (QUICK_SCENE if args.quick else SCENE)
-    side = min(int((args.compare_mp * 1e6) ** 0.5), rows, cols)
-    args.work.mkdir(parents=True, exist_ok=True)
-    check_disk(args.work, rows * cols)
-    model = MODELS["land cover"]
-    cpu = torch.device("cpu")
-    (tile, batch), overlap = tiling_defaults(load_model(model)[1], cpu), DEFAULT_OVERLAP
-    report = {
-        "scene": [rows, cols], "compare": [side, side], "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "load_average_at_start": os.getloadavg(), "tiling": [tile, overlap, batch],
-    }  # fmt: skip
-    chips = real_chips(args.shared)
-    report["chips"] = "Sen1Floods11 S1Hand x5" if len(chips) > 1 else str(FALLBACK_CHIP.name)
-    crop = mosaic_chips(args.work / f"crop_{side}.tif", side, side, chips)
-    print(f"(1) side by side on a {side} x {side} mosaic crop ({report['chips']}), tile {tile}/{overlap}")
-    common = {"model": str(model), "raster": str(crop), "out": str(args.work / "out.tif"), "device": "cpu"}
-    torch_run = run_child({**common, "name": "torch end to end", "backend": "torch"})
-    report["torch"] = torch_run
+def side_by_side(report: dict, crop: Path, common: dict, tile: int, overlap: int, ablation_mp: float) -> None:
+    """Part 1 (and 4 when ``report`` has "ablation"): bare forward, torch and ONNX Runtime end to end, and the
+    water model end to end."""
+    model, cpu = Path(common["model"]), torch.device("cpu")
+    torch_run = report["torch"]
     tiles = real_tiles(crop, model, max(torch_run["batch_sizes"]), tile)
     prepared = prepare_for_inference(load_model(model)[0], cpu)
     bare = bare_forward(prepared, tiles, torch_run["batch_sizes"], channels_last=True)
@@ -317,35 +291,88 @@ def main() -> None:
     gflops = conv_gflops()
     report["conv_gflops"], report["roofline_mp_per_s"] = gflops, roofline(model, tile, overlap, gflops)
     print(f"  3x3 convolutions: {gflops:.1f} GFLOP/s -> roofline {report['roofline_mp_per_s']:.3f} MP/s")
-    if args.ablation:
-        print("(4) forward only, MP/s of tile pixels")
-        report["ablation"] = ablation(crop, model, 4.0)
+    water = {**common, "model": str(MODELS["water"]), "backend": "torch"}
+    report["water"] = run_child({**water, "name": "water model, torch end to end"})
     if torch.cuda.is_available():
-        report["cuda_crop"] = run_child(
+        report["cuda"] = run_child(
             {**common, "name": "CUDA end to end", "backend": "torch", "device": "cuda"}
         )
-    if not args.no_scene:
-        scene_path = args.work / f"scene_{rows}x{cols}.tif"
-        if not (args.keep and scene_path.is_file()):
-            mosaic_chips(scene_path, rows, cols, chips)
-        print(f"(2) the whole {rows} x {cols} scene ({rows * cols / 1e6:.0f} MP)")
-        names = ["land cover", "water"] if args.water else ["land cover"]
-        for name in names:
-            spec = {**common, "raster": str(scene_path), "model": str(MODELS[name]), "backend": "torch"}
-            report[f"scene {name}"] = run_child({**spec, "name": f"{name}, torch"})
-            if torch.cuda.is_available():
-                report[f"scene {name} cuda"] = run_child({**spec, "name": f"{name}, CUDA", "device": "cuda"})
-        ratio = report["scene land cover"]["peak_mb"] / torch_run["peak_mb"]
-        report["peak_ratio"] = ratio
-        print(f"(3) peak RSS scene / crop: {ratio:.3f}")
-        if not args.keep:
-            scene_path.unlink()
-    if not args.keep:
-        crop.unlink()
+    if "ablation" in report:
+        print("(4) forward only, MP/s of tile pixels")
+        report["ablation"] = ablation(crop, model, ablation_mp)
+
+
+def whole_scene(report: dict, scene: Path, common: dict, models: list[str]) -> None:
+    """Parts 2 and 3: the scene end to end with each of ``models``; peak RSS ratio scene / crop."""
+    rows, cols = report["scene"]
+    print(f"(2) the whole {rows} x {cols} scene ({rows * cols / 1e6:.0f} MP)")
+    for name in models:
+        spec = {**common, "raster": str(scene), "model": str(MODELS[name]), "backend": "torch"}
+        report[f"scene {name}"] = run_child({**spec, "name": f"{name}, torch"})
+        if torch.cuda.is_available():
+            report[f"scene {name} cuda"] = run_child({**spec, "name": f"{name}, CUDA", "device": "cuda"})
+    if "land cover" in models:
+        report["peak_ratio"] = report["scene land cover"]["peak_mb"] / report["torch"]["peak_mb"]
+        print(f"(3) peak RSS scene / crop, land cover: {report['peak_ratio']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"a {QUICK_SCENE} scene: a smoke run")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("ROWS", "COLS"), help="scene size instead")
+    parser.add_argument("--compare-mp", type=float, default=25.0, help="size of the side-by-side crop")
+    parser.add_argument(
+        "--parts", nargs="+", choices=("compare", "scene"), default=["compare", "scene"],
+        help="compare: parts 1 and 4 on the crop; scene: parts 2 and 3 (the crop's torch run is in both)",
+    )  # fmt: skip
+    parser.add_argument("--scene-models", nargs="+", choices=sorted(MODELS), default=["land cover"])
+    parser.add_argument("--ablation", action="store_true", help="forward-only MP/s of each change (part 4)")
+    parser.add_argument("--ablation-mp", type=float, default=1.0, help="tile megapixels per change")
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench")
+    parser.add_argument("--keep", action="store_true", help="keep the rasters (and reuse them when present)")
+    parser.add_argument("--write-only", action="store_true", help="write the rasters, keep them, stop")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    rows, cols = args.size or (QUICK_SCENE if args.quick else SCENE)
+    side = min(int((args.compare_mp * 1e6) ** 0.5), rows, cols)
+    args.work.mkdir(parents=True, exist_ok=True)
+    check_disk(args.work, rows * cols)
+    keep = args.keep or args.write_only
+    chips = real_chips(args.shared)
+    paths = {"crop": args.work / f"crop_{side}.tif", "scene": args.work / f"scene_{rows}x{cols}.tif"}
+    for name, (height, width) in (("crop", (side, side)), ("scene", (rows, cols))):
+        if (name == "crop" or "scene" in args.parts) and not (keep and paths[name].is_file()):
+            mosaic_chips(paths[name], height, width, chips)
+    if args.write_only:
+        return
+    model = MODELS["land cover"]
+    (tile, batch), overlap = tiling_defaults(load_model(model)[1], torch.device("cpu")), DEFAULT_OVERLAP
+    report = {
+        "scene": [rows, cols], "compare": [side, side], "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "load_average_at_start": os.getloadavg(), "tiling": [tile, overlap, batch],
+        "chips": "Sen1Floods11 S1Hand x5" if len(chips) > 1 else FALLBACK_CHIP.name,
+    }  # fmt: skip
+    if args.ablation:
+        report["ablation"] = {}
+    print(f"(1) a {side} x {side} mosaic crop ({report['chips']}), tile {tile}/{overlap}")
+    common = {"model": str(model), "raster": str(paths["crop"]), "out": str(args.work / "out.tif")}
+    common["device"] = "cpu"
+    report["torch"] = run_child({**common, "name": "torch end to end", "backend": "torch"})
+    if "compare" in args.parts:
+        side_by_side(report, paths["crop"], common, tile, overlap, args.ablation_mp)
+    if "scene" in args.parts:
+        whole_scene(report, paths["scene"], common, args.scene_models)
+    for path in [] if keep else paths.values():
+        path.unlink(missing_ok=True)
     for leftover in (args.work / "out.tif", args.work / "out.qml"):
         leftover.unlink(missing_ok=True)
     report["load_average_at_end"] = os.getloadavg()
-    (args.work / "scene.json").write_text(json.dumps(report, indent=2))
+    (args.work / f"scene_{'_'.join(args.parts)}.json").write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""CPU inference preparation (hfd_core.models.inference, blocks.conv_of_concat) keeps the network's outputs,
-on random networks and on the bundled student with a real Sentinel-1 chip."""
+"""CPU inference preparation (hfd_core.models.inference, blocks.conv_of_concat, the projected fusion of the
+alignment module) keeps the network's outputs, on random networks and on the bundled student with a real
+Sentinel-1 chip; the CPU default tiling keeps the bundled student's classes on a mosaic of real chips."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ BUNDLED_STUDENT = REPO / "resources" / "models" / "student.pt"
 CPU = torch.device("cpu")
 
 
-def trained_looking_network() -> HFDNet:
+def trained_looking_network(align: bool = True) -> HFDNet:
     """A small HFDNet whose batch norms have non-trivial statistics and affine parameters (fresh ones are
     the identity, which folding would keep whatever it did) and whose offsets are not zero."""
     torch.manual_seed(0)
-    network = HFDNet(HFDNetConfig(2, 3, widths=(8, 8, 16, 16), align_dim=8))
+    network = HFDNet(HFDNetConfig(2, 3, widths=(8, 8, 16, 16), align_dim=8, align=align))
     for module in network.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.running_mean.uniform_(-1, 1)
@@ -52,8 +53,11 @@ def test_folding_refuses_a_network_in_training_mode():
         fold_batch_norm(trained_looking_network().train())
 
 
-def test_prepared_network_is_channels_last_with_the_same_logits():
-    network = trained_looking_network()
+@pytest.mark.parametrize("align", [True, False])
+def test_prepared_network_is_channels_last_with_the_same_logits(align):
+    """Also the fusion of projected coarse levels (alignment.FeatureAlignmentModule._fuse_projected), with
+    learned offsets and with plain upsampling."""
+    network = trained_looking_network(align)
     x = torch.randn(2, 2, 64, 64)
     with torch.no_grad():
         before = network(x)

@@ -48,21 +48,28 @@ class FlowAlign(nn.Module):
             nn.init.zeros_(self.offset.bias)
 
     def forward(self, fine: Tensor, coarse: Tensor) -> Tensor:
+        warped = self.resample(fine, coarse, coarse)
+        # grid_sample answers in the default layout: back to the input's (channels-last on CPU inference)
+        return warped.contiguous(memory_format=torch.channels_last) if is_channels_last(fine) else warped
+
+    def resample(self, fine: Tensor, coarse: Tensor, values: Tensor) -> Tensor:
+        """``values`` (on the grid of ``coarse``) resampled onto the grid of ``fine`` at the positions the
+        offsets learned from ``fine`` and ``coarse`` give; in grid_sample's (default) layout."""
         height, width = fine.shape[-2:]
         upsampled = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
         if self.offset is None:
-            return upsampled
+            if values is coarse:
+                return upsampled
+            return F.interpolate(values, size=(height, width), mode="bilinear", align_corners=False)
         offset = conv_of_concat(self.offset, [fine, upsampled]).float()  # pixels of the fine grid, (dx, dy)
         if self.max_offset is not None:
             limit = self.max_offset * height / coarse.shape[-2]  # coarse pixels -> fine pixels
             offset = limit * torch.tanh(offset / limit)
         scale = torch.tensor((2.0 / width, 2.0 / height), device=fine.device)
         grid = _base_grid(height, width, offset) + offset.permute(0, 2, 3, 1) * scale
-        warped = F.grid_sample(
-            coarse.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
-        ).to(coarse.dtype)
-        # grid_sample answers in the default layout: back to the input's (channels-last on CPU inference)
-        return warped.contiguous(memory_format=torch.channels_last) if is_channels_last(fine) else warped
+        return F.grid_sample(
+            values.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
+        ).to(values.dtype)
 
 
 class FeatureAlignmentModule(nn.Module):
@@ -86,8 +93,26 @@ class FeatureAlignmentModule(nn.Module):
             merged = laterals[level] + self.top_down_align[level](laterals[level], pyramid[0])
             pyramid.insert(0, self.smooth[level](merged))
         finest = pyramid[0]
+        conv, batch_norm, relu = self.fuse
+        if is_channels_last(finest):
+            return relu(batch_norm(self._fuse_projected(finest, pyramid[1:]))), pyramid
         aligned = [finest] + [
             align(finest, level) for align, level in zip(self.fusion_align, pyramid[1:], strict=True)
         ]
-        conv, batch_norm, relu = self.fuse
-        return relu(batch_norm(conv_of_concat(conv, aligned))), pyramid
+        return relu(batch_norm(conv(torch.cat(aligned, dim=1)))), pyramid
+
+    def _fuse_projected(self, finest: Tensor, coarser: list[Tensor]) -> Tensor:
+        """The fuse convolution of [finest, aligned coarser levels] for CPU inference (channels-last), without
+        the concatenation and mostly at coarse resolution: a 1x1 convolution is linear and bilinear
+        resampling a convex combination, so they commute; each coarser level is projected by its slice of
+        the weights on its own grid (4 to 64 times fewer pixels), then resampled, and the resampled
+        projections are summed in grid_sample's layout before one conversion to channels-last. Measured on
+        512-pixel tiles, 2 cores: the forward 13 % faster than concatenating (bench/README.md)."""
+        conv = self.fuse[0]
+        weights = conv.weight.split(finest.shape[1], dim=1)
+        total = None
+        for align, level, weight in zip(self.fusion_align, coarser, weights[1:], strict=True):
+            warped = align.resample(finest, level, F.conv2d(level, weight))
+            total = warped if total is None else total.add_(warped)
+        fused = F.conv2d(finest, weights[0], conv.bias)
+        return fused if total is None else fused.add_(total.contiguous(memory_format=torch.channels_last))
