@@ -40,6 +40,7 @@ def test_time_left_extrapolates_the_rate_since_the_first_report():
     assert left(20.0) == "about 1 min 20 s left"
     clock.now += 40.0  # 60 % in 50 s: the 30 % left take 25 s
     assert left(70.0) == "about 25 s left"
+    assert left(99.9) == "a few seconds left"  # not "about 0 s"
     assert left(100.0) == "done"
 
 

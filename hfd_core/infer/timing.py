@@ -44,8 +44,8 @@ class TimeLeft:
             return "done"
         if done < self.MIN_PERCENT or elapsed < self.MIN_SECONDS:
             return "estimating the time left"
-        left = elapsed * (100.0 - percent) / done
-        return f"about {format_duration(_round_estimate(left))} left"
+        left = _round_estimate(elapsed * (100.0 - percent) / done)
+        return f"about {format_duration(left)} left" if left > 0 else "a few seconds left"
 
 
 def _round_estimate(seconds: float) -> float:
