@@ -181,7 +181,7 @@ class LabelEfficiency:
     def _wait_for(self, names: list[str]) -> None:
         while not all(self.runs.finished(name) for name in names):
             log(f"waiting for {', '.join(names)} (trained by another process)")
-            time.sleep(30)
+            time.sleep(5)
 
     def points(self) -> list[Point]:
         test = self.pairs.test
