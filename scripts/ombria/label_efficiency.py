@@ -17,6 +17,8 @@ import matplotlib
 import numpy as np
 from scipy.stats import t as student_t
 
+from ombria.report import mean_std
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (backend first)
 
@@ -96,14 +98,6 @@ def _pct(fraction: float) -> str:
     return f"{fraction * 100:g} %"
 
 
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
 def _verdict(interval: Interval | None) -> str:
     if interval is None or interval.seeds < 2:
         return "not enough seeds yet"
@@ -138,8 +132,8 @@ def results_table(points: list[Point], otsu: float, teacher: float | None) -> st
         seeds = f" ({len(hfd)}/{len(point.sar_only.reports) if point.fraction else '-'} seeds)"
         verdict = _verdict(boot) if point.fraction else "label-free: compare with Otsu"
         rows.append(
-            f"| {_pct(point.fraction)} | {point.labelled} | {_mean_std(sar) if point.fraction else 'n/a'} | "
-            f"{_mean_std(hfd)}{seeds} | {_interval_text(boot)} | {_interval_text(tint)} | {verdict} |"
+            f"| {_pct(point.fraction)} | {point.labelled} | {mean_std(sar) if point.fraction else 'n/a'} | "
+            f"{mean_std(hfd)}{seeds} | {_interval_text(boot)} | {_interval_text(tint)} | {verdict} |"
         )
     rows.append(f"| Otsu on S1 after (no labels) | - | - | {otsu:.3f} | - | - | - |")
     if teacher is not None:
@@ -235,8 +229,8 @@ def card_section(points: list[Point], otsu: float, planned_missing: int) -> str:
     for point in points:
         boot, _ = intervals(point)
         lines.append(
-            f"| {_pct(point.fraction)} | {_mean_std(point.sar_only.means()) if point.fraction else 'n/a'} | "
-            f"{_mean_std(point.hfd.means())} | {_interval_text(boot)} |"
+            f"| {_pct(point.fraction)} | {mean_std(point.sar_only.means()) if point.fraction else 'n/a'} | "
+            f"{mean_std(point.hfd.means())} | {_interval_text(boot)} |"
         )
     lines += ["", f"Otsu on the same chips: {otsu:.3f}.", "", *reading(points, otsu)]
     if planned_missing:
