@@ -10,6 +10,8 @@ first chips), the same chips for both arms and every seed:
     the aligned pyramid (weight 1, all scales) and the frozen teacher's classes as pseudo-labels where a chip
     has no label and the teacher's probability reaches the confidence chosen on validation. At 0 % only (b)
     exists (label-free), beside Otsu.
+Diagnostic, after the plan above: (c) HFD with the feature loss alone (no pseudo-labels) at 5, 10 and 25 %,
+the same data and seeds, to tell which part of distillation makes arm (b)'s difference. It chooses nothing.
 The teacher is trained once, on S2 before + after with all labels. Choices made earlier on validation (issue
 8, ``docs/experiments/ombria.md``): S1 after as the student's input, S2 before + after as the teacher's, the
 feature loss at weight 1. Made here on validation (10 % labels, seed 0): the pseudo-label confidence. Every
@@ -38,6 +40,8 @@ from ombria.label_efficiency import (
     Arm,
     Point,
     card_section,
+    diagnostic_reading,
+    diagnostic_table,
     plot,
     reading,
     results_table,
@@ -56,6 +60,10 @@ CHOICE_FRACTION = 0.10
 #: Pseudo-label confidence candidates: every teacher class, or only where its probability is at least 0.8.
 CONFIDENCES = (0.0, 0.8)
 DISTILLATION = dict(distill_weight=1.0, distill_loss="feature", pseudo_labels=True)
+#: Diagnostic arm (c): the paper's feature distillation alone. Not at 0 % (nothing would train the classifier)
+#: nor at 100 % (no chip without label: the same as arm (b)).
+FEATURES_ONLY = dict(distill_weight=1.0, distill_loss="feature", pseudo_labels=False)
+DIAGNOSTIC_FRACTIONS = (0.05, 0.10, 0.25)
 SAR_ONLY = dict(distill_weight=0.0)
 #: "standard": about 60 minutes on 2 idle CPU cores (teacher 5 min, each student 1 to 1.5 min); "smoke":
 #: checks the driver end to end in minutes (two seeds).
@@ -110,7 +118,8 @@ class LabelEfficiency:
         path.write_text(json.dumps(chosen, indent=1))
 
     def data(self, fraction: float, arm: str) -> Data:
-        """Arm (a): the labelled chips only; arm (b): those plus every other training pair without label."""
+        """Arm (a): the labelled chips only; arms (b) and (c): those plus every other training pair without
+        label."""
         labelled = set(self.order[: labelled_count(fraction, len(self.order))])
         train = self.pairs.train
         if arm == "sar_only":
@@ -149,8 +158,23 @@ class LabelEfficiency:
             self.runs.train(
                 name, "student", self.data(fraction, arm), self.teacher, seed=seed, **changes, **schedule
             )
+        elif arm == "hfd_features":
+            data = self.data(fraction, arm)
+            self.runs.train(name, "student", data, self.teacher, seed=seed, **FEATURES_ONLY, **schedule)
         else:
             self.runs.train(name, "student", self.data(fraction, arm), seed=seed, **SAR_ONLY, **schedule)
+
+    def plan(self) -> list[tuple[float, str, int]]:
+        """(fraction, arm, seed) of every student run after the choice: seed by seed the two arms at every
+        fraction (a cut session has every fraction at some seeds), then the diagnostic arm."""
+        runs = [
+            (fraction, arm, seed)
+            for seed in self.seeds
+            for fraction in ORDER
+            for arm in (("hfd", "sar_only") if fraction > 0 else ("hfd",))
+        ]
+        diagnostic = [(f, "hfd_features", seed) for seed in self.seeds for f in DIAGNOSTIC_FRACTIONS]
+        return runs + diagnostic
 
     def run(self) -> None:
         """The teacher, the confidence choice, then every fraction and arm of each seed. Several processes
@@ -171,12 +195,10 @@ class LabelEfficiency:
                 self.report()
         self._wait_for(list(self.choice_runs().values()))
         confidence = self.confidence()
-        for seed in self.seeds:
-            for fraction in ORDER:
-                for arm in ("hfd", "sar_only") if fraction > 0 else ("hfd",):
-                    if self.runs.claim(self.run_name(fraction, arm, seed)):
-                        self.train(fraction, arm, seed, confidence)
-                        self.report()
+        for fraction, arm, seed in self.plan():
+            if self.runs.claim(self.run_name(fraction, arm, seed)):
+                self.train(fraction, arm, seed, confidence)
+                self.report()
 
     def _wait_for(self, names: list[str]) -> None:
         while not all(self.runs.finished(name) for name in names):
@@ -188,7 +210,7 @@ class LabelEfficiency:
         points = []
         for fraction in FRACTIONS:
             point = Point(fraction, labelled_count(fraction, len(self.order)))
-            for arm in ("hfd", "sar_only"):
+            for arm in ("hfd", "sar_only", "hfd_features"):
                 reports = {
                     seed: self.runs.summary(self.run_name(fraction, arm, seed), seed, test).test
                     for seed in self.seeds
@@ -216,10 +238,7 @@ class LabelEfficiency:
 
     def planned(self) -> list[str]:
         names = ["teacher", *self.choice_runs().values()]
-        for seed in self.seeds:
-            for fraction in ORDER:
-                arms = ("hfd", "sar_only") if fraction > 0 else ("hfd",)
-                names += [self.run_name(fraction, arm, seed) for arm in arms]
+        names += [self.run_name(fraction, arm, seed) for fraction, arm, seed in self.plan()]
         return list(dict.fromkeys(names))
 
     def report(self) -> None:
@@ -288,11 +307,21 @@ class LabelEfficiency:
             "(the verdict column uses it). Paired t-interval: over the seeds' mean differences only "
             "(ignores the chip sample).",
             "",
-            "![both arms against the label fraction](ombria_label_efficiency.png)",
+            "![the arms against the label fraction](ombria_label_efficiency.png)",
             "",
             "## Reading",
             "",
             *(f"- {line}" for line in reading(points, otsu)),
+            "",
+            "## Diagnostic: which part of distillation makes the difference",
+            "",
+            "Arm (c), run after the plan and choosing nothing: the same chips and seeds as arm (b), with the "
+            "feature loss alone (the paper's distillation; no pseudo-labels). Test per-chip mIoU (mean ± "
+            "seed std) and paired differences with their 95 % bootstrap intervals (chips × seeds).",
+            "",
+            diagnostic_table(points),
+            "",
+            *(f"- {line}" for line in diagnostic_reading(points)),
             "",
             "## Method",
             "",

@@ -68,6 +68,17 @@ def test_arms_train_on_the_same_labelled_chips(experiment):
     assert all(len(s.eo_bands) == 6 for s in hfd)  # the teacher reads S2 before + after
 
 
+def test_the_diagnostic_arm_runs_after_the_plan_on_arm_b_data(experiment):
+    plan = experiment.plan()
+    diagnostic = [(f, seed) for f, arm, seed in plan if arm == "hfd_features"]
+    assert diagnostic == [(f, s) for s in experiment.seeds for f in (0.05, 0.10, 0.25)]
+    assert all(arm == "hfd_features" for _, arm, _ in plan[-len(diagnostic) :])
+    hfd, features = experiment.data(0.10, "hfd").train, experiment.data(0.10, "hfd_features").train
+    assert [s.name for s in hfd] == [s.name for s in features]
+    assert all((a.label == b.label).all() for a, b in zip(hfd, features, strict=True))
+    assert len(experiment.planned()) == len(set(experiment.planned())) == 3 + len(plan)
+
+
 def test_other_labelled_chips_in_the_same_folder_are_refused(experiment, tmp_path):
     data = runs.Data([_scene(i + 1) for i in range(40)], [_scene(100)], [_scene(200, "test")])
     with pytest.raises(SystemExit, match="other labelled chips"):
@@ -120,6 +131,21 @@ def test_reading_says_where_distillation_helps_and_where_it_does_not():
     assert "0.600, above Otsu (0.569)" in text
     table = stats.results_table(points, otsu=0.569, teacher=0.64)
     assert "**helps**" in table and "**hurts**" in table and "| 0 % | 0 | n/a |" in table
+
+
+def test_diagnostic_splits_the_difference_into_features_and_pseudo_labels():
+    points = [_point(0.05, -0.06), _point(0.10, -0.06)]
+    for point in points:
+        point.hfd_features.reports = {
+            seed: _report([chip["miou"] for chip in report["per_chip"]])  # features alone: level
+            for seed, report in point.sar_only.reports.items()
+        }
+    table = stats.diagnostic_table(points)
+    assert table.count("\n| 5 % |") == 1 and "| 10 % |" in table
+    text = " ".join(stats.diagnostic_reading(points))
+    assert "alone (no pseudo-labels) against the SAR-only student: shows no difference" in text
+    assert "(HFD − features only): hurts at 5 %" in text
+    assert "| 25 % |" not in stats.diagnostic_table([*points, _point(0.25, 0.0)])  # not run there
 
 
 def test_one_seed_gives_no_verdict():

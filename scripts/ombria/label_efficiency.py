@@ -4,7 +4,9 @@ The paired difference (HFD minus SAR-only) at a label fraction is judged by a 95
 over test chips and seeds: each draw resamples the seeds and the test chips with replacement and averages the
 per-chip differences of the same chip and seed, so both the seed-to-seed spread and the chip-to-chip spread of
 the test set widen the interval. A paired t-interval over the seeds' mean differences is printed beside it for
-readers used to it; the verdict uses the bootstrap.
+readers used to it; the verdict uses the bootstrap. The same intervals compare the diagnostic arm (HFD with
+the feature loss alone, no pseudo-labels) with each of the two arms, to tell the two parts of distillation
+apart.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ class Arm:
 
 @dataclass
 class Point:
-    """One label fraction: its labelled chip count and both arms (SAR-only is empty at 0 %)."""
+    """One label fraction: its labelled chip count and the arms (SAR-only is empty at 0 %; the diagnostic
+    ``hfd_features`` arm exists only at the fractions where it was run)."""
 
     fraction: float
     labelled: int
     hfd: Arm = field(default_factory=Arm)
     sar_only: Arm = field(default_factory=Arm)
+    hfd_features: Arm = field(default_factory=Arm)
 
 
 @dataclass
@@ -59,15 +63,15 @@ def _per_chip(report: dict) -> dict[str, float]:
     return {chip["name"]: chip["miou"] for chip in report["per_chip"] if not np.isnan(chip["miou"])}
 
 
-def paired_chip_differences(point: Point) -> np.ndarray:
-    """(seeds, chips) HFD minus SAR-only per-chip mIoU: seeds both arms finished, chips both scored."""
-    seeds = sorted(set(point.hfd.reports) & set(point.sar_only.reports))
+def paired_chip_differences(arm: Arm, other: Arm) -> np.ndarray:
+    """(seeds, chips) ``arm`` minus ``other`` per-chip mIoU: seeds both arms finished, chips both scored."""
+    seeds = sorted(set(arm.reports) & set(other.reports))
     if not seeds:
         return np.zeros((0, 0))
-    hfd = [_per_chip(point.hfd.reports[s]) for s in seeds]
-    sar = [_per_chip(point.sar_only.reports[s]) for s in seeds]
-    chips = sorted(set.intersection(*(set(h) & set(a) for h, a in zip(hfd, sar, strict=True))))
-    return np.array([[h[c] - a[c] for c in chips] for h, a in zip(hfd, sar, strict=True)])
+    first = [_per_chip(arm.reports[s]) for s in seeds]
+    second = [_per_chip(other.reports[s]) for s in seeds]
+    chips = sorted(set.intersection(*(set(a) & set(b) for a, b in zip(first, second, strict=True))))
+    return np.array([[a[c] - b[c] for c in chips] for a, b in zip(first, second, strict=True)])
 
 
 def bootstrap_interval(differences: np.ndarray, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> Interval:
@@ -88,10 +92,10 @@ def t_interval(values: list[float]) -> Interval:
     return Interval(mean, mean - half, mean + half, len(values))
 
 
-def seed_differences(point: Point) -> list[float]:
-    """Per seed finished in both arms: HFD minus SAR-only per-chip mIoU."""
-    both = sorted(set(point.hfd.reports) & set(point.sar_only.reports))
-    return [point.hfd.reports[s]["per_chip_miou"] - point.sar_only.reports[s]["per_chip_miou"] for s in both]
+def seed_differences(arm: Arm, other: Arm) -> list[float]:
+    """Per seed finished in both arms: ``arm`` minus ``other`` per-chip mIoU."""
+    both = sorted(set(arm.reports) & set(other.reports))
+    return [arm.reports[s]["per_chip_miou"] - other.reports[s]["per_chip_miou"] for s in both]
 
 
 def _pct(fraction: float) -> str:
@@ -108,12 +112,13 @@ def _verdict(interval: Interval | None) -> str:
     return "no difference shown (interval spans 0)"
 
 
-def intervals(point: Point) -> tuple[Interval | None, Interval | None]:
-    """(bootstrap, t) intervals of the paired difference at ``point``; None with fewer than two seeds."""
-    differences = seed_differences(point)
+def intervals(arm: Arm, other: Arm) -> tuple[Interval | None, Interval | None]:
+    """(bootstrap, t) intervals of the paired difference ``arm`` minus ``other``; None with fewer than two
+    seeds."""
+    differences = seed_differences(arm, other)
     if len(differences) < 2:
         return None, None
-    return bootstrap_interval(paired_chip_differences(point)), t_interval(differences)
+    return bootstrap_interval(paired_chip_differences(arm, other)), t_interval(differences)
 
 
 def _interval_text(interval: Interval | None) -> str:
@@ -127,7 +132,7 @@ def results_table(points: list[Point], otsu: float, teacher: float | None) -> st
         "|---|---|---|---|---|---|---|",
     ]
     for point in points:
-        boot, tint = intervals(point)
+        boot, tint = intervals(point.hfd, point.sar_only)
         hfd, sar = point.hfd.means(), point.sar_only.means()
         seeds = f" ({len(hfd)}/{len(point.sar_only.reports) if point.fraction else '-'} seeds)"
         verdict = _verdict(boot) if point.fraction else "label-free: compare with Otsu"
@@ -142,16 +147,23 @@ def results_table(points: list[Point], otsu: float, teacher: float | None) -> st
     return "\n".join(rows)
 
 
+def _by_verdict(points: list[Point], arm: str, other: str) -> tuple[list[str], list[str], list[str]]:
+    """The fractions where ``arm`` minus ``other`` is above, around and below 0 beyond the bootstrap
+    interval, each as "10 % (+0.012 [-0.010, +0.030])"."""
+    helps, level, hurts = [], [], []
+    for point in points:
+        boot, _ = intervals(getattr(point, arm), getattr(point, other))
+        if point.fraction == 0 or boot is None:
+            continue
+        text = f"{_pct(point.fraction)} ({_interval_text(boot)})"
+        (helps if boot.low > 0 else hurts if boot.high < 0 else level).append(text)
+    return helps, level, hurts
+
+
 def reading(points: list[Point], otsu: float) -> list[str]:
     """Where distillation helps beyond the interval, where it does not; label-free against Otsu."""
     lines = []
-    helps, level, hurts = [], [], []
-    for point in points:
-        boot, _ = intervals(point)
-        if point.fraction == 0 or boot is None:
-            continue
-        text = f"{_pct(point.fraction)} ({boot.mean:+.3f} [{boot.low:+.3f}, {boot.high:+.3f}])"
-        (helps if boot.low > 0 else hurts if boot.high < 0 else level).append(text)
+    helps, level, hurts = _by_verdict(points, "hfd", "sar_only")
     if helps:
         lines.append(f"Distillation helps beyond the 95 % interval at {', '.join(helps)}.")
     if level:
@@ -159,7 +171,7 @@ def reading(points: list[Point], otsu: float) -> list[str]:
     if hurts:
         lines.append(f"It hurts beyond the interval at {', '.join(hurts)}.")
     ten = next((p for p in points if abs(p.fraction - 0.10) < 1e-9), None)
-    boot = intervals(ten)[0] if ten else None
+    boot = intervals(ten.hfd, ten.sar_only)[0] if ten else None
     if boot is not None:
         met = "meets" if boot.mean >= EXPECTED_GAIN else "does not meet"
         lines.append(
@@ -183,11 +195,57 @@ def reading(points: list[Point], otsu: float) -> list[str]:
     return lines
 
 
+DIAGNOSTIC_COMPARISONS = (
+    ("hfd_features", "sar_only", "the feature loss alone (no pseudo-labels) against the SAR-only student"),
+    ("hfd", "hfd_features", "the teacher's pseudo-labels on top of the feature loss (HFD − features only)"),
+)
+
+
+def diagnostic_table(points: list[Point]) -> str:
+    """Per fraction with the diagnostic arm: the three arms and the two paired differences that split the
+    HFD arm's difference into its feature-loss and pseudo-label parts."""
+    rows = [
+        "| labels | SAR-only | HFD, features only | HFD (features + pseudo-labels) "
+        "| features only − SAR-only | HFD − features only |",
+        "|---|---|---|---|---|---|",
+    ]
+    for point in points:
+        if not point.hfd_features.reports:
+            continue
+        differences = [
+            _interval_text(intervals(getattr(point, arm), getattr(point, other))[0])
+            for arm, other, _ in DIAGNOSTIC_COMPARISONS
+        ]
+        arms = [mean_std(getattr(point, arm).means()) for arm in ("sar_only", "hfd_features", "hfd")]
+        rows.append(f"| {_pct(point.fraction)} | {' | '.join(arms)} | {' | '.join(differences)} |")
+    return "\n".join(rows) if len(rows) > 2 else "Not run yet (it runs after the plan)."
+
+
+def diagnostic_reading(points: list[Point]) -> list[str]:
+    """What each part of distillation does, beyond the bootstrap interval."""
+    lines = []
+    for arm, other, what in DIAGNOSTIC_COMPARISONS:
+        helps, level, hurts = _by_verdict(points, arm, other)
+        verdicts = [
+            f"{word} at {', '.join(fractions)}"
+            for word, fractions in (("helps", helps), ("shows no difference", level), ("hurts", hurts))
+            if fractions
+        ]
+        if verdicts:
+            lines.append(f"{what[0].upper()}{what[1:]}: {'; '.join(verdicts)}.")
+    return lines
+
+
 def plot(points: list[Point], otsu: float, teacher: float | None, path: Path) -> None:
     """Both arms (mean, seed std) against the label fraction; Otsu and the teacher as lines."""
     figure, axis = plt.subplots(figsize=(7, 4.2))
     positions = np.arange(len(points))
-    for arm, colour, shift in (("sar_only", "tab:orange", -0.06), ("hfd", "tab:blue", 0.06)):
+    arms = (
+        ("sar_only", "tab:orange", -0.06, "SAR-only student (S1)"),
+        ("hfd", "tab:blue", 0.06, "HFD student (S1 + teacher)"),
+        ("hfd_features", "tab:purple", 0.0, "HFD, features only (diagnostic)"),
+    )
+    for arm, colour, shift, label in arms:
         xs, means, spreads = [], [], []
         for x, point in zip(positions, points, strict=True):
             values = getattr(point, arm).means()
@@ -195,7 +253,8 @@ def plot(points: list[Point], otsu: float, teacher: float | None, path: Path) ->
                 xs.append(x + shift)
                 means.append(statistics.mean(values))
                 spreads.append(statistics.stdev(values) if len(values) > 1 else 0.0)
-        label = "HFD student (S1 + teacher)" if arm == "hfd" else "SAR-only student (S1)"
+        if not xs:
+            continue
         axis.errorbar(xs, means, yerr=spreads, color=colour, marker="o", capsize=3, label=label)
     axis.axhline(otsu, color="grey", linestyle="--", label=f"Otsu on S1 ({otsu:.3f})")
     if teacher is not None:
@@ -227,7 +286,7 @@ def card_section(points: list[Point], otsu: float, planned_missing: int) -> str:
         "|---|---|---|---|",
     ]
     for point in points:
-        boot, _ = intervals(point)
+        boot, _ = intervals(point.hfd, point.sar_only)
         lines.append(
             f"| {_pct(point.fraction)} | {mean_std(point.sar_only.means()) if point.fraction else 'n/a'} | "
             f"{mean_std(point.hfd.means())} | {_interval_text(boot)} |"
