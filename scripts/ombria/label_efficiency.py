@@ -291,7 +291,13 @@ def card_section(points: list[Point], otsu: float, planned_missing: int) -> str:
             f"| {_pct(point.fraction)} | {mean_std(point.sar_only.means()) if point.fraction else 'n/a'} | "
             f"{mean_std(point.hfd.means())} | {_interval_text(boot)} |"
         )
-    lines += ["", f"Otsu on the same chips: {otsu:.3f}.", "", *reading(points, otsu)]
+    lines += [
+        "",
+        f"Otsu on the same chips: {otsu:.3f}.",
+        "",
+        *reading(points, otsu),
+        *diagnostic_reading(points),
+    ]
     if planned_missing:
         lines.append(f"({planned_missing} planned run(s) not finished when this was written.)")
     return "\n".join([*lines, CARD_END])
