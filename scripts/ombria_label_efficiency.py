@@ -323,6 +323,20 @@ class LabelEfficiency:
             "",
             *(f"- {line}" for line in diagnostic_reading(points)),
             "",
+            "## What would tell more",
+            "",
+            "- Other flood events. OMBRIA's test chips come from few events and chips of one event are "
+            "alike, so the bootstrap over chips is, if anything, too narrow; the checkpoints below are "
+            "meant to be scored on events outside OMBRIA with `evaluate --json`. Halving an interval takes "
+            "about four times the seeds and independent chips.",
+            "- A teacher whose view the student can follow: the teacher reads S2 before and after (a flood "
+            "is a change between the dates), the student one S1 date. A student on S1 before + after, or a "
+            "teacher on S2 after alone, would show whether that mismatch is what the pseudo-labels carry.",
+            "- Pseudo-label handling chosen on validation among more than two confidences: a weight for "
+            "pseudo-labelled windows, soft (temperature) targets, a share of labelled windows per batch; "
+            "and longer schedules, since at 5 % most of arm (b)'s "
+            f"{student['epochs'] * student['samples_per_epoch']:,} windows carry pseudo-labels.",
+            "",
             "## Method",
             "",
             "- Arm (a), SAR-only: cross-entropy on the labelled chips' S1 after image alone.",
