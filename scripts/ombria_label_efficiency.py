@@ -65,8 +65,9 @@ DISTILLATION = dict(distill_weight=1.0, distill_loss="feature", pseudo_labels=Tr
 FEATURES_ONLY = dict(distill_weight=1.0, distill_loss="feature", pseudo_labels=False)
 DIAGNOSTIC_FRACTIONS = (0.05, 0.10, 0.25)
 SAR_ONLY = dict(distill_weight=0.0)
-#: "standard": about 60 minutes on 2 idle CPU cores (teacher 5 min, each student 1 to 1.5 min); "smoke":
-#: checks the driver end to end in minutes (two seeds).
+#: "standard": measured 76 min wall on 2 CPU cores with two one-thread workers (teacher 8 min, each student
+#: 1.6 to 2.4 min; the 48 planned runs in 57 min, the 15 diagnostic runs in 19 min); "smoke": checks the
+#: driver end to end in minutes (two seeds).
 BUDGETS = {
     "standard": budget(128, 8, teacher=(16, 800), student=(5, 512)),
     "smoke": budget(64, 4, teacher=(1, 8), student=(1, 8)),
@@ -317,7 +318,10 @@ class LabelEfficiency:
             "",
             "Arm (c), run after the plan and choosing nothing: the same chips and seeds as arm (b), with the "
             "feature loss alone (the paper's distillation; no pseudo-labels). Test per-chip mIoU (mean ± "
-            "seed std) and paired differences with their 95 % bootstrap intervals (chips × seeds).",
+            "seed std) and paired differences with their 95 % bootstrap intervals (chips × seeds). Windows "
+            "are drawn from all pairs alike, so at 5 % about one window in twenty carries a label in arm (c) "
+            "where every window does in arm (a): arm (c) measures the feature loss together with that "
+            "dilution of the labels.",
             "",
             diagnostic_table(points),
             "",
@@ -329,13 +333,17 @@ class LabelEfficiency:
             "alike, so the bootstrap over chips is, if anything, too narrow; the checkpoints below are "
             "meant to be scored on events outside OMBRIA with `evaluate --json`. Halving an interval takes "
             "about four times the seeds and independent chips.",
+            "- Which of the two costs in the diagnostic: the feature loss itself, or the dilution of the "
+            "labels (windows drawn from all pairs alike). A fixed share of labelled windows in every batch, "
+            "and the feature-loss weight chosen on validation at each fraction (weight 1 was chosen at full "
+            "labels), would tell them apart.",
             "- A teacher whose view the student can follow: the teacher reads S2 before and after (a flood "
-            "is a change between the dates), the student one S1 date. A student on S1 before + after, or a "
-            "teacher on S2 after alone, would show whether that mismatch is what the pseudo-labels carry.",
-            "- Pseudo-label handling chosen on validation among more than two confidences: a weight for "
-            "pseudo-labelled windows, soft (temperature) targets, a share of labelled windows per batch; "
-            "and longer schedules, since at 5 % most of arm (b)'s "
-            f"{student['epochs'] * student['samples_per_epoch']:,} windows carry pseudo-labels.",
+            "is a change between the dates), the student one S1 date, so the teacher's features and classes "
+            "carry what one date cannot show. A student on S1 before + after, or a teacher on S2 after "
+            "alone, would show how much that mismatch costs.",
+            "- Soft (temperature) targets and more pseudo-label confidences chosen on validation, and longer "
+            "schedules: every student stops after "
+            f"{student['epochs'] * student['samples_per_epoch']:,} windows.",
             "",
             "## Method",
             "",

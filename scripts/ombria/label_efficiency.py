@@ -297,10 +297,26 @@ def card_section(points: list[Point], otsu: float, planned_missing: int) -> str:
         "",
         *reading(points, otsu),
         *diagnostic_reading(points),
+        "",
+        _bearing_on_the_card(points),
     ]
     if planned_missing:
         lines.append(f"({planned_missing} planned run(s) not finished when this was written.)")
     return "\n".join([*lines, CARD_END])
+
+
+def _bearing_on_the_card(points: list[Point]) -> str:
+    """What the answer means for the model the card describes (the water model ships a SAR-only student)."""
+    helps = _by_verdict(points, "hfd", "sar_only")[0]
+    if helps:
+        return (
+            f"For this card: distillation beat SAR-only training beyond the interval at {', '.join(helps)}; "
+            "a distilled water model is worth training with that share of labels."
+        )
+    return (
+        "For this card: at no label fraction did distillation beat SAR-only training beyond the interval, "
+        "which agrees with shipping the SAR-only student."
+    )
 
 
 def write_card_section(card: Path, section: str) -> None:
