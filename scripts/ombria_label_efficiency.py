@@ -11,7 +11,9 @@ first chips), the same chips for both arms and every seed:
     has no label and the teacher's probability reaches the confidence chosen on validation. At 0 % only (b)
     exists (label-free), beside Otsu.
 Diagnostic, after the plan above: (c) HFD with the feature loss alone (no pseudo-labels) at 5, 10 and 25 %,
-the same data and seeds, to tell which part of distillation makes arm (b)'s difference. It chooses nothing.
+the same data and seeds, to tell which part of distillation makes arm (b)'s difference; at 10 %, arms (b) and
+(c) again with half of the windows drawn from the labelled chips ("_balanced"), to tell the feature loss from
+the dilution of the labels. They choose nothing.
 The teacher is trained once, on S2 before + after with all labels. Choices made earlier on validation (issue
 8, ``docs/experiments/ombria.md``): S1 after as the student's input, S2 before + after as the teacher's, the
 feature loss at weight 1. Made here on validation (10 % labels, seed 0): the pseudo-label confidence. Every
@@ -64,6 +66,10 @@ DISTILLATION = dict(distill_weight=1.0, distill_loss="feature", pseudo_labels=Tr
 #: nor at 100 % (no chip without label: the same as arm (b)).
 FEATURES_ONLY = dict(distill_weight=1.0, distill_loss="feature", pseudo_labels=False)
 DIAGNOSTIC_FRACTIONS = (0.05, 0.10, 0.25)
+#: Balanced diagnostic arms: the labelled chips weighted to give half of the windows.
+BALANCED_ARMS = ("hfd_features_balanced", "hfd_balanced")
+BALANCED_FRACTIONS = (0.10,)
+ARMS = ("hfd", "sar_only", "hfd_features", *BALANCED_ARMS)
 SAR_ONLY = dict(distill_weight=0.0)
 #: "standard": measured 76 min wall on 2 CPU cores with two one-thread workers (teacher 8 min, each student
 #: 1.6 to 2.4 min; the 48 planned runs in 57 min, the 15 diagnostic runs in 19 min); "smoke": checks the
@@ -120,13 +126,13 @@ class LabelEfficiency:
 
     def data(self, fraction: float, arm: str) -> Data:
         """Arm (a): the labelled chips only; arms (b) and (c): those plus every other training pair without
-        label."""
+        label; balanced arms: the labelled chips weighted so that they give half of the random windows."""
         labelled = set(self.order[: labelled_count(fraction, len(self.order))])
         train = self.pairs.train
         if arm == "sar_only":
-            chips = [s for s in train if s.name in labelled]
-        else:
-            chips = [s if s.name in labelled else without_label(s) for s in train]
+            return Data([s for s in train if s.name in labelled], self.pairs.val, self.pairs.test)
+        weight = (len(train) - len(labelled)) / len(labelled) if arm in BALANCED_ARMS else 1.0
+        chips = [replace(s, weight=weight) if s.name in labelled else without_label(s) for s in train]
         return Data(chips, self.pairs.val, self.pairs.test)
 
     @property
@@ -150,24 +156,23 @@ class LabelEfficiency:
     def train(self, fraction: float, arm: str, seed: int, confidence: float) -> None:
         schedule = self.budget["schedules"]["student"]
         name = self.run_name(fraction, arm, seed)
-        if arm == "hfd":
-            chosen = self.choice_runs()[confidence]
-            if fraction == CHOICE_FRACTION and seed == 0 and not self.runs.folder(name).exists():
-                # the chosen candidate is this run
-                shutil.copytree(self.runs.folder(chosen), self.runs.folder(name))
-            changes = dict(DISTILLATION, pseudo_label_confidence=confidence)
-            self.runs.train(
-                name, "student", self.data(fraction, arm), self.teacher, seed=seed, **changes, **schedule
-            )
-        elif arm == "hfd_features":
-            data = self.data(fraction, arm)
-            self.runs.train(name, "student", data, self.teacher, seed=seed, **FEATURES_ONLY, **schedule)
-        else:
-            self.runs.train(name, "student", self.data(fraction, arm), seed=seed, **SAR_ONLY, **schedule)
+        data = self.data(fraction, arm)
+        if arm == "sar_only":
+            self.runs.train(name, "student", data, seed=seed, **SAR_ONLY, **schedule)
+            return
+        if arm == "hfd" and fraction == CHOICE_FRACTION and seed == 0 and not self.runs.folder(name).exists():
+            # the chosen candidate is this run
+            shutil.copytree(self.runs.folder(self.choice_runs()[confidence]), self.runs.folder(name))
+        changes = (
+            FEATURES_ONLY
+            if arm.startswith("hfd_features")
+            else dict(DISTILLATION, pseudo_label_confidence=confidence)
+        )
+        self.runs.train(name, "student", data, self.teacher, seed=seed, **changes, **schedule)
 
     def plan(self) -> list[tuple[float, str, int]]:
         """(fraction, arm, seed) of every student run after the choice: seed by seed the two arms at every
-        fraction (a cut session has every fraction at some seeds), then the diagnostic arm."""
+        fraction (a cut session has every fraction at some seeds), then the diagnostic arms."""
         runs = [
             (fraction, arm, seed)
             for seed in self.seeds
@@ -175,7 +180,10 @@ class LabelEfficiency:
             for arm in (("hfd", "sar_only") if fraction > 0 else ("hfd",))
         ]
         diagnostic = [(f, "hfd_features", seed) for seed in self.seeds for f in DIAGNOSTIC_FRACTIONS]
-        return runs + diagnostic
+        balanced = [
+            (f, arm, seed) for seed in self.seeds for f in BALANCED_FRACTIONS for arm in BALANCED_ARMS
+        ]
+        return runs + diagnostic + balanced
 
     def run(self) -> None:
         """The teacher, the confidence choice, then every fraction and arm of each seed. Several processes
@@ -211,7 +219,7 @@ class LabelEfficiency:
         points = []
         for fraction in FRACTIONS:
             point = Point(fraction, labelled_count(fraction, len(self.order)))
-            for arm in ("hfd", "sar_only", "hfd_features"):
+            for arm in ARMS:
                 reports = {
                     seed: self.runs.summary(self.run_name(fraction, arm, seed), seed, test).test
                     for seed in self.seeds

@@ -72,10 +72,18 @@ def test_the_diagnostic_arm_runs_after_the_plan_on_arm_b_data(experiment):
     plan = experiment.plan()
     diagnostic = [(f, seed) for f, arm, seed in plan if arm == "hfd_features"]
     assert diagnostic == [(f, s) for s in experiment.seeds for f in (0.05, 0.10, 0.25)]
-    assert all(arm == "hfd_features" for _, arm, _ in plan[-len(diagnostic) :])
+    main = [arm for _, arm, _ in plan if arm in ("hfd", "sar_only")]
+    assert [arm for _, arm, _ in plan[: len(main)]] == main  # the diagnostic arms come after the plan
     hfd, features = experiment.data(0.10, "hfd").train, experiment.data(0.10, "hfd_features").train
     assert [s.name for s in hfd] == [s.name for s in features]
     assert all((a.label == b.label).all() for a, b in zip(hfd, features, strict=True))
+    balanced = experiment.data(0.10, "hfd_balanced").train
+    labelled = sum(s.weight for s in balanced if (s.label != IGNORE_INDEX).all())
+    assert labelled == pytest.approx(sum(s.weight for s in balanced) / 2)  # half of the windows
+    assert {(f, arm) for f, arm, _ in plan if arm.endswith("_balanced")} == {
+        (0.10, "hfd_balanced"),
+        (0.10, "hfd_features_balanced"),
+    }
     assert len(experiment.planned()) == len(set(experiment.planned())) == 3 + len(plan)
 
 
@@ -141,7 +149,7 @@ def test_diagnostic_splits_the_difference_into_features_and_pseudo_labels():
             for seed, report in point.sar_only.reports.items()
         }
     table = stats.diagnostic_table(points)
-    assert table.count("\n| 5 % |") == 1 and "| 10 % |" in table
+    assert table.count("\n| 5 % |") == 3 and "| 10 % | features only |" in table  # SAR-only, features, HFD
     text = " ".join(stats.diagnostic_reading(points))
     assert "alone (no pseudo-labels) against the SAR-only student: shows no difference" in text
     assert "(HFD − features only): hurts at 5 %" in text

@@ -42,13 +42,15 @@ class Arm:
 @dataclass
 class Point:
     """One label fraction: its labelled chip count and the arms (SAR-only is empty at 0 %; the diagnostic
-    ``hfd_features`` arm exists only at the fractions where it was run)."""
+    arms exist only at the fractions where they were run)."""
 
     fraction: float
     labelled: int
     hfd: Arm = field(default_factory=Arm)
     sar_only: Arm = field(default_factory=Arm)
     hfd_features: Arm = field(default_factory=Arm)
+    hfd_features_balanced: Arm = field(default_factory=Arm)
+    hfd_balanced: Arm = field(default_factory=Arm)
 
 
 @dataclass
@@ -198,26 +200,46 @@ def reading(points: list[Point], otsu: float) -> list[str]:
 DIAGNOSTIC_COMPARISONS = (
     ("hfd_features", "sar_only", "the feature loss alone (no pseudo-labels) against the SAR-only student"),
     ("hfd", "hfd_features", "the teacher's pseudo-labels on top of the feature loss (HFD − features only)"),
+    (
+        "hfd_features_balanced",
+        "sar_only",
+        "the feature loss alone with half of the windows from labelled chips, against the SAR-only student",
+    ),
+    (
+        "hfd_balanced",
+        "sar_only",
+        "HFD with half of the windows from labelled chips, against the SAR-only student",
+    ),
 )
+DIAGNOSTIC_ARMS = {
+    "hfd_features": "features only",
+    "hfd": "HFD (features + pseudo-labels)",
+    "hfd_features_balanced": "features only, labelled chips give half the windows",
+    "hfd_balanced": "HFD, labelled chips give half the windows",
+}
 
 
 def diagnostic_table(points: list[Point]) -> str:
-    """Per fraction with the diagnostic arm: the three arms and the two paired differences that split the
-    HFD arm's difference into its feature-loss and pseudo-label parts."""
+    """Per fraction with a diagnostic arm: each HFD variant, and its paired differences from the SAR-only
+    student and from the features-only arm (what pseudo-labels add)."""
     rows = [
-        "| labels | SAR-only | HFD, features only | HFD (features + pseudo-labels) "
-        "| features only − SAR-only | HFD − features only |",
-        "|---|---|---|---|---|---|",
+        "| labels | arm | test per-chip mIoU | − SAR-only | − features only |",
+        "|---|---|---|---|---|",
     ]
     for point in points:
         if not point.hfd_features.reports:
             continue
-        differences = [
-            _interval_text(intervals(getattr(point, arm), getattr(point, other))[0])
-            for arm, other, _ in DIAGNOSTIC_COMPARISONS
-        ]
-        arms = [mean_std(getattr(point, arm).means()) for arm in ("sar_only", "hfd_features", "hfd")]
-        rows.append(f"| {_pct(point.fraction)} | {' | '.join(arms)} | {' | '.join(differences)} |")
+        rows.append(f"| {_pct(point.fraction)} | SAR-only | {mean_std(point.sar_only.means())} | | |")
+        for arm, name in DIAGNOSTIC_ARMS.items():
+            runs = getattr(point, arm)
+            if not runs.reports:
+                continue
+            differences = [
+                "" if arm == other else _interval_text(intervals(runs, getattr(point, other))[0])
+                for other in ("sar_only", "hfd_features")
+            ]
+            cells = [_pct(point.fraction), name, mean_std(runs.means()), *differences]
+            rows.append(f"| {' | '.join(cells)} |")
     return "\n".join(rows) if len(rows) > 2 else "Not run yet (it runs after the plan)."
 
 
@@ -244,6 +266,7 @@ def plot(points: list[Point], otsu: float, teacher: float | None, path: Path) ->
         ("sar_only", "tab:orange", -0.06, "SAR-only student (S1)"),
         ("hfd", "tab:blue", 0.06, "HFD student (S1 + teacher)"),
         ("hfd_features", "tab:purple", 0.0, "HFD, features only (diagnostic)"),
+        ("hfd_balanced", "tab:cyan", 0.12, "HFD, labelled half of the windows (diagnostic)"),
     )
     for arm, colour, shift, label in arms:
         xs, means, spreads = [], [], []
