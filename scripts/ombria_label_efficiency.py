@@ -13,7 +13,7 @@ first chips), the same chips for both arms and every seed:
 Diagnostic, after the plan above: (c) HFD with the feature loss alone (no pseudo-labels) at 5, 10 and 25 %,
 the same data and seeds, to tell which part of distillation makes arm (b)'s difference; at 10 %, arms (b) and
 (c) again with half of the windows drawn from the labelled chips ("_balanced"), to tell the feature loss from
-the dilution of the labels. They choose nothing.
+the dilution of the labels, and balanced (b) at 5 and 25 % (added after the 10 % result). They choose nothing.
 The teacher is trained once, on S2 before + after with all labels. Choices made earlier on validation (issue
 8, ``docs/experiments/ombria.md``): S1 after as the student's input, S2 before + after as the teacher's, the
 feature loss at weight 1. Made here on validation (10 % labels, seed 0): the pseudo-label confidence. Every
@@ -66,9 +66,10 @@ DISTILLATION = dict(distill_weight=1.0, distill_loss="feature", pseudo_labels=Tr
 #: nor at 100 % (no chip without label: the same as arm (b)).
 FEATURES_ONLY = dict(distill_weight=1.0, distill_loss="feature", pseudo_labels=False)
 DIAGNOSTIC_FRACTIONS = (0.05, 0.10, 0.25)
-#: Balanced diagnostic arms: the labelled chips weighted to give half of the windows.
-BALANCED_ARMS = ("hfd_features_balanced", "hfd_balanced")
-BALANCED_FRACTIONS = (0.10,)
+#: Balanced diagnostic arms (the labelled chips weighted to give half of the windows) and their fractions:
+#: both at 10 %; HFD also at 5 and 25 %, added after the 10 % runs showed the balance mattered.
+BALANCED_FRACTIONS = {"hfd_features_balanced": (0.10,), "hfd_balanced": (0.10, 0.05, 0.25)}
+BALANCED_ARMS = tuple(BALANCED_FRACTIONS)
 ARMS = ("hfd", "sar_only", "hfd_features", *BALANCED_ARMS)
 SAR_ONLY = dict(distill_weight=0.0)
 #: "standard": measured 76 min wall on 2 CPU cores with two one-thread workers (teacher 8 min, each student
@@ -181,7 +182,10 @@ class LabelEfficiency:
         ]
         diagnostic = [(f, "hfd_features", seed) for seed in self.seeds for f in DIAGNOSTIC_FRACTIONS]
         balanced = [
-            (f, arm, seed) for seed in self.seeds for f in BALANCED_FRACTIONS for arm in BALANCED_ARMS
+            (f, arm, seed)
+            for arm, fractions in BALANCED_FRACTIONS.items()
+            for f in fractions
+            for seed in self.seeds
         ]
         return runs + diagnostic + balanced
 

@@ -81,7 +81,9 @@ def test_the_diagnostic_arm_runs_after_the_plan_on_arm_b_data(experiment):
     labelled = sum(s.weight for s in balanced if (s.label != IGNORE_INDEX).all())
     assert labelled == pytest.approx(sum(s.weight for s in balanced) / 2)  # half of the windows
     assert {(f, arm) for f, arm, _ in plan if arm.endswith("_balanced")} == {
+        (0.05, "hfd_balanced"),
         (0.10, "hfd_balanced"),
+        (0.25, "hfd_balanced"),
         (0.10, "hfd_features_balanced"),
     }
     assert len(experiment.planned()) == len(set(experiment.planned())) == 3 + len(plan)
