@@ -16,8 +16,8 @@ ablate-ombria: setup
 
 # Issue 17: label fractions 0/5/10/25/100 % x 5 seeds x (SAR-only, HFD) on OMBRIA, page and plot generated into
 # docs/experiments/ombria_label_efficiency.md (its answer also into the water model cards), checkpoints in
-# runs/ombria_label_efficiency/<fraction>/. Resumable: run it again after an interruption. Measured: 76 min on
-# 2 CPU cores (the plan 57 min, the diagnostic arm 19 min).
+# runs/ombria_label_efficiency/<fraction>/. Resumable: run it again after an interruption. Measured: 101 min on
+# 2 CPU cores (the plan 57 min, the diagnostic arms 44 min).
 # LE_WORKERS processes of LE_THREADS torch threads share the plan (each run is claimed by one process): on the
 # shared 2-core machine, two processes of one thread trained an epoch in 38 s where one process of two threads
 # took 4 min (thread contention). With a GPU, LE_WORKERS=1 LE_THREADS=2.
