@@ -176,7 +176,7 @@ def test_card_section_is_replaced_not_repeated_and_survives_the_card_script(tmp_
     assert "| 10 % |" in text and "Otsu on the same chips: 0.569" in text
     assert "For this card: distillation beat SAR-only training beyond the interval at 10 %" in text
     level = stats.card_section([_point(0.10, 0.0)], 0.569, planned_missing=0)
-    assert "at no label fraction did distillation beat SAR-only training" in level
+    assert "at no label fraction did the planned HFD arm beat SAR-only training" in level
     water_card = importlib.import_module("water_model_card")
     assert water_card.foreign_sections(text) == [
         text[text.index(stats.CARD_START) : text.index(stats.CARD_END) + len(stats.CARD_END)]

@@ -337,8 +337,9 @@ def _bearing_on_the_card(points: list[Point]) -> str:
             "a distilled water model is worth training with that share of labels."
         )
     return (
-        "For this card: at no label fraction did distillation beat SAR-only training beyond the interval, "
-        "which agrees with shipping the SAR-only student."
+        "For this card: at no label fraction did the planned HFD arm beat SAR-only training beyond the "
+        "interval, which agrees with shipping the SAR-only student (the balanced arm above is a lead, not a "
+        "result)."
     )
 
 
