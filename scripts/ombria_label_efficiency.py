@@ -279,7 +279,9 @@ class LabelEfficiency:
         }
         (self.args.out / "summary.json").write_text(json.dumps({"otsu": otsu, "teacher": teacher, **summary}))
         missing = [n for n in self.planned() if not self.runs.finished(n)]
-        if self.args.cards:
+        if self.args.cards and self.args.budget != "standard":
+            log("the cards are left alone: they carry the standard budget's answer only")
+        elif self.args.cards:
             for card in CARDS:
                 write_card_section(card, card_section(points, otsu, len(missing)))
         log(f"wrote {docs / 'ombria_label_efficiency.md'} ({len(missing)} planned run(s) not finished)")

@@ -164,6 +164,18 @@ def test_one_seed_gives_no_verdict():
     assert "not enough seeds yet" in stats.results_table([_point(0.10, 0.2, seeds=1)], 0.5, None)
 
 
+@pytest.mark.parametrize("budget", ["smoke", "standard"])
+def test_only_the_standard_budget_writes_the_cards(experiment, tmp_path, monkeypatch, budget):
+    card = tmp_path / "card.md"
+    card.write_text("# Water model card\n")
+    monkeypatch.setattr(driver, "CARDS", (card,))
+    args = argparse.Namespace(**{**vars(experiment.args), "budget": budget, "cards": True, "root": tmp_path})
+    driver.LabelEfficiency(
+        args, runs.Data(experiment.pairs.train, [_scene(100)], [_scene(200, "test")])
+    ).report()
+    assert (stats.CARD_START in card.read_text()) == (budget == "standard")
+
+
 def test_card_section_is_replaced_not_repeated_and_survives_the_card_script(tmp_path):
     card = tmp_path / "card.md"
     card.write_text("# Water model card\n\nbody\n")
