@@ -11,8 +11,8 @@ TORCH_VERSION := 2.13.0
 # on a machine where no CPU wheel is cached locally (a plain `pip install torch` pulls a multi-GB CUDA build).
 TORCH_PIP_OPTS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-numpy python3-rasterio python3-skimage \
-	python3-venv python3-pip xvfb xauth
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-numpy python3-rasterio python3-skimage python3-scipy \
+	python3-matplotlib python3-venv python3-pip xvfb xauth
 QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 PLUGIN_NAME := hfd_qgis
 PLUGIN_DIR := $(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)
