@@ -12,29 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.ndimage import uniform_filter
 from skimage.filters import threshold_otsu
 
 from hfd_core.data.scene_context import WATER_VH_LIMIT_DB
+from hfd_core.data.speckle import mean_filter
 
 WATER_VV_FIXED_DB = -15.0
-SPECKLE_WINDOW = 7
 
 
 def _otsu(values: np.ndarray) -> float:
     finite = values[np.isfinite(values)]
     return float(threshold_otsu(finite)) if finite.size and finite.min() < finite.max() else -np.inf
-
-
-def mean_filter(band: np.ndarray, size: int = SPECKLE_WINDOW) -> np.ndarray:
-    """``size`` x ``size`` mean over the finite pixels (NaN stays NaN)."""
-    finite = np.isfinite(band)
-    total = uniform_filter(np.where(finite, band, 0.0).astype(np.float64), size, mode="nearest")
-    count = uniform_filter(finite.astype(np.float64), size, mode="nearest")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (total / count).astype(np.float32)
-    out[~finite] = np.nan
-    return out
 
 
 def otsu_water(band: np.ndarray) -> np.ndarray:

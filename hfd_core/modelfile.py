@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from hfd_core import IGNORE_INDEX, __version__
-from hfd_core.data.scene_context import RASTER_BANDS, SCENE_KIND
+from hfd_core.data.scene_context import FEATURES, RASTER_BANDS, SCENE_KIND
 from hfd_core.errors import ModelFileError
 from hfd_core.files import partial_path, remove_stale
 from hfd_core.models import HFDNet, HFDNetConfig
@@ -88,6 +88,11 @@ class ModelMetadata:
             problems.append(f"class ids {[c.id for c in self.classes]} are not 0..{config.num_classes - 1}")
         if any(s <= 0 for s in self.std):
             problems.append("a band has a non-positive standard deviation")
+        if self.input_kind == SCENE_KIND and list(self.bands) != list(FEATURES):
+            problems.append(
+                f"scene features {self.bands} are not this version's {list(FEATURES)} (a model made by an "
+                "older version: train it again, e.g. make water-model)"
+            )
         if problems:
             raise ModelFileError("inconsistent model metadata: " + "; ".join(problems))
 

@@ -9,11 +9,12 @@ import rasterio
 import torch
 
 from hfd_core import IGNORE_INDEX
-from hfd_core.baselines import THRESHOLD_BASELINES, filtered_bounded_otsu_water, mean_filter, otsu_water
+from hfd_core.baselines import THRESHOLD_BASELINES, filtered_bounded_otsu_water, otsu_water
 from hfd_core.data.raster import read_float
 from hfd_core.data.scene_context import FEATURES, RASTER_BANDS, SCENE_KIND, SceneContext, water_features
+from hfd_core.data.speckle import SPECKLE_HALO, mean_filter
 from hfd_core.infer.tiled import segment_raster
-from hfd_core.modelfile import ClassInfo, ModelMetadata
+from hfd_core.modelfile import ClassInfo, ModelFileError, ModelMetadata
 from hfd_core.models import HFDNetConfig
 
 CHANNEL = {name: index for index, name in enumerate(FEATURES)}
@@ -57,12 +58,34 @@ def test_features_flag_missing_vh_and_keep_nodata():
 
 
 def test_streamed_context_equals_the_whole_array(demo_sample):
+    """Strips streamed with a speckle-filter halo count what the whole array counts, filtered VH included."""
     whole = SceneContext.of(read_float(demo_sample), "db")
     streamed = SceneContext.empty("db", has_vh=True)
     array = read_float(demo_sample)
     for row in range(0, array.shape[1], 100):
-        streamed.add(array[:, row : row + 100])
-    assert (streamed.vv.counts == whole.vv.counts).all() and (streamed.vh.counts == whole.vh.counts).all()
+        start = max(0, row - SPECKLE_HALO)
+        streamed.add(array[:, start : row + 100 + SPECKLE_HALO], rows=slice(row - start, row - start + 100))
+    for name in ("vv", "vh", "vh_filtered"):
+        assert (getattr(streamed, name).counts == getattr(whole, name).counts).all(), name
+
+
+def test_filtered_bound_channel_is_the_classical_recipe(demo_sample):
+    """Negative ``VH_filtered_bound`` is water for the filtered, bounded Otsu recipe the model is scored
+    against (up to the context's 0.05 dB histogram bins)."""
+    sar = read_float(demo_sample)
+    sar[1, :40] -= 12.0  # a dark band so that the scene has "water" under the -18 dB limit
+    channel = water_features(sar, SceneContext.of(sar, "db"))[CHANNEL["VH_filtered_bound"]]
+    recipe = filtered_bounded_otsu_water(sar[1])
+    assert 0.05 < recipe.mean() < 0.5
+    assert ((channel < 0) == recipe).mean() > 0.995
+
+
+def test_a_water_model_with_another_feature_set_is_refused():
+    """A model made with the first feature set (unfiltered VH bound) must not get the new channel silently."""
+    metadata = _water_metadata()
+    metadata.bands = [*FEATURES[:-1], "VH_bound"]
+    with pytest.raises(ModelFileError, match="older version"):
+        metadata.validate()
 
 
 class _DarkHalf(torch.nn.Module):
@@ -95,6 +118,29 @@ def test_segment_raster_reads_vv_vh_and_gives_every_tile_the_scene_context(demo_
     assert (maps[0] != IGNORE_INDEX).all()
     assert (maps[0] == maps[1]).all()
     assert (maps[0] == 1).mean() == pytest.approx(0.5, abs=0.01)
+
+
+class _RecipeChannel(torch.nn.Module):
+    """Pixel-wise stand-in network: water where the filtered, bounded Otsu channel is negative."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        margin = x[:, CHANNEL["VH_filtered_bound"]]
+        return torch.stack([margin, -margin], dim=1)
+
+
+def test_every_tile_gets_the_whole_rasters_speckle_filtered_channel(demo_sample, tmp_path):
+    """Tiles are read with a speckle-filter halo: with or without overlap, the map equals the channel computed
+    on the whole array (no seams where a tile's filter would run out of neighbours)."""
+    sar = read_float(demo_sample)
+    whole = water_features(sar, SceneContext.of(sar, "db"))[CHANNEL["VH_filtered_bound"]] < 0
+    assert 0.001 < whole.mean()
+    for tile, overlap in ((64, 0), (96, 16)):
+        output = tmp_path / f"recipe_{tile}.tif"
+        segment_raster(
+            demo_sample, output, (_RecipeChannel(), _water_metadata()), tile_size=tile, overlap=overlap
+        )
+        with rasterio.open(output) as src:
+            assert (src.read(1) == whole).all(), (tile, overlap)
 
 
 def test_bounded_otsu_keeps_a_dry_scene_drier_than_otsu(demo_sample):

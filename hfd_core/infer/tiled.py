@@ -15,7 +15,8 @@ cache is capped (``GDAL_CACHEMAX``) for the same reason.
 
 Input: the model's bands (1-based ``bands``), dB detected or converted for SAR models; for a model of scene
 features (``data.scene_context``: the water model) a first streaming pass gathers the raster's histograms,
-then each window's features are computed from them, so every tile sees the same scene context. NaN and the
+then each window's features are computed from them (with a speckle-filter halo), so every tile sees the same
+scene context. NaN and the
 raster's nodata value are nodata and zero after normalisation (the band mean), so they do not pull neighbours
 toward any class; beyond the raster edge the tile is mirrored (reflection padding: zeros there changed the
 context of edge tiles enough to flip classes of a trained CNN) and those pixels are never written.
@@ -47,6 +48,7 @@ from hfd_core import IGNORE_INDEX
 from hfd_core.data.bands import find_bands
 from hfd_core.data.sar import sar_scale, to_db
 from hfd_core.data.scene_context import SCENE_KIND, SceneContext, water_features
+from hfd_core.data.speckle import SPECKLE_HALO
 from hfd_core.errors import Canceled, InputError
 from hfd_core.files import check_outputs, partial_path, remove_stale
 from hfd_core.infer import BATCH_SIZE_RANGE, DEFAULT_OVERLAP, INPUT_SCALES, OVERLAP_RANGE, TILE_SIZE_RANGE
@@ -61,6 +63,8 @@ OUTPUT_BLOCK = 256
 STRIPE_TARGET_WIDTH = 2048
 GDAL_CACHE_MB = 64
 SAMPLE_SIDE = 512
+#: Pixels per strip of the scene-context pass (4 MP: ~100 MB of filter temporaries however wide the scene).
+CONTEXT_STRIP_PIXELS = 4_000_000
 
 
 @dataclass
@@ -205,19 +209,34 @@ class _Input:
         return to_db(data, self.scale) if self.is_sar else data
 
     def _scene_context(self) -> SceneContext:
-        """First streaming pass: histograms of the whole raster, block by block (bounded memory)."""
+        """First streaming pass: histograms of the whole raster in strips of whole rows (bounded memory), each
+        read with ``SPECKLE_HALO`` rows above and below for the speckle filter."""
+        src = self.src
         context = SceneContext.empty("db", has_vh=len(self.bands) > 1)
-        for _, window in self.src.block_windows(1):
-            context.add(self._db(window))
+        strip = max(SPECKLE_HALO, CONTEXT_STRIP_PIXELS // src.width)
+        for top in range(0, src.height, strip):
+            bottom = min(top + strip, src.height)
+            start, stop = max(0, top - SPECKLE_HALO), min(src.height, bottom + SPECKLE_HALO)
+            window = Window(0, start, src.width, stop - start)
+            context.add(self._db(window), rows=slice(top - start, bottom - start))
         return context
 
     def read(self, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised (C, height, width) float32 window (mirrored beyond the raster) and its valid mask."""
+        """Normalised (C, height, width) float32 window (mirrored beyond the raster) and its valid mask.
+
+        Scene features are computed on the window plus a ``SPECKLE_HALO`` margin (where the raster has one),
+        so every tile's speckle-filtered channel equals the whole raster's."""
         src = self.src
         rows, cols = min(height, src.height - row), min(width, src.width - col)
-        data = self._db(Window(col, row, cols, rows))
-        if self.context is not None:
-            data = water_features(data, self.context)
+        if self.context is None:
+            data = self._db(Window(col, row, cols, rows))
+        else:
+            top, left = max(0, row - SPECKLE_HALO), max(0, col - SPECKLE_HALO)
+            bottom = min(src.height, row + rows + SPECKLE_HALO)
+            right = min(src.width, col + cols + SPECKLE_HALO)
+            window = Window(left, top, right - left, bottom - top)
+            features = water_features(self._db(window), self.context)
+            data = features[:, row - top : row - top + rows, col - left : col - left + cols]
         valid = np.zeros((height, width), bool)
         valid[:rows, :cols] = np.isfinite(data).all(axis=0)
         normalised = np.where(valid[:rows, :cols], (data - self.mean) / self.std, 0.0).astype(np.float32)
