@@ -3,6 +3,7 @@
     .venv/bin/python bench/finetune_defaults.py                     # India_900498 of ../shared/data, defaults
     .venv/bin/python bench/finetune_defaults.py --model tuned.pt    # score a model fine-tuned elsewhere
     .venv/bin/python bench/finetune_defaults.py --set lr=3e-4 --set epochs=5   # other settings
+    .venv/bin/python bench/finetune_defaults.py --student S.pt --teacher T.pt  # models new to the chip
 
 Fine-tunes the bundled student on the chip's S1Hand + S2Hand (no labels: the teacher's Sentinel-2 map is
 the target), then scores water IoU against LabelHand on the held-out blocks only (pixels the run never trained
@@ -41,13 +42,18 @@ def water_iou(predicted_water: np.ndarray, label: np.ndarray, mask: np.ndarray) 
     return float((truth & predicted).sum() / max((truth | predicted).sum(), 1))
 
 
-def held_out_scores(chip: Path, tuned: Path) -> dict:
-    """Water IoU on the held-out blocks recorded in ``tuned``: before, after, teacher, Otsu on VH."""
+def held_out_scores(
+    chip: Path, tuned: Path, student_path: Path | None = None, teacher_path: Path | None = None
+) -> dict:
+    """Water IoU on the held-out blocks recorded in ``tuned``: before (``student_path``, default the bundled
+    student), after, teacher (default the bundled one), Otsu on VH."""
     from skimage.filters import threshold_otsu
 
+    student_path = student_path or bundled_model_path("student")
+    teacher_path = teacher_path or bundled_model_path("teacher")
     sar_path, eo_path = Path(f"{chip}_S1Hand.tif"), Path(f"{chip}_S2Hand.tif")
-    student = read_metadata(bundled_model_path("student"))
-    teacher = read_metadata(bundled_model_path("teacher"))
+    student = read_metadata(student_path)
+    teacher = read_metadata(teacher_path)
     sar = read_float(sar_path, band_indices(sar_path, student.bands))
     eo = read_float(eo_path, band_indices(eo_path, teacher.bands))
     label = read_float(Path(f"{chip}_LabelHand.tif"), [1])[0]
@@ -64,9 +70,9 @@ def held_out_scores(chip: Path, tuned: Path) -> dict:
     finite = np.isfinite(vh)
     return {
         "held_out_pixels": int(held_out.sum()),
-        "student_before": water_iou(model_water(bundled_model_path("student")), label, held_out),
+        "student_before": water_iou(model_water(student_path), label, held_out),
         "student_after": water_iou(model_water(tuned), label, held_out),
-        "teacher": water_iou(model_water(bundled_model_path("teacher")), label, held_out),
+        "teacher": water_iou(model_water(teacher_path), label, held_out),
         "otsu_vh": water_iou(finite & (vh < threshold_otsu(vh[finite])), label, held_out),
     }
 
@@ -78,7 +84,13 @@ def main() -> None:
     parser.add_argument("--chip", type=Path, default=CHIP, help="prefix of *_S1Hand/_S2Hand/_LabelHand.tif")
     parser.add_argument("--model", type=Path, help="score this fine-tuned model instead of fine-tuning")
     parser.add_argument("--set", action="append", default=[], help="finetune keyword=JSON value")
+    parser.add_argument("--student", type=Path, help="base student (default: the bundled one)")
+    parser.add_argument("--teacher", type=Path, help="teacher (default: the bundled one)")
     args = parser.parse_args()
+    student, teacher = (
+        args.student or bundled_model_path("student"),
+        args.teacher or bundled_model_path("teacher"),
+    )
     settings = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     seconds = None
     with tempfile.TemporaryDirectory(prefix="finetune-defaults-") as folder:
@@ -86,11 +98,11 @@ def main() -> None:
         if tuned is None:
             tuned, start = Path(folder) / "tuned.pt", time.perf_counter()
             finetune(
-                f"{args.chip}_S1Hand.tif", f"{args.chip}_S2Hand.tif", tuned, bundled_model_path("student"),
-                bundled_model_path("teacher"), device="cpu", **settings,
+                f"{args.chip}_S1Hand.tif", f"{args.chip}_S2Hand.tif", tuned, student, teacher, device="cpu",
+                **settings,
             )  # fmt: skip
             seconds = round(time.perf_counter() - start, 1)
-        scores = held_out_scores(args.chip, tuned)
+        scores = held_out_scores(args.chip, tuned, student, teacher)
     print(f"| {args.chip.name} | student before | student after | teacher (S2) | Otsu on VH |")
     print("|---|---|---|---|---|")
     names = ("student_before", "student_after", "teacher", "otsu_vh")
