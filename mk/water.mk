@@ -32,16 +32,28 @@ train-water: setup
 # (scripts/water_finetune.py, data loaded once); the card scores the held-out models beside the thresholds and
 # ships the final student with the better validation mIoU.
 WATER_FT_EPOCHS ?= 3
+WATER_FINETUNE = $(PY) scripts/water_finetune.py --samples $(WATER_DATA) --run $(WATER_RUN) \
+	--epochs $(WATER_FT_EPOCHS) --seed $(WATER_SEED)
+# Data-source ablation of the SAR-only student (the card's ablation rows): the same two stages without OMBRIA
+# (pre-training on the paired scenes) and without the paired scenes (pre-training on OMBRIA), leave-out folds.
+WATER_ABLATION ?= water-paired water-ombria
 
-.PHONY: water-model water-card
+.PHONY: water-model water-ablation water-card
 
 water-model: setup
 	$(MAKE) train-water WATER_DATASET=water-no-chips
 	for variant in student_sar_only student; do \
-		$(PY) scripts/water_finetune.py --samples $(WATER_DATA) --run $(WATER_RUN) --variant $$variant \
-			--epochs $(WATER_FT_EPOCHS) --seed $(WATER_SEED) || exit 1; \
+		$(WATER_FINETUNE) --variant $$variant || exit 1; \
 	done
+	$(MAKE) water-ablation
 	$(MAKE) water-card
+
+water-ablation: setup
+	for set in $(WATER_ABLATION); do \
+		$(PY) -m hfd_core train-student --dataset $$set $(WATER_ARGS) --epochs $(WATER_EPOCHS) --no-distill \
+			--out $(WATER_RUN)/$$set/student_sar_only || exit 1; \
+		$(WATER_FINETUNE) --variant student_sar_only --pretrained $$set || exit 1; \
+	done
 
 water-card: setup
 	$(PY) scripts/water_model_card.py --samples $(WATER_DATA) --run $(WATER_RUN) --models resources/models \

@@ -2,6 +2,11 @@
 labelled pixel, and once per chip location with that location left out (leave-one-location-out), loading the
 data once for all runs.
 
+``--pretrained`` names the pre-training set (``WATER_DATASETS`` without chips). The default, all sources
+but the chips, gives the shipped model (``water/<variant>``) and its leave-out folds
+(``leave-out/<variant>/``); another set gives the data-source ablation: the same two stages without one
+source, leave-out folds only (``ablation/<set>/<variant>/``).
+
 Validation blocks are drawn from OMBRIA and the paired scenes only: the dB water chips are too few to spare
 one for validation, and each is scored by the fold that leaves it out. Every run resumes (``last.ckpt``).
 """
@@ -16,9 +21,12 @@ from hfd_core.data import split_by_group
 from hfd_core.data.water import CHIP_GROUP_PREFIXES
 from hfd_core.train.api import train_student
 from hfd_core.train.config import TrainConfig
-from hfd_core.train.datasets import DATASETS, load_scenes
+from hfd_core.train.datasets import DATASETS, WATER_DATASETS, load_scenes
 
 VARIANTS = ("student", "student_sar_only")
+SHIPPED_PRETRAINING = "water-no-chips"
+#: Pre-training sets: every water dataset without the dB chips.
+PRETRAINING = tuple(name for name, sources in WATER_DATASETS.items() if "chips" not in sources)
 
 
 def main() -> None:
@@ -31,17 +39,25 @@ def main() -> None:
     parser.add_argument("--samples-per-epoch", type=int, default=320)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pretrained", choices=PRETRAINING, default=SHIPPED_PRETRAINING, help="pre-training set"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    pretrained = args.run / "water-no-chips"
+    pretrained = args.run / args.pretrained
     teacher = pretrained / "teacher" / "best.pt" if args.variant == "student" else None
-    scenes = load_scenes("water", args.samples, "train")
+    sources = (*WATER_DATASETS[args.pretrained], "chips")
+    dataset = next(name for name, value in WATER_DATASETS.items() if set(value) == set(sources))
+    scenes = load_scenes(dataset, args.samples, "train")
     chips = [s for s in scenes if s.group.startswith(CHIP_GROUP_PREFIXES)]
     others = [s for s in scenes if not s.group.startswith(CHIP_GROUP_PREFIXES)]
     train_others, validation = split_by_group(others, args.val_fraction, args.seed)
     groups = sorted({s.group for s in chips})
-    folds = [(args.run / "water" / args.variant, None)]
-    folds += [(args.run / "leave-out" / args.variant / group, group) for group in groups]
+    if args.pretrained == SHIPPED_PRETRAINING:
+        folds = [(args.run / "water" / args.variant, None)]
+        folds += [(args.run / "leave-out" / args.variant / group, group) for group in groups]
+    else:
+        folds = [(args.run / "ablation" / args.pretrained / args.variant / group, group) for group in groups]
     for out_dir, left_out in folds:
         train = train_others + [s for s in chips if s.group != left_out]
         config = TrainConfig(
@@ -57,7 +73,7 @@ def main() -> None:
             init_from=str(pretrained / args.variant / "best.pt"),
             progress=False,
         )
-        result = train_student(train, validation, teacher, config, spec=DATASETS["water"])
+        result = train_student(train, validation, teacher, config, spec=DATASETS[dataset])
         print(f"{out_dir}: left out {left_out or 'nothing'}, best epoch {result.best_epoch}", flush=True)
 
 

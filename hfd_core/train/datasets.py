@@ -54,11 +54,14 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {}
-#: The water model's data (``data.water``) by source; the variants without a source are its ablation.
+#: The water model's data (``data.water``) by source; the variants without a source are its ablation
+#: (pre-training sets without the dB water chips, and the same with them for fine-tuning).
 WATER_DATASETS = {
     "water": ("ombria", "paired", "chips"),
     "water-no-chips": ("ombria", "paired"),
     "water-ombria": ("ombria",),
+    "water-ombria-chips": ("ombria", "chips"),
+    "water-paired": ("paired",),
     "water-paired-chips": ("paired", "chips"),
 }
 
