@@ -5,7 +5,9 @@
   ``hfd_core.baselines`` runs on the same pixels. Water IoU per chip and pooled (intersections and unions
   summed over chips with water), and the share of pixels called water on the chips without water. Only
   models that did not train on a chip are scored on it: the students pre-trained without any dB water chip,
-  and the leave-one-location-out students (all data but that chip's location).
+  and the leave-one-location-out students (all data but that chip's location). Ablation rows: the SAR-only
+  student's leave-out folds trained without one data source (``water_finetune.py --pretrained``), next to
+  the same student trained without the dB chips, to show what each source adds.
 * OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (as published) and
   against water = flood + permanent water from Sentinel-2 (``data.water``), Otsu on the same chips.
 * The final student with the better validation mIoU is copied to ``resources/models/water_student.pt`` only
@@ -34,6 +36,7 @@ from hfd_core.data.water import read_ombria_water, read_stac_chip
 from hfd_core.infer.tiled import segment_raster
 from hfd_core.metrics import confusion_matrix, per_chip_miou
 from hfd_core.modelfile import load_model
+from hfd_core.train.datasets import WATER_DATASETS
 from hfd_core.train.evaluation import evaluate_model_file
 
 WATER = 1
@@ -41,6 +44,8 @@ WATER_MODEL = "water_student.pt"
 #: Largest share of water a shipped model may call on a chip without water.
 DRY_LIMIT = 0.01
 VARIANT_LABELS = {"student": "HFD student (distilled)", "student_sar_only": "SAR-only student"}
+#: Sources of the ablation (data.water), as the card names them.
+ABLATED_SOURCES = {"ombria": "OMBRIA", "paired": "the paired dB scenes"}
 
 
 @dataclass
@@ -198,6 +203,11 @@ def foreign_sections(text: str) -> list[str]:
     return [match.group(0) for match in re.finditer(pattern, text, flags=re.DOTALL)]
 
 
+def _folds(folder: Path) -> dict[str, Path]:
+    """{left-out location: model} of a folder of leave-out runs."""
+    return {run.name: run / "best.pt" for run in sorted(folder.iterdir()) if (run / "best.pt").is_file()}
+
+
 def _validation_miou(path: Path) -> float:
     return float(load_model(path)[1].metrics.get("val_miou", float("nan")))
 
@@ -241,12 +251,11 @@ def main() -> None:
         f"{VARIANT_LABELS[name]}, trained without the dB water chips": pretrained / name / "best.pt"
         for name in variants
     }
-    leave_out = {
-        _leave_out_label(name): {
-            folder.name: folder / "best.pt" for folder in sorted((run / "leave-out" / name).iterdir())
-        }
-        for name in variants
-    }
+    leave_out = {_leave_out_label(name): _folds(run / "leave-out" / name) for name in variants}
+    for dataset in sorted((run / "ablation").glob("*/student_sar_only")):
+        missing = set(ABLATED_SOURCES) - set(WATER_DATASETS[dataset.parent.name])
+        without = " and ".join(ABLATED_SOURCES[source] for source in sorted(missing))
+        leave_out[f"ablation: SAR-only student without {without} (leave-one-location-out)"] = _folds(dataset)
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
         chip_results = score_chips(chips, held_out, leave_out, Path(workdir))
