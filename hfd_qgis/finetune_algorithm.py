@@ -109,8 +109,10 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             "feature distillation weight 1, a fifth of the 256-pixel blocks held out. Measured on the "
             "Sen1Floods11 chip India_900498 (water IoU against hand labels on the held-out block): "
             "bundled student 0.757 before, 0.763 after, teacher 0.899, Otsu on VH 0.618; about 7 CPU "
-            "minutes. That chip was in the bundled model's training set and no VV/VH threshold reaches "
-            "0.70 on its held-out block, so it shows little of what fine-tuning buys on a new area."
+            "minutes. That chip was in the bundled model's training set. With models trained without it "
+            "(make finetune-unseen-chip, three held-out blocks), the defaults took the student's water IoU "
+            "from 0.02-0.10 to 0.65-0.87, above Otsu on VH (0.57-0.82) and 0.08-0.13 below the teacher, "
+            "in 2.5 minutes on one CPU thread."
         )
 
     def icon(self) -> QIcon:

@@ -27,3 +27,21 @@ train-bundled: setup
 	done
 	$(PY) scripts/bundled_model_card.py --run $(BUNDLED_RUN) --models resources/models --samples $(BUNDLED_DATA) \
 		--command "make train-bundled BUNDLED_SEED=$(BUNDLED_SEED) BUNDLED_EPOCHS=$(BUNDLED_EPOCHS) BUNDLED_CONSISTENCY=$(BUNDLED_CONSISTENCY)"
+
+# Issue 14: what hfd:finetune's defaults buy on a chip the models never saw. The bundled recipe above with the
+# only labelled S1 + S2 chip (Sen1Floods11 India_900498) left out of teacher and student, then
+# bench/finetune_defaults.py fine-tunes that student label-free on the chip with every default and scores
+# water IoU on the held-out block. FINETUNE_SEEDS: the fine-tuning seeds (each holds out another block).
+# Measured 2026-12-04: about 30 min of training on one thread, then 2.5 min per seed.
+UNSEEN_RUN ?= runs/leave_india
+FINETUNE_SEEDS ?= 0 1 2
+.PHONY: finetune-unseen-chip
+finetune-unseen-chip: setup
+	@test -d "$(BUNDLED_DATA)/sen1floods11" || { echo "finetune-unseen-chip needs BUNDLED_DATA=<samples folder>"; exit 1; }
+	$(PY) -m hfd_core train-teacher $(BUNDLED_ARGS) --leave-out sen1floods11-India --out $(UNSEEN_RUN)/teacher
+	$(PY) -m hfd_core train-student $(BUNDLED_ARGS) --leave-out sen1floods11-India \
+		--teacher $(UNSEEN_RUN)/teacher/best.pt --consistency-weight $(BUNDLED_CONSISTENCY) --out $(UNSEEN_RUN)/student
+	for seed in $(FINETUNE_SEEDS); do \
+		$(PY) bench/finetune_defaults.py --chip $(BUNDLED_DATA)/sen1floods11/India_900498 --set seed=$$seed \
+			--student $(UNSEEN_RUN)/student/best.pt --teacher $(UNSEEN_RUN)/teacher/best.pt || exit 1; \
+	done
