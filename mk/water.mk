@@ -24,21 +24,22 @@ train-water: setup
 		--out $(WATER_RUN)/$(WATER_DATASET)/teacher
 	$(PY) -m hfd_core train-student --dataset $(WATER_DATASET) $(WATER_ARGS) --epochs $(WATER_EPOCHS) \
 		--teacher $(WATER_RUN)/$(WATER_DATASET)/teacher/best.pt --out $(WATER_RUN)/$(WATER_DATASET)/student
-	$(PY) -m hfd_core train-student --dataset $(WATER_DATASET) $(WATER_ARGS) --epochs $(WATER_EPOCHS) \
-		--no-distill --out $(WATER_RUN)/$(WATER_DATASET)/student_sar_only
+	$(MAKE) train-water-sar-only
 
 # Shipping and scoring, `make water-model`: after the pre-training above without the dB water chips, each student
 # variant is fine-tuned with every labelled pixel and once per chip location with that location left out
 # (scripts/water_finetune.py, data loaded once); the card scores the held-out models beside the thresholds and
-# ships the final student with the better validation mIoU.
+# ships the final student of the variant with the better leave-out pooled water IoU, if it beats them.
 WATER_FT_EPOCHS ?= 3
 WATER_FINETUNE = $(PY) scripts/water_finetune.py --samples $(WATER_DATA) --run $(WATER_RUN) \
 	--epochs $(WATER_FT_EPOCHS) --seed $(WATER_SEED)
 # Data-source ablation of the SAR-only student (the card's ablation rows): the same two stages without OMBRIA
 # (pre-training on the paired scenes) and without the paired scenes (pre-training on OMBRIA), leave-out folds.
 WATER_ABLATION ?= water-paired water-ombria
+# Seeds of the SAR-only student besides WATER_SEED (the card's seed rows), each under $(WATER_RUN)/seed<N>/.
+WATER_EXTRA_SEEDS ?= 1 2
 
-.PHONY: water-model water-ablation water-card
+.PHONY: water-model water-ablation water-seeds water-card
 
 water-model: setup
 	$(MAKE) train-water WATER_DATASET=water-no-chips
@@ -46,14 +47,27 @@ water-model: setup
 		$(WATER_FINETUNE) --variant $$variant || exit 1; \
 	done
 	$(MAKE) water-ablation
+	$(MAKE) water-seeds
 	$(MAKE) water-card
 
 water-ablation: setup
 	for set in $(WATER_ABLATION); do \
-		$(PY) -m hfd_core train-student --dataset $$set $(WATER_ARGS) --epochs $(WATER_EPOCHS) --no-distill \
-			--out $(WATER_RUN)/$$set/student_sar_only || exit 1; \
+		$(MAKE) train-water-sar-only WATER_DATASET=$$set || exit 1; \
 		$(WATER_FINETUNE) --variant student_sar_only --pretrained $$set || exit 1; \
 	done
+
+water-seeds: setup
+	for seed in $(WATER_EXTRA_SEEDS); do \
+		$(MAKE) train-water-sar-only WATER_SEED=$$seed WATER_RUN=$(WATER_RUN)/seed$$seed || exit 1; \
+		$(MAKE) water-finetune-sar-only WATER_SEED=$$seed WATER_RUN=$(WATER_RUN)/seed$$seed || exit 1; \
+	done
+
+.PHONY: train-water-sar-only water-finetune-sar-only
+train-water-sar-only: setup
+	$(PY) -m hfd_core train-student --dataset $(WATER_DATASET) $(WATER_ARGS) --epochs $(WATER_EPOCHS) --no-distill \
+		--out $(WATER_RUN)/$(WATER_DATASET)/student_sar_only
+water-finetune-sar-only: setup
+	$(WATER_FINETUNE) --variant student_sar_only
 
 water-card: setup
 	$(PY) scripts/water_model_card.py --samples $(WATER_DATA) --run $(WATER_RUN) --models resources/models \

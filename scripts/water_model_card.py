@@ -7,7 +7,8 @@
   models that did not train on a chip are scored on it: the students pre-trained without any dB water chip,
   and the leave-one-location-out students (all data but that chip's location). Ablation rows: the SAR-only
   student's leave-out folds trained without one data source (``water_finetune.py --pretrained``), next to
-  the same student trained without the dB chips, to show what each source adds.
+  the same student trained without the dB chips, to show what each source adds. Seed rows: the SAR-only
+  student's leave-out folds with other training seeds (``make water-seeds``), and the spread over seeds.
 * OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (as published) and
   against water = flood + permanent water from Sentinel-2 (``data.water``), Otsu on the same chips.
 * Of the two variants (distilled, SAR-only), the one with the higher leave-one-location-out pooled water IoU
@@ -216,9 +217,13 @@ def _validation_miou(path: Path) -> float:
     return float(load_model(path)[1].metrics.get("val_miou", float("nan")))
 
 
-def _pooled_leave_out(chips: list[Chip], chip_results: dict, variant: str) -> float:
-    model = chip_results[_leave_out_label(variant)]
+def _pooled(chips: list[Chip], model: dict[str, dict]) -> float:
+    """Pooled water IoU of one row of ``score_chips`` over the chips with water."""
     return _iou([model[c.name] for c in chips if (c.label == WATER).any() and c.name in model])
+
+
+def _pooled_leave_out(chips: list[Chip], chip_results: dict, variant: str) -> float:
+    return _pooled(chips, chip_results[_leave_out_label(variant)])
 
 
 def choose_variant(chips: list[Chip], chip_results: dict, final: dict[str, Path]) -> tuple[str, str]:
@@ -257,6 +262,21 @@ def ship_decision(chips: list[Chip], chip_results: dict, variant: str) -> tuple[
     return pooled > best and wettest_dry <= DRY_LIMIT, reason
 
 
+def seed_spread(chips: list[Chip], chip_results: dict, seeds: list[str]) -> str:
+    """Sentence: the SAR-only student's leave-out pooled water IoU with each training seed, mean and range."""
+    pooled = [_pooled_leave_out(chips, chip_results, "student_sar_only")]
+    pooled += [_pooled(chips, chip_results[_seed_label(seed)]) for seed in seeds]
+    values = ", ".join(f"{value:.3f}" for value in pooled)
+    return (
+        f"Training seeds of the SAR-only student (the card's seed, then {', '.join(seeds)}): leave-out "
+        f"pooled water IoU {values}; mean {np.mean(pooled):.3f}, range {min(pooled):.3f}-{max(pooled):.3f}."
+    )
+
+
+def _seed_label(seed: str) -> str:
+    return f"seed {seed}: SAR-only student (leave-one-location-out)"
+
+
 def _leave_out_label(variant: str) -> str:
     return f"{VARIANT_LABELS[variant]}, all data but the chip's location (leave-one-location-out)"
 
@@ -281,6 +301,11 @@ def main() -> None:
         missing = set(ABLATED_SOURCES) - set(WATER_DATASETS[dataset.parent.name])
         without = " and ".join(ABLATED_SOURCES[source] for source in sorted(missing))
         leave_out[f"ablation: SAR-only student without {without} (leave-one-location-out)"] = _folds(dataset)
+    seeds = {
+        seed.name.removeprefix("seed"): seed / "leave-out" / "student_sar_only" for seed in run.glob("seed*")
+    }
+    for seed, folder in sorted(seeds.items()):
+        leave_out[_seed_label(seed)] = _folds(folder)
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
         chip_results = score_chips(chips, held_out, leave_out, Path(workdir))
@@ -296,6 +321,8 @@ def main() -> None:
         f"{choice}: {VARIANT_LABELS[chosen]} ({final[chosen]}), {verdict}: {reason}. "
         "Every dB chip row is a model that did not train on the chip it is scored on."
     )
+    if seeds and "student_sar_only" in final:
+        notes += " " + seed_spread(chips, chip_results, sorted(seeds))
     text = card(chips, chip_results, ombria, args.command, notes)
     if args.card.is_file():  # sections written by other experiments (e.g. label efficiency) stay
         text += "".join(f"\n{section}\n" for section in foreign_sections(args.card.read_text()))
