@@ -16,10 +16,10 @@ cache is capped (``GDAL_CACHEMAX``) for the same reason.
 Input: the model's bands (1-based ``bands``), dB detected or converted for SAR models; for a model of scene
 features (``data.scene_context``: the water model) a first streaming pass gathers the raster's histograms,
 then each window's features are computed from them (with a speckle-filter halo), so every tile sees the same
-scene context. NaN and the
-raster's nodata value are nodata and zero after normalisation (the band mean), so they do not pull neighbours
-toward any class; beyond the raster edge the tile is mirrored (reflection padding: zeros there changed the
-context of edge tiles enough to flip classes of a trained CNN) and those pixels are never written.
+scene context. NaN and the raster's nodata value are nodata and zero after normalisation (the band mean), so
+they do not pull neighbours toward any class; beyond the raster edge the tile is mirrored (reflection padding:
+zeros there changed the context of edge tiles enough to flip classes of a trained CNN) and those pixels are
+never written.
 Output: tiled DEFLATE GeoTIFF, uint8 class ids, nodata 255, colour table, class names (``CLASS_NAMES`` tag),
 a ``.qml`` style beside it; optional confidence GeoTIFF (max probability in percent, uint8 0..100, nodata
 255) with its own ``.qml`` (a sequential colour ramp). Files are written under temporary names in the output
