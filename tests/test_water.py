@@ -143,6 +143,24 @@ def test_every_tile_gets_the_whole_rasters_speckle_filtered_channel(demo_sample,
             assert (src.read(1) == whole).all(), (tile, overlap)
 
 
+def test_cancel_during_the_scene_context_pass(demo_sample, tmp_path, monkeypatch):
+    """Cancel is honoured in the first pass over the raster (before its first strip is counted), and no output
+    is left behind."""
+    from hfd_core.errors import Canceled
+
+    counted = []
+    add = SceneContext.add
+    monkeypatch.setattr(SceneContext, "add", lambda self, *a, **k: counted.append(1) or add(self, *a, **k))
+    with pytest.raises(Canceled):
+        segment_raster(
+            demo_sample,
+            tmp_path / "water.tif",
+            (_RecipeChannel(), _water_metadata()),
+            is_canceled=lambda: True,
+        )
+    assert not counted and not list(tmp_path.iterdir())
+
+
 def test_bounded_otsu_keeps_a_dry_scene_drier_than_otsu(demo_sample):
     """The demo sample (SEN12MS, land) has no open water: Otsu splits its histogram anyway."""
     vv, vh = read_float(demo_sample)
