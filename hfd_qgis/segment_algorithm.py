@@ -151,8 +151,8 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             "and bare/sparse ground; <i>Water</i> maps water and not water, reading each pixel with the "
             "whole raster's statistics (a first pass over the raster) and the classical recipe's margin "
             "(7 x 7 mean filter, Otsu on VH bounded at -18 dB); on calibrated chips it never saw it beat "
-            "that recipe, pooled water IoU 0.87 (0.70-0.87 over three training seeds) against 0.61 "
-            "(docs/experiments/water_model.md). "
+            "that recipe, pooled water IoU 0.87 against 0.61 for the shipped model (0.19-0.89 over five "
+            "training seeds: the training is not yet stable; docs/experiments/water_model.md). "
             "<b>Model file</b> replaces the bundled model. The land-cover model "
             f'card (accuracy and limits) opens with the Help button: <a href="{card}">{card}</a><br><br>'
             "<b>Bands in the model's order</b>: the layer's bands for VV, VH (default: found by the band "
