@@ -176,7 +176,7 @@ def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: st
     ]
     for method, by_chip in chip_results.items():
         cells = [_fmt(_iou([by_chip[c.name]])) if c.name in by_chip else "-" for c in wet]
-        pooled = _iou([by_chip[c.name] for c in wet if c.name in by_chip])
+        pooled = _pooled(chips, by_chip)
         dry_cells = [
             f"{100 * by_chip[c.name]['water'] / max(by_chip[c.name]['pixels'], 1):.2f}" if c.name in by_chip
             else "-" for c in dry
@@ -246,12 +246,11 @@ def choose_variant(chips: list[Chip], chip_results: dict, final: dict[str, Path]
 def ship_decision(chips: list[Chip], chip_results: dict, variant: str) -> tuple[bool, str]:
     """Ship the chosen variant only if, leave-one-location-out, its pooled water IoU beats every threshold's
     and it keeps each dry chip at or below ``DRY_LIMIT`` water; (ship, reason)."""
-    wet = [c.name for c in chips if (c.label == WATER).any()]
     dry = [c.name for c in chips if not (c.label == WATER).any()]
     model = chip_results[_leave_out_label(variant)]
     pooled = _pooled_leave_out(chips, chip_results, variant)
-    best_name = max(THRESHOLD_BASELINES, key=lambda name: _iou([chip_results[name][c] for c in wet]))
-    best = _iou([chip_results[best_name][c] for c in wet])
+    best_name = max(THRESHOLD_BASELINES, key=lambda name: _pooled(chips, chip_results[name]))
+    best = _pooled(chips, chip_results[best_name])
     wettest_dry = max(
         (model[c]["water"] / max(model[c]["pixels"], 1) for c in dry if c in model), default=0.0
     )
