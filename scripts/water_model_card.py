@@ -8,7 +8,8 @@
   and the leave-one-location-out students (all data but that chip's location). Ablation rows: the SAR-only
   student's leave-out folds trained without one data source (``water_finetune.py --pretrained``), next to
   the same student trained without the dB chips, to show what each source adds. Seed rows: the SAR-only
-  student's leave-out folds with other training seeds (``make water-seeds``), and the spread over seeds.
+  student's leave-out folds with other training seeds (``make water-seeds``), and the spread over seeds;
+  the same over five seeds without the prior skip (``no-prior-skip/seed<N>``, ``make water-ablation``).
 * OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (as published) and
   against water = flood + permanent water from Sentinel-2 (``data.water``), Otsu on the same chips.
 * Of the two variants (distilled, SAR-only), the one with the higher leave-one-location-out pooled water IoU
@@ -45,6 +46,8 @@ from hfd_core.train.datasets import WATER_DATASETS
 from hfd_core.train.evaluation import evaluate_model_file
 
 WATER = 1
+#: The training seed of the shipped runs (mk/water.mk WATER_SEED); other seeds are under ``seed<N>/``.
+WATER_SEED = 0
 WATER_MODEL = "water_student.pt"
 #: Largest share of water a shipped model may call on a chip without water.
 DRY_LIMIT = 0.01
@@ -261,19 +264,23 @@ def ship_decision(chips: list[Chip], chip_results: dict, variant: str) -> tuple[
     return pooled > best and wettest_dry <= DRY_LIMIT, reason
 
 
-def seed_spread(chips: list[Chip], chip_results: dict, seeds: list[str]) -> str:
-    """Sentence: the SAR-only student's leave-out pooled water IoU with each training seed, mean and range."""
-    pooled = [_pooled_leave_out(chips, chip_results, "student_sar_only")]
-    pooled += [_pooled(chips, chip_results[_seed_label(seed)]) for seed in seeds]
+def seed_spread(chips: list[Chip], chip_results: dict, rows: dict[str, str], student: str) -> str:
+    """Sentence: the leave-out pooled water IoU of ``student`` with each training seed (``rows``: seed ->
+    row of ``chip_results``), mean and range."""
+    pooled = [_pooled(chips, chip_results[row]) for row in rows.values()]
     values = ", ".join(f"{value:.3f}" for value in pooled)
     return (
-        f"Training seeds of the SAR-only student (the card's seed, then {', '.join(seeds)}): leave-out "
-        f"pooled water IoU {values}; mean {np.mean(pooled):.3f}, range {min(pooled):.3f}-{max(pooled):.3f}."
+        f"{student}, training seeds {', '.join(rows)}: leave-out pooled water IoU {values}; "
+        f"mean {np.mean(pooled):.3f}, range {min(pooled):.3f}-{max(pooled):.3f}."
     )
 
 
 def _seed_label(seed: str) -> str:
     return f"seed {seed}: SAR-only student (leave-one-location-out)"
+
+
+def _no_prior_label(seed: str) -> str:
+    return f"ablation, seed {seed}: SAR-only student without the prior skip (leave-one-location-out)"
 
 
 def _leave_out_label(variant: str) -> str:
@@ -305,6 +312,12 @@ def main() -> None:
     }
     for seed, folder in sorted(seeds.items()):
         leave_out[_seed_label(seed)] = _folds(folder)
+    no_prior = {
+        seed.name.removeprefix("seed"): _no_prior_label(seed.name.removeprefix("seed"))
+        for seed in sorted((run / "no-prior-skip").glob("seed*"))
+    }
+    for seed, label in no_prior.items():
+        leave_out[label] = _folds(run / "no-prior-skip" / f"seed{seed}" / "leave-out" / "student_sar_only")
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
         chip_results = score_chips(chips, held_out, leave_out, Path(workdir))
@@ -321,7 +334,11 @@ def main() -> None:
         "Every dB chip row is a model that did not train on the chip it is scored on."
     )
     if seeds and "student_sar_only" in final:
-        notes += " " + seed_spread(chips, chip_results, sorted(seeds))
+        rows = {str(WATER_SEED): _leave_out_label("student_sar_only")}
+        rows |= {seed: _seed_label(seed) for seed in sorted(seeds)}
+        notes += " " + seed_spread(chips, chip_results, rows, "SAR-only student")
+    if no_prior:
+        notes += " " + seed_spread(chips, chip_results, no_prior, "Without the prior skip (ablation)")
     text = card(chips, chip_results, ombria, args.command, notes)
     if args.card.is_file():  # sections written by other experiments (e.g. label efficiency) stay
         text += "".join(f"\n{section}\n" for section in foreign_sections(args.card.read_text()))

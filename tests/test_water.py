@@ -143,6 +143,76 @@ def test_every_tile_gets_the_whole_rasters_speckle_filtered_channel(demo_sample,
             assert (src.read(1) == whole).all(), (tile, overlap)
 
 
+def _dark_band_sample(demo_sample, tmp_path):
+    """The demo sample with a 40-row band 12 dB darker, so that the recipe finds water under -18 dB."""
+    with rasterio.open(demo_sample) as src:
+        sar, profile = src.read().astype(np.float32), src.profile
+    sar[:, :40] -= 12.0
+    path = tmp_path / "dark_band.tif"
+    with rasterio.open(path, "w", **(profile | {"dtype": "float32"})) as dst:
+        dst.write(sar)
+    return path, sar
+
+
+def test_an_untrained_student_with_the_prior_skip_maps_the_classical_recipe(demo_sample, tmp_path):
+    """With its classifier silent, a water student's map through segment_raster is the filtered, bounded Otsu
+    recipe: the skip undoes the input standardisation and survives inference preparation."""
+    from hfd_core.data.normalization import compute_band_stats
+    from hfd_core.models import HFDNet
+
+    path, sar = _dark_band_sample(demo_sample, tmp_path)
+    stats = compute_band_stats([water_features(sar, SceneContext.of(sar, "db"))])
+    channel = CHANNEL["VH_filtered_bound"]
+    metadata = _water_metadata()
+    metadata.mean, metadata.std = list(stats.mean), list(stats.std)
+    metadata.config = HFDNetConfig(
+        len(FEATURES), 2, widths=(4, 8, 8, 8), align_dim=8, prior_channel=channel,
+        prior_centre=stats.mean[channel], prior_scale=stats.std[channel],
+    )  # fmt: skip
+    network = HFDNet(metadata.config).eval()
+    torch.nn.init.zeros_(network.classifier.weight)
+    torch.nn.init.zeros_(network.classifier.bias)
+    segment_raster(path, tmp_path / "water.tif", (network, metadata), tile_size=64, overlap=16)
+    with rasterio.open(tmp_path / "water.tif") as src:
+        water = src.read(1) == 1
+    recipe = filtered_bounded_otsu_water(sar[1])
+    assert 0.05 < recipe.mean() < 0.5
+    assert (water == recipe).mean() > 0.995
+
+
+def test_a_new_water_student_gets_the_prior_skip_and_a_teacher_never_does(tmp_path):
+    """train_student gives a student on scene features the prior skip on the recipe's channel with that
+    channel's standardisation; ``prior_skip=False`` and other inputs leave it out."""
+    from test_train_fixtures import tiny_config, toy_scenes
+
+    from hfd_core.data.scene_context import PRIOR_FEATURE
+    from hfd_core.modelfile import load_model
+    from hfd_core.train import train_student
+    from hfd_core.train.datasets import DATASETS
+
+    scenes = toy_scenes(3, size=64)
+    for scene in scenes:
+        scene.sar = water_features(scene.sar, SceneContext.of(scene.sar, "db"))
+        scene.sar_bands = list(FEATURES)
+    channel = FEATURES.index(PRIOR_FEATURE)
+    configs = {}
+    for prior_skip in (True, False):
+        config = tiny_config(tmp_path / str(prior_skip), distill_weight=0.0, prior_skip=prior_skip)
+        result = train_student(scenes[:2], scenes[2:], None, config, spec=DATASETS["water"])
+        _, metadata = load_model(result.best_path)
+        configs[prior_skip] = metadata
+    with_skip = configs[True]
+    assert with_skip.config.prior_channel == channel
+    assert with_skip.config.prior_centre == pytest.approx(with_skip.mean[channel])
+    assert with_skip.config.prior_scale == pytest.approx(with_skip.std[channel])
+    assert configs[False].config.prior_channel is None
+    land_cover = toy_scenes(3)
+    result = train_student(
+        land_cover[:2], land_cover[2:], None, tiny_config(tmp_path / "sar", distill_weight=0.0)
+    )
+    assert load_model(result.best_path)[1].config.prior_channel is None
+
+
 def test_cancel_during_the_scene_context_pass(demo_sample, tmp_path, monkeypatch):
     """Cancel is honoured in the first pass over the raster (before its first strip is counted), and no output
     is left behind."""

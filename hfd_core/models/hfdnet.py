@@ -132,5 +132,7 @@ class HFDNet(nn.Module):
     def _prior(self, x: Tensor) -> Tensor:
         """(N, classes, H, W): the prior skip's vote, in class 1's channel only (see the module docstring)."""
         config = self.config
-        margin = x[:, config.prior_channel : config.prior_channel + 1] * config.prior_scale + config.prior_centre
+        margin = (
+            x[:, config.prior_channel : config.prior_channel + 1] * config.prior_scale + config.prior_centre
+        )
         return F.pad(-self.prior_gain * margin, (0, 0, 0, 0, 1, config.num_classes - 2))
