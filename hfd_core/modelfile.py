@@ -5,6 +5,10 @@ The file is ``torch.save`` of a plain dict ``{"format": "hfd-net", "format_versi
 arbitrary objects, so a model file from a stranger cannot run code. Saving goes through a temporary file in
 the same folder and ``os.replace``: a crash never leaves a half-written model, and the temporary file of a
 killed process is removed by the next save into that folder (``hfd_core.files.remove_stale``).
+
+An ensemble (``models.ensemble``) is one file too: ``metadata.members`` holds each member's architecture and
+input statistics (member 0's are the file's own ``config``, ``mean`` and ``std``), its weights are under
+``members.<i>.``; ``combine_model_files`` makes one from model files of the same task.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import torch
 
 from hfd_core import IGNORE_INDEX, __version__
 from hfd_core.data.scene_context import FEATURES, RASTER_BANDS, SCENE_KIND
-from hfd_core.errors import ModelFileError
+from hfd_core.errors import InputError, ModelFileError
 from hfd_core.files import partial_path, remove_stale
 from hfd_core.models import HFDNet, HFDNetConfig
+from hfd_core.models.ensemble import HFDEnsemble
 
 FORMAT = "hfd-net"
 FORMAT_VERSION = 1
@@ -54,6 +59,7 @@ class ModelMetadata:
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     version: str = __version__
+    members: list[dict] = field(default_factory=list)  # an ensemble's: {"config", "mean", "std"} each
 
     @property
     def raster_bands(self) -> list[str]:
@@ -88,6 +94,7 @@ class ModelMetadata:
             problems.append(f"class ids {[c.id for c in self.classes]} are not 0..{config.num_classes - 1}")
         if any(s <= 0 for s in self.std):
             problems.append("a band has a non-positive standard deviation")
+        problems += self._member_problems()
         if self.input_kind == SCENE_KIND and list(self.bands) != list(FEATURES):
             problems.append(
                 f"scene features {self.bands} are not this version's {list(FEATURES)} (a model made by an "
@@ -96,8 +103,73 @@ class ModelMetadata:
         if problems:
             raise ModelFileError("inconsistent model metadata: " + "; ".join(problems))
 
+    def _member_problems(self) -> list[str]:
+        if not self.members:
+            return []
+        first = self.members[0]
+        if len(self.members) < 2:
+            return ["an ensemble needs two or more members"]
+        if (first["config"], first["mean"], first["std"]) != (self.config.to_dict(), self.mean, self.std):
+            return ["an ensemble's member 0 is not the file's own architecture and statistics"]
+        problems = []
+        for index, member in enumerate(self.members):
+            config = HFDNetConfig.from_dict(member["config"])
+            if (config.in_channels, config.num_classes) != (self.config.in_channels, self.config.num_classes):
+                problems.append(f"ensemble member {index} has other inputs or classes")
+            if not len(member["mean"]) == len(member["std"]) == config.in_channels:
+                problems.append(f"ensemble member {index} has statistics for other inputs")
+            elif any(value <= 0 for value in member["std"]):
+                problems.append(f"ensemble member {index} has a non-positive standard deviation")
+        return problems
 
-def save_model(path: str | Path, model: HFDNet, metadata: ModelMetadata) -> None:
+
+def require_trainable(metadata: ModelMetadata, path: str | Path) -> None:
+    """InputError when ``path`` is an ensemble: its members are trained one by one, not together."""
+    if metadata.members:
+        raise InputError(
+            f"{path} is an ensemble of {len(metadata.members)} models (their probabilities are averaged) and "
+            "cannot be trained further; train or fine-tune one of the models it was made of "
+            f"({', '.join(metadata.training.get('ensemble_of', [])) or 'listed in its metadata'})"
+        )
+
+
+def build_network(metadata: ModelMetadata) -> HFDNet | HFDEnsemble:
+    """The untrained network a model file's metadata describes: one HFD-Net, or an ensemble of them."""
+    if not metadata.members:
+        return HFDNet(metadata.config)
+    return HFDEnsemble(
+        [HFDNetConfig.from_dict(member["config"]) for member in metadata.members],
+        [member["mean"] for member in metadata.members],
+        [member["std"] for member in metadata.members],
+    )
+
+
+def combine_model_files(paths: list[str | Path]) -> tuple[HFDEnsemble, ModelMetadata]:
+    """An ensemble of the models in ``paths`` (two or more of the same role, bands, input kind and classes)
+    and its metadata: the first model's, with every member listed and the sources in ``training``."""
+    if len(paths) < 2:
+        raise ModelFileError("an ensemble needs two or more model files")
+    loaded = [load_model(path) for path in paths]
+    first = loaded[0][1]
+    for path, (network, metadata) in zip(paths, loaded, strict=True):
+        if isinstance(network, HFDEnsemble):
+            raise ModelFileError(f"{path} is already an ensemble; list its sources instead")
+        same = (metadata.role, metadata.bands, metadata.input_kind, metadata.classes)
+        if same != (first.role, first.bands, first.input_kind, first.classes):
+            raise ModelFileError(
+                f"{path} is not a model of the same task as {paths[0]} (role, bands, input kind or classes)"
+            )
+    metadata = ModelMetadata.from_json(first.to_json())
+    metadata.members = [{"config": m.config.to_dict(), "mean": m.mean, "std": m.std} for _, m in loaded]
+    metadata.training = {"ensemble_of": [str(path) for path in paths]}
+    metadata.metrics = {}
+    ensemble = build_network(metadata)
+    for member, (network, _) in zip(ensemble.members, loaded, strict=True):
+        member.load_state_dict(network.state_dict())
+    return ensemble.eval(), metadata
+
+
+def save_model(path: str | Path, model: HFDNet | HFDEnsemble, metadata: ModelMetadata) -> None:
     """Write ``model`` and ``metadata`` to ``path`` atomically."""
     metadata.validate()
     path = Path(path)
@@ -143,10 +215,12 @@ def read_metadata(path: str | Path) -> ModelMetadata:
     return _read(path)[1]
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[HFDNet, ModelMetadata]:
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[HFDNet | HFDEnsemble, ModelMetadata]:
     """The network in eval mode on ``device`` and its metadata; ModelFileError with the reason otherwise."""
     state, metadata = _read(path)
-    model = HFDNet(metadata.config)
+    model = build_network(metadata)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -26,7 +26,7 @@ from hfd_core.data import PairedTileDataset, Scene
 from hfd_core.data.normalization import BandStats, compute_band_stats
 from hfd_core.data.scene_context import PRIOR_FEATURE, SCENE_KIND
 from hfd_core.errors import InputError
-from hfd_core.modelfile import ClassInfo, ModelMetadata, load_model
+from hfd_core.modelfile import ClassInfo, ModelMetadata, load_model, require_trainable
 from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.train.config import TrainCallbacks, TrainConfig
 from hfd_core.train.datasets import DatasetSpec, default_classes
@@ -110,6 +110,7 @@ def _start(
     bands = _bands(train, attribute)
     if config.init_from:
         model, metadata = load_model(config.init_from)
+        require_trainable(metadata, config.init_from)
         if metadata.role != role or metadata.bands != bands:
             raise InputError(
                 f"{config.init_from} is a {metadata.role} for bands {metadata.bands}; this run trains "

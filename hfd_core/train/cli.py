@@ -13,6 +13,7 @@ from hfd_core.cli import number
 from hfd_core.data import split_by_group
 from hfd_core.errors import InputError
 from hfd_core.files import check_outputs
+from hfd_core.modelfile import combine_model_files, save_model
 from hfd_core.train.api import train_student, train_teacher
 from hfd_core.train.config import TrainConfig
 from hfd_core.train.datasets import DATASETS, SPLITS, load_scenes
@@ -120,6 +121,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=Path, help="also write the scores to this JSON file")
     evaluate.set_defaults(func=run_evaluate)
 
+    ensemble = subparsers.add_parser(
+        "ensemble", help="one model file that averages the class probabilities of several (e.g. seeds)"
+    )
+    ensemble.add_argument("--models", required=True, type=Path, nargs="+", help="two or more model files")
+    ensemble.add_argument("--out", required=True, type=Path, help="the ensemble's model file (.pt)")
+    ensemble.set_defaults(func=run_ensemble)
+
 
 def _config(args: argparse.Namespace, **extra) -> TrainConfig:
     model = {
@@ -217,4 +225,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         check_outputs({"--json": args.json}, {"--model": args.model})
         args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    check_outputs({"--out": args.out}, {f"--models {path}": path for path in args.models})
+    network, metadata = combine_model_files(args.models)
+    save_model(args.out, network, metadata)
+    print(f"{args.out}: ensemble of {len(args.models)} models")
     return 0
