@@ -7,7 +7,6 @@ import torch
 
 from hfd_core.models import HFDNet, HFDNetConfig, count_flops, count_parameters
 from hfd_core.models.alignment import FlowAlign
-from hfd_core.models.hfdnet import PRIOR_GAIN
 
 
 def test_logits_at_input_size_and_pyramid_finest_first():
@@ -110,24 +109,3 @@ def test_new_networks_bound_offsets_and_old_model_files_keep_theirs_unbounded():
     assert HFDNetConfig(2, 3).max_offset == 1.0
     saved_before_the_bound = {"in_channels": 2, "num_classes": 3, "widths": [8, 8, 16, 16], "align_dim": 8}
     assert HFDNetConfig.from_dict(saved_before_the_bound).max_offset is None
-
-
-def test_prior_skip_adds_the_raw_margin_to_class_one_only():
-    """The skip undoes the input standardisation (centre, scale) and votes ``-gain * margin`` for class 1; a
-    channel whose raw value is 0 (a source without it) adds nothing."""
-    config = HFDNetConfig(
-        3, 3, widths=(4, 8, 8, 8), align_dim=8, prior_channel=2, prior_centre=-0.5, prior_scale=2.0
-    )
-    with_skip = HFDNet(config).eval()
-    without = HFDNet(HFDNetConfig(3, 3, widths=(4, 8, 8, 8), align_dim=8)).eval()
-    without.load_state_dict({k: v for k, v in with_skip.state_dict().items() if k != "prior_gain"})
-    x = torch.randn(1, 3, 32, 32)
-    x[:, 2, :, :16] = 0.25  # raw margin 0: no vote
-    x[:, 2, :, 16:] = 1.0  # raw margin 1.5
-    with torch.no_grad():
-        difference = with_skip(x) - without(x)
-    assert difference[:, 0].abs().max() == 0 and difference[:, 2].abs().max() == 0
-    assert difference[:, 1, :, :16].abs().max() < 1e-5
-    assert torch.allclose(difference[:, 1, :, 16:], torch.tensor(-1.5 * PRIOR_GAIN), atol=1e-4)
-    with pytest.raises(ValueError, match="prior_channel"):
-        HFDNetConfig(3, 2, prior_channel=3)

@@ -57,8 +57,6 @@ FEATURES = (
     "has_vh",
     "VH_filtered_bound",
 )
-#: The channel that is the classical recipe's decision margin (a water student's prior skip, ``HFDNet``).
-PRIOR_FEATURE = "VH_filtered_bound"
 #: Physical limit for open water in VH (dB): the scene's Otsu threshold is never taken above it.
 WATER_VH_LIMIT_DB = -18.0
 

@@ -12,13 +12,6 @@ Design (the paper gives the idea, not a CPU budget; our choices):
   four strides, fused on the stride-2 grid after learned-offset alignment of every coarser level; offsets are
   bounded to ``max_offset`` coarse pixels (``None``: unbounded, as in model files saved before the bound).
 * Head: 1x1 classifier on the fused stride-2 map, bilinear upsampling to the input size.
-* Prior skip (optional, ``prior_channel``): one input channel that is already a decision margin (the water
-  model's ``VH_filtered_bound``: the classical recipe's, negative where it calls water) is added to class 1's
-  logit at full resolution with a learnt gain (``PRIOR_GAIN`` at the start). ``prior_centre`` and
-  ``prior_scale`` undo the input standardisation, so the skip sees the raw margin and adds exactly 0 where
-  the channel is 0 (a source without it). An untrained network then follows the recipe; training learns
-  corrections. Why: without it, one seed in five learnt "dB input means dry" and called no water on any
-  left-out dB chip (docs/experiments/water_model.md).
 
 Default size (``HFDNetConfig(in_channels=2, num_classes=5)``), measured by ``tests/test_models.py`` with
 ``models.complexity``: 1.16 M parameters, 2.63 GFLOPs (2 x multiply-adds of convolutions) per 256x256 tile.
@@ -28,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -37,9 +29,6 @@ from hfd_core.models.blocks import ConvBNReLU, ResidualBlock
 
 #: Input height and width must be multiples of this (the coarsest stride).
 SIZE_MULTIPLE = 16
-#: Starting gain of the prior skip: the water model's margin is in units of 5 dB, so a pixel 1 dB on the
-#: recipe's water side starts at +2 logits (88 % water) and 3 dB at +6.
-PRIOR_GAIN = 10.0
 
 
 @dataclass
@@ -52,9 +41,6 @@ class HFDNetConfig:
     align_dim: int = 64
     align: bool = True
     max_offset: float | None = 1.0
-    prior_channel: int | None = None
-    prior_centre: float = 0.0
-    prior_scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
@@ -64,8 +50,6 @@ class HFDNetConfig:
             raise ValueError("in_channels must be >= 1 and num_classes >= 2")
         if self.max_offset is not None and self.max_offset <= 0:
             raise ValueError(f"max_offset must be positive or None, got {self.max_offset}")
-        if self.prior_channel is not None and not 0 <= self.prior_channel < self.in_channels:
-            raise ValueError(f"prior_channel {self.prior_channel} is not one of {self.in_channels} inputs")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
@@ -111,8 +95,6 @@ class HFDNet(nn.Module):
             config.widths, config.align_dim, learned=config.align, max_offset=config.max_offset
         )
         self.classifier = nn.Conv2d(config.align_dim, config.num_classes, 1)
-        if config.prior_channel is not None:
-            self.prior_gain = nn.Parameter(torch.tensor(PRIOR_GAIN))
 
     def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Logits at input resolution; with ``return_features`` also the aligned pyramid, finest first."""
@@ -125,14 +107,4 @@ class HFDNet(nn.Module):
         logits = F.interpolate(
             self.classifier(fused), size=(height, width), mode="bilinear", align_corners=False
         )
-        if self.config.prior_channel is not None:
-            logits = logits + self._prior(x)
         return (logits, pyramid) if return_features else logits
-
-    def _prior(self, x: Tensor) -> Tensor:
-        """(N, classes, H, W): the prior skip's vote, in class 1's channel only (see the module docstring)."""
-        config = self.config
-        margin = (
-            x[:, config.prior_channel : config.prior_channel + 1] * config.prior_scale + config.prior_centre
-        )
-        return F.pad(-self.prior_gain * margin, (0, 0, 0, 0, 1, config.num_classes - 2))

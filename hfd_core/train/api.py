@@ -8,8 +8,6 @@ Choices:
 * Student architecture = teacher architecture (the paper's setting; the distilled features must have the same
   shape), only the input channels differ. Without a teacher, ``config.model`` decides.
 * The student reads the EO with the teacher's own normalisation statistics (those it was trained with).
-* A new student on scene features gets the prior skip (``HFDNet``) on ``scene_context.PRIOR_FEATURE``, with
-  that channel's standardisation, unless ``config.prior_skip`` is False. A teacher never has it.
 * Fine-tuning (``init_from``) keeps the starting model's architecture, bands, classes and normalisation (its
   weights were learned with them) and appends this run to ``training["fine_tuning"]``.
 """
@@ -24,7 +22,6 @@ import numpy as np
 from hfd_core import IGNORE_INDEX
 from hfd_core.data import PairedTileDataset, Scene
 from hfd_core.data.normalization import BandStats, compute_band_stats
-from hfd_core.data.scene_context import PRIOR_FEATURE, SCENE_KIND
 from hfd_core.errors import InputError
 from hfd_core.modelfile import ClassInfo, ModelMetadata, load_model, require_trainable
 from hfd_core.models import HFDNet, HFDNetConfig
@@ -120,13 +117,7 @@ def _start(
         metadata.training = {**metadata.training, "fine_tuning": history}
         return model, metadata
     stats = compute_band_stats([getattr(scene, attribute) for scene in train])
-    architecture = {**architecture, "in_channels": len(bands), "num_classes": len(classes)}
-    if role == "student" and input_kind == SCENE_KIND and config.prior_skip and PRIOR_FEATURE in bands:
-        channel = bands.index(PRIOR_FEATURE)
-        architecture.update(
-            prior_channel=channel, prior_centre=stats.mean[channel], prior_scale=stats.std[channel]
-        )
-    model_config = HFDNetConfig(**architecture)
+    model_config = HFDNetConfig(**{**architecture, "in_channels": len(bands), "num_classes": len(classes)})
     metadata = ModelMetadata(
         role=role,
         config=model_config,
@@ -219,9 +210,7 @@ def train_student(
         architecture, classes, eo_stats = dict(config.model), _classes(scenes, spec), None
     else:
         architecture = {
-            k: v
-            for k, v in teacher_meta.config.to_dict().items()
-            if k not in ("in_channels", "num_classes") and not k.startswith("prior_")
+            k: v for k, v in teacher_meta.config.to_dict().items() if k not in ("in_channels", "num_classes")
         }
         classes, eo_stats = list(teacher_meta.classes), _stats(teacher_meta)
     if uses_teacher:

@@ -107,12 +107,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULTS.consistency_weight,
         help="weight of the tile-consistency loss (a half-size crop must agree with the whole window)",
     )
-    student.add_argument(
-        "--no-prior-skip",
-        action="store_true",
-        help="a water student (scene features) without the classical recipe's margin added to its water "
-        "logit (the ablation)",
-    )
     student.set_defaults(func=run_train_student)
 
     evaluate = subparsers.add_parser("evaluate", help="scores of a model file on labelled scenes")
@@ -212,7 +206,6 @@ def run_train_student(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         pseudo_labels=args.pseudo_labels and not args.no_distill,
         consistency_weight=args.consistency_weight,
-        prior_skip=not args.no_prior_skip,
     )
     return _finish(train_student(train, val, args.teacher, config, spec=DATASETS[args.dataset]))
 

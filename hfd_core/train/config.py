@@ -16,8 +16,6 @@ class TrainConfig:
     standardised features compared position by position) or "affinity" (pair-wise similarities compared).
     ``consistency_weight`` weighs the student's tile-consistency loss (0: off). With ``pseudo_labels`` the
     teacher's classes fill missing labels where its probability is at least ``pseudo_label_confidence``.
-    ``prior_skip``: a new student on scene features (``scene_context.SCENE_KIND``) adds the classical recipe's
-    margin to its water logit (``HFDNet``'s prior skip); False trains without it (the ablation).
     """
 
     out_dir: str = "runs/train"
@@ -36,7 +34,6 @@ class TrainConfig:
     temperature: float = 2.0
     pseudo_labels: bool = False
     pseudo_label_confidence: float = 0.0
-    prior_skip: bool = True
     model: dict = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
