@@ -1,0 +1,83 @@
+"""How many seeds a water ensemble needs: the leave-one-location-out pooled water IoU of every subset of the
+SAR-only seeds (single seeds, pairs, triples, ...), probabilities averaged as ``models.ensemble`` does.
+
+    .venv/bin/python scripts/water_ensemble_sizes.py --run runs/water --seeds 0 1 2 3 4
+
+Each chip is scored by the seeds' folds that left its location out, predicted whole (the chips are 512 pixels
+a side; on them this equals ``segment_raster``'s map, checked against the card's single-seed rows). Prints,
+per ensemble size, the mean, minimum and maximum over the subsets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hfd_core import IGNORE_INDEX
+from hfd_core.data.normalization import BandStats, normalize
+from hfd_core.data.scene_context import SceneContext, water_features
+from hfd_core.modelfile import load_model
+from hfd_core.models.hfdnet import SIZE_MULTIPLE
+from scripts.water_ensembles import VARIANT, seed_folder
+from scripts.water_model_card import WATER, Chip, read_chips
+
+
+def water_probability(model: Path, chip: Chip) -> np.ndarray:
+    """(H, W) probability of water of ``model`` on the whole chip."""
+    network, metadata = load_model(model)
+    sar = np.stack([chip.vv, chip.vh]).astype(np.float32)
+    x = normalize(water_features(sar, SceneContext.of(sar, "db")), BandStats(metadata.mean, metadata.std))
+    height, width = x.shape[1:]
+    padded = np.pad(x, ((0, 0), (0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE)), mode="reflect")
+    with torch.no_grad():
+        logits = network(torch.from_numpy(padded)[None])
+    return torch.softmax(logits, dim=1)[0, WATER, :height, :width].numpy()
+
+
+def pooled_iou(chips: list[Chip], probabilities: dict[str, list[np.ndarray]]) -> float:
+    """Pooled water IoU over the chips with water of the averaged ``probabilities`` (chip -> members)."""
+    intersection = union = 0
+    for chip in chips:
+        truth = chip.label == WATER
+        if not truth.any():
+            continue
+        keep = (chip.label != IGNORE_INDEX) & np.isfinite(chip.vv) & np.isfinite(chip.vh)
+        water = np.mean(probabilities[chip.name], axis=0) > 0.5
+        intersection += int((water & truth & keep).sum())
+        union += int(((water | truth) & keep).sum())
+    return intersection / union
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--run", type=Path, default=Path("runs/water"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        chips = read_chips(args.samples, Path(workdir))
+    probability = {
+        (seed, chip.name): water_probability(
+            seed_folder(args.run, seed) / "leave-out" / VARIANT / chip.location / "best.pt", chip
+        )
+        for seed in args.seeds
+        for chip in chips
+    }
+    print("| seeds averaged | subsets | mean pooled water IoU | min | max |")
+    print("|---|---|---|---|---|")
+    for size in range(1, len(args.seeds) + 1):
+        subsets = itertools.combinations(args.seeds, size)
+        scores = [
+            pooled_iou(chips, {c.name: [probability[seed, c.name] for seed in subset] for c in chips})
+            for subset in subsets
+        ]
+        print(f"| {size} | {len(scores)} | {np.mean(scores):.3f} | {min(scores):.3f} | {max(scores):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
