@@ -12,9 +12,12 @@ WATER_STEPS_EPOCH ?= 320
 # 8 epochs of 320 windows of 128 px: validation mIoU of teacher and SAR-only student was flat after 4-5.
 WATER_TEACHER_EPOCHS ?= 8
 WATER_EPOCHS ?= 8
+# Network size (HFDNetConfig widths, align_dim) of every water model.
+WATER_WIDTHS ?= 16 32 64 128
+WATER_ALIGN_DIM ?= 48
 WATER_ARGS = --root $(WATER_DATA) --split train --val-fraction 0.1 --seed $(WATER_SEED) --tile-size 128 \
-	--batch-size 8 --samples-per-epoch $(WATER_STEPS_EPOCH) --lr 2e-3 --widths 16 32 64 128 --align-dim 48 \
-	--resume --quiet
+	--batch-size 8 --samples-per-epoch $(WATER_STEPS_EPOCH) --lr 2e-3 --widths $(WATER_WIDTHS) \
+	--align-dim $(WATER_ALIGN_DIM) --resume --quiet
 
 .PHONY: train-water
 
