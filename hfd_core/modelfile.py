@@ -6,9 +6,9 @@ arbitrary objects, so a model file from a stranger cannot run code. Saving goes 
 the same folder and ``os.replace``: a crash never leaves a half-written model, and the temporary file of a
 killed process is removed by the next save into that folder (``hfd_core.files.remove_stale``).
 
-An ensemble (``models.ensemble``) is one file too: ``metadata.members`` holds each member's architecture and
-input statistics (member 0's are the file's own ``config``, ``mean`` and ``std``), its weights are under
-``members.<i>.``; ``combine_model_files`` makes one from model files of the same task.
+An ensemble (``models.ensemble``) is one file too, of format version 2: ``metadata.members`` holds each
+member's architecture and input statistics (member 0's are the file's own ``config``, ``mean`` and ``std``),
+its weights are under ``members.<i>.``; ``combine_model_files`` makes one from model files of the same task.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.models.ensemble import HFDEnsemble
 
 FORMAT = "hfd-net"
+#: Version 1: one network; version 2: an ensemble (``metadata.members``), so that a plugin older than
+#: ensembles says "update the plugin" instead of failing on the metadata. This version reads both.
 FORMAT_VERSION = 1
+ENSEMBLE_FORMAT_VERSION = 2
 ROLES = ("teacher", "student")
 
 
@@ -70,6 +73,8 @@ class ModelMetadata:
     def to_json(self) -> str:
         values = asdict(self)
         values["config"] = self.config.to_dict()
+        if not self.members:  # a single network's metadata stays readable by versions before ensembles
+            del values["members"]
         return json.dumps(values)
 
     @classmethod
@@ -123,13 +128,13 @@ class ModelMetadata:
         return problems
 
 
-def require_trainable(metadata: ModelMetadata, path: str | Path) -> None:
-    """InputError when ``path`` is an ensemble: its members are trained one by one, not together."""
+def require_single_network(metadata: ModelMetadata, path: str | Path, purpose: str) -> None:
+    """InputError when ``path`` is an ensemble, which ``purpose`` (training it further, teaching) cannot use:
+    an ensemble only predicts; its members were trained one by one."""
     if metadata.members:
         raise InputError(
-            f"{path} is an ensemble of {len(metadata.members)} models (their probabilities are averaged) and "
-            "cannot be trained further; train or fine-tune one of the models it was made of "
-            f"({', '.join(metadata.training.get('ensemble_of', [])) or 'listed in its metadata'})"
+            f"{path} is an ensemble of {len(metadata.members)} networks (their probabilities are averaged): "
+            f"{purpose} needs a single network, e.g. one of the models the ensemble was made from"
         )
 
 
@@ -163,6 +168,7 @@ def combine_model_files(paths: list[str | Path]) -> tuple[HFDEnsemble, ModelMeta
     metadata.members = [{"config": m.config.to_dict(), "mean": m.mean, "std": m.std} for _, m in loaded]
     metadata.training = {"ensemble_of": [str(path) for path in paths]}
     metadata.metrics = {}
+    metadata.version = __version__
     ensemble = build_network(metadata)
     for member, (network, _) in zip(ensemble.members, loaded, strict=True):
         member.load_state_dict(network.state_dict())
@@ -177,7 +183,7 @@ def save_model(path: str | Path, model: HFDNet | HFDEnsemble, metadata: ModelMet
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     payload = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": ENSEMBLE_FORMAT_VERSION if metadata.members else FORMAT_VERSION,
         "metadata_json": metadata.to_json(),
         "state_dict": state,
     }
@@ -260,10 +266,10 @@ def _read(path: str | Path) -> tuple[dict, ModelMetadata]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path} is a torch file but not an HFD-Net model file")
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in (FORMAT_VERSION, ENSEMBLE_FORMAT_VERSION):
         raise ModelFileError(
-            f"{path} has model format version {version}; this plugin ({__version__}) reads version "
-            f"{FORMAT_VERSION}: update the plugin or re-export the model"
+            f"{path} has model format version {version}; this plugin ({__version__}) reads versions "
+            f"{FORMAT_VERSION} and {ENSEMBLE_FORMAT_VERSION}: update the plugin or re-export the model"
         )
     try:
         metadata = ModelMetadata.from_json(payload["metadata_json"])

@@ -58,12 +58,16 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
     parser.add_argument("--run", type=Path, default=Path("runs/water"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument(
+        "--base-seed", type=int, default=0, help="the seed whose runs are the run folder itself"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
     probability = {
         (seed, chip.name): water_probability(
-            seed_folder(args.run, seed) / "leave-out" / VARIANT / chip.location / "best.pt", chip
+            seed_folder(args.run, seed, args.base_seed) / "leave-out" / VARIANT / chip.location / "best.pt",
+            chip,
         )
         for seed in args.seeds
         for chip in chips

@@ -44,13 +44,11 @@ from hfd_core.data.raster import read_float, read_label
 from hfd_core.data.water import read_ombria_water, read_stac_chip
 from hfd_core.infer.tiled import segment_raster
 from hfd_core.metrics import confusion_matrix, per_chip_miou
-from hfd_core.modelfile import load_model
+from hfd_core.modelfile import read_metadata
 from hfd_core.train.datasets import WATER_DATASETS
 from hfd_core.train.evaluation import evaluate_model_file
 
 WATER = 1
-#: The training seed of the shipped runs (mk/water.mk WATER_SEED); other seeds are under ``seed<N>/``.
-WATER_SEED = 0
 WATER_MODEL = "water_student.pt"
 #: Largest share of water a shipped model may call on a chip without water.
 DRY_LIMIT = 0.01
@@ -225,12 +223,11 @@ def _folds(folder: Path) -> dict[str, Path]:
 
 
 def _validation_miou(path: Path) -> str:
-    """The model's validation mIoU, or the mean of an ensemble's members."""
-    metadata = load_model(path)[1]
+    """The model's validation mIoU, or the mean of an ensemble's members'."""
+    metadata = read_metadata(path)
     sources = metadata.training.get("ensemble_of", [])
-    scores = [load_model(source)[1].metrics["val_miou"] for source in sources] or [
-        metadata.metrics["val_miou"]
-    ]
+    scores = [read_metadata(source).metrics.get("val_miou", np.nan) for source in sources]
+    scores = scores or [metadata.metrics.get("val_miou", np.nan)]
     return f"{np.mean(scores):.3f}" + (" on average" if sources else "")
 
 
@@ -312,6 +309,7 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=Path("resources/models"), help="where the model ships")
     parser.add_argument("--card", type=Path, default=Path("docs/experiments/water_model.md"))
     parser.add_argument("--command", default="make water-model", help="the command, for the card")
+    parser.add_argument("--seed", type=int, default=0, help="the training seed of the run folder's own runs")
     args = parser.parse_args()
     run, pretrained = args.run, args.run / "water-no-chips"
     variants = [name for name in VARIANT_LABELS if (run / "water" / name / "best.pt").is_file()]
@@ -329,7 +327,7 @@ def main() -> None:
     seeds = {
         seed.name.removeprefix("seed"): seed / "leave-out" / "student_sar_only" for seed in run.glob("seed*")
     }
-    for seed, folder in sorted(seeds.items()):
+    for seed, folder in sorted(seeds.items(), key=lambda item: int(item[0])):
         leave_out[_seed_label(seed)] = _folds(folder)
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
@@ -347,11 +345,11 @@ def main() -> None:
         "Every dB chip row is a model that did not train on the chip it is scored on."
     )
     if "ensemble" in final:
-        members = load_model(final["ensemble"])[1].training["ensemble_of"]
+        members = read_metadata(final["ensemble"]).training["ensemble_of"]
         notes += f" The shipped seeds' ensemble averages {', '.join(members)}."
     if seeds and "student_sar_only" in final:
-        rows = {str(WATER_SEED): _leave_out_label("student_sar_only")}
-        rows |= {seed: _seed_label(seed) for seed in sorted(seeds)}
+        rows = {str(args.seed): _leave_out_label("student_sar_only")}
+        rows |= {seed: _seed_label(seed) for seed in sorted(seeds, key=int)}
         notes += " " + seed_spread(chips, chip_results, rows, "SAR-only student")
     text = card(chips, chip_results, ombria, args.command, notes)
     if args.card.is_file():  # sections written by other experiments (e.g. label efficiency) stay

@@ -81,19 +81,67 @@ def test_combining_refuses_one_model_other_tasks_and_ensembles(members, tmp_path
         combine_model_files([tmp_path / "ensemble.pt", members[2]])
 
 
-def test_an_ensemble_is_not_trained_further(members, tmp_path):
-    ensemble, metadata = combine_model_files(members[:2])
-    save_model(tmp_path / "ensemble.pt", ensemble, metadata)
+def _ensemble_file(paths, out):
+    save_model(out, *combine_model_files(paths))
+    return out
+
+
+def test_an_ensemble_is_neither_trained_further_nor_a_teacher(members, tmp_path, demo_sample):
+    """Refused at the start with a clear message: as the model to train, as a teacher, in fine-tuning."""
+    from hfd_core.train.finetune import finetune
+
+    ensemble = _ensemble_file(members[:2], tmp_path / "ensemble.pt")
     scenes = toy_scenes(3)
-    config = tiny_config(tmp_path / "run", distill_weight=0.0, init_from=str(tmp_path / "ensemble.pt"))
-    with pytest.raises(InputError, match="ensemble of 2 models.*a.pt"):
+    config = tiny_config(tmp_path / "run", distill_weight=0.0, init_from=str(ensemble))
+    with pytest.raises(
+        InputError, match="ensemble of 2 networks.*training it further needs a single network"
+    ):
         train_student(scenes[:2], scenes[2:], None, config)
+    network, metadata = load_model(members[0])
+    metadata.role = "teacher"
+    teachers = [tmp_path / "teacher_a.pt", tmp_path / "teacher_b.pt"]
+    for path in teachers:
+        save_model(path, network, metadata)
+    teacher_ensemble = _ensemble_file(teachers, tmp_path / "teachers.pt")
+    with pytest.raises(InputError, match="a teacher needs a single network"):
+        train_student(scenes[:2], scenes[2:], teacher_ensemble, tiny_config(tmp_path / "distilled"))
+    with pytest.raises(InputError, match="fine-tuning needs a single network"):
+        finetune(demo_sample, demo_sample, tmp_path / "tuned.pt", ensemble, teachers[0])
+    with pytest.raises(InputError, match="a teacher needs a single network"):
+        finetune(demo_sample, demo_sample, tmp_path / "tuned.pt", members[0], teacher_ensemble)
+    assert not (tmp_path / "tuned.pt").exists()
 
 
-def test_a_damaged_ensemble_file_is_refused(members, tmp_path):
+def test_ensemble_files_have_their_own_format_version(members, tmp_path):
+    """Format 2 for an ensemble, so that a plugin from before ensembles asks for an update; a single network's
+    file stays format 1 without the new field."""
+    ensemble = _ensemble_file(members[:2], tmp_path / "ensemble.pt")
+    assert torch.load(ensemble, weights_only=True)["format_version"] == 2
+    single = torch.load(members[0], weights_only=True)
+    assert single["format_version"] == 1 and "members" not in single["metadata_json"]
+
+
+def test_an_ensemble_is_evaluated_like_a_network(members, tmp_path):
+    from hfd_core.train.evaluation import evaluate_scenes
+
+    ensemble, metadata = combine_model_files(members)
+    report = evaluate_scenes(ensemble, metadata, toy_scenes(2), torch.device("cpu"))
+    assert 0 <= report["miou"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda members: members[1].update(std=[1.0]), "member 1 has statistics for other inputs"),
+        (lambda members: members[1].update(std=[1.0, 0.0]), "member 1 has a non-positive standard deviation"),
+        (lambda members: members[0].update(mean=[0.0, 0.0]), "member 0 is not the file's own"),
+        (lambda members: members.pop(), "two or more members"),
+    ],
+)
+def test_a_damaged_ensemble_file_is_refused(members, tmp_path, damage, message):
     ensemble, metadata = combine_model_files(members[:2])
-    metadata.members[1]["std"] = [1.0]
-    with pytest.raises(ModelFileError, match="member 1 has statistics for other inputs"):
+    damage(metadata.members)
+    with pytest.raises(ModelFileError, match=message):
         save_model(tmp_path / "ensemble.pt", ensemble, metadata)
 
 

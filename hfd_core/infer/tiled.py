@@ -56,6 +56,7 @@ from hfd_core.infer.style import colormap, write_confidence_qml, write_qml
 from hfd_core.infer.timing import format_duration
 from hfd_core.modelfile import ModelMetadata, load_model
 from hfd_core.models import HFDNet
+from hfd_core.models.ensemble import HFDEnsemble
 from hfd_core.models.hfdnet import SIZE_MULTIPLE
 from hfd_core.models.inference import inference_memory_format, prepare_for_inference
 
@@ -315,8 +316,8 @@ class _Writer:
 
 
 def _load(
-    model: str | Path | tuple[HFDNet, ModelMetadata], device: torch.device
-) -> tuple[HFDNet, ModelMetadata]:
+    model: str | Path | tuple[HFDNet | HFDEnsemble, ModelMetadata], device: torch.device
+) -> tuple[HFDNet | HFDEnsemble, ModelMetadata]:
     """The network prepared for inference (``models.inference``); a network passed in is copied first, so
     the caller's (which may go on training) is left as it was."""
     network, metadata = load_model(model) if isinstance(model, str | Path) else model
@@ -327,7 +328,7 @@ def _load(
 def segment_raster(
     input_path: str | Path,
     output_path: str | Path,
-    model: str | Path | tuple[HFDNet, ModelMetadata],
+    model: str | Path | tuple[HFDNet | HFDEnsemble, ModelMetadata],
     *,
     bands: list[int] | None = None,
     tile_size: int | None = None,

@@ -7,8 +7,10 @@ not weights: seeds start from different random weights, so their weights cannot 
 
 Each member keeps the input standardisation it was trained with. The ensemble takes inputs standardised with
 member 0's statistics (the model file's ``mean`` and ``std``) and gives member ``i`` its own by the exact
-per-channel affine map ``x * std_0 / std_i + (mean_0 - mean_i) / std_i``. The output is the logarithm of the
-mean probabilities, so softmax, argmax and confidence downstream see the averaged probabilities.
+per-channel affine map ``x * std_0 / std_i + (mean_0 - mean_i) / std_i``, exact on valid pixels (nodata,
+0 after member 0's standardisation, reaches member ``i`` as ``(mean_0 - mean_i) / std_i``: a member's
+statistics differ by a few per cent when only its validation split differs). The output is the logarithm of
+the mean probabilities, so softmax, argmax and confidence downstream see the averaged probabilities.
 An ensemble predicts; it is not trained further (``return_features`` is refused).
 """
 
@@ -38,10 +40,6 @@ class HFDEnsemble(nn.Module):
         # (members, channels): 2-D, so that a move to channels-last leaves them alone
         self.register_buffer("scale", std[0] / std, persistent=False)
         self.register_buffer("shift", (mean[0] - mean) / std, persistent=False)
-
-    @property
-    def config(self) -> HFDNetConfig:
-        return self.members[0].config
 
     def forward(self, x: Tensor, return_features: bool = False) -> Tensor:
         if return_features:

@@ -23,7 +23,7 @@ from hfd_core import IGNORE_INDEX
 from hfd_core.data import PairedTileDataset, Scene
 from hfd_core.data.normalization import BandStats, compute_band_stats
 from hfd_core.errors import InputError
-from hfd_core.modelfile import ClassInfo, ModelMetadata, load_model, require_trainable
+from hfd_core.modelfile import ClassInfo, ModelMetadata, load_model, require_single_network
 from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.train.config import TrainCallbacks, TrainConfig
 from hfd_core.train.datasets import DatasetSpec, default_classes
@@ -107,7 +107,7 @@ def _start(
     bands = _bands(train, attribute)
     if config.init_from:
         model, metadata = load_model(config.init_from)
-        require_trainable(metadata, config.init_from)
+        require_single_network(metadata, config.init_from, "training it further")
         if metadata.role != role or metadata.bands != bands:
             raise InputError(
                 f"{config.init_from} is a {metadata.role} for bands {metadata.bands}; this run trains "
@@ -201,6 +201,8 @@ def train_student(
     if uses_teacher and not teacher_path:
         raise InputError("distillation or pseudo-labels need --teacher (or use --no-distill)")
     teacher, teacher_meta = load_model(teacher_path) if teacher_path else (None, None)
+    if teacher_meta is not None:
+        require_single_network(teacher_meta, teacher_path, "a teacher")
     scenes = train_scenes + val_scenes
     _require(scenes, "sar", "student training")
     if not config.pseudo_labels:

@@ -40,7 +40,7 @@ from hfd_core.data.sar import sar_scale, to_db
 from hfd_core.errors import InputError
 from hfd_core.files import check_outputs, remove_stale
 from hfd_core.finetune_defaults import DEFAULTS
-from hfd_core.modelfile import ModelMetadata, load_model, read_metadata, require_trainable, save_model
+from hfd_core.modelfile import ModelMetadata, load_model, read_metadata, require_single_network, save_model
 from hfd_core.train.api import train_student
 from hfd_core.train.config import TrainCallbacks, TrainConfig
 from hfd_core.train.distributed import resolve_device
@@ -290,7 +290,8 @@ def finetune(
     student, teacher = read_metadata(student_path), read_metadata(teacher_path)
     if student.role != "student" or teacher.role != "teacher":
         raise InputError(f"{student_path} must be a student and {teacher_path} a teacher model file")
-    require_trainable(student, student_path)
+    require_single_network(student, student_path, "fine-tuning")
+    require_single_network(teacher, teacher_path, "a teacher")
     train, validation, held_out = prepare_scenes(
         sar_path,
         eo_path,
