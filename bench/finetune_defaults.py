@@ -25,6 +25,7 @@ import torch
 
 from hfd_core.data import Scene
 from hfd_core.data.raster import read_float
+from hfd_core.data.speckle import mean_filter
 from hfd_core.modelfile import bundled_model_path, load_model, read_metadata
 from hfd_core.train.evaluation import predict_scene
 from hfd_core.train.finetune import band_indices, finetune
@@ -42,11 +43,23 @@ def water_iou(predicted_water: np.ndarray, label: np.ndarray, mask: np.ndarray) 
     return float((truth & predicted).sum() / max((truth | predicted).sum(), 1))
 
 
+#: Thresholds tried for the best single-band threshold (dB, 0.25 dB apart).
+ORACLE_THRESHOLDS = np.arange(-30.0, -5.0, 0.25)
+
+
+def best_threshold_iou(sar: np.ndarray, label: np.ndarray, mask: np.ndarray) -> float:
+    """The highest water IoU on ``mask`` of "VV or VH, 7 x 7 mean-filtered or not, below t", t chosen with the
+    labels themselves: what one band's threshold can reach at best, a reference for the SAR-only student."""
+    bands = [band for pair in ((b, mean_filter(b)) for b in sar) for band in pair]
+    return max(water_iou(band < t, label, mask) for band in bands for t in ORACLE_THRESHOLDS)
+
+
 def held_out_scores(
     chip: Path, tuned: Path, student_path: Path | None = None, teacher_path: Path | None = None
 ) -> dict:
     """Water IoU on the held-out blocks recorded in ``tuned``: before (``student_path``, default the bundled
-    student), after, teacher (default the bundled one), Otsu on VH."""
+    student), after, teacher (default the bundled one), Otsu on VH, the best threshold chosen with the
+    labels (``best_threshold_iou``)."""
     from skimage.filters import threshold_otsu
 
     student_path = student_path or bundled_model_path("student")
@@ -74,6 +87,7 @@ def held_out_scores(
         "student_after": water_iou(model_water(tuned), label, held_out),
         "teacher": water_iou(model_water(teacher_path), label, held_out),
         "otsu_vh": water_iou(finite & (vh < threshold_otsu(vh[finite])), label, held_out),
+        "best_threshold": best_threshold_iou(sar, label, held_out),
     }
 
 
@@ -103,9 +117,12 @@ def main() -> None:
             )  # fmt: skip
             seconds = round(time.perf_counter() - start, 1)
         scores = held_out_scores(args.chip, tuned, student, teacher)
-    print(f"| {args.chip.name} | student before | student after | teacher (S2) | Otsu on VH |")
-    print("|---|---|---|---|---|")
-    names = ("student_before", "student_after", "teacher", "otsu_vh")
+    print(
+        f"| {args.chip.name} | student before | student after | teacher (S2) | Otsu on VH "
+        "| best threshold (labels) |"
+    )
+    print("|---|---|---|---|---|---|")
+    names = ("student_before", "student_after", "teacher", "otsu_vh", "best_threshold")
     print(f"| water IoU, {scores['held_out_pixels']} held-out pixels | " + " | ".join(
         f"{scores[name]:.3f}" for name in names) + " |")  # fmt: skip
     threads = torch.get_num_threads()
