@@ -5,7 +5,7 @@ SAR-only seeds (single seeds, pairs, triples, ...), probabilities averaged as ``
 
 Each chip is scored by the seeds' folds that left its location out, predicted whole (the chips are 512 pixels
 a side; on them this equals ``segment_raster``'s map, checked against the card's single-seed rows). Prints,
-per ensemble size, the mean, minimum and maximum over the subsets.
+per ensemble size, the mean, minimum and maximum over the subsets; the water card has the same table.
 """
 
 from __future__ import annotations
@@ -53,34 +53,41 @@ def pooled_iou(chips: list[Chip], probabilities: dict[str, list[np.ndarray]]) ->
     return intersection / union
 
 
+def size_table(chips: list[Chip], run: Path, seeds: list[int], base_seed: int) -> str:
+    """Markdown table: per ensemble size, the mean, minimum and maximum pooled water IoU over the subsets."""
+    probability = {
+        (seed, chip.name): water_probability(
+            seed_folder(run, seed, base_seed) / "leave-out" / VARIANT / chip.location / "best.pt", chip
+        )
+        for seed in seeds
+        for chip in chips
+    }
+    lines = [
+        "| seeds averaged | subsets | mean pooled water IoU | min | max |",
+        "|---|---|---|---|---|",
+    ]
+    for size in range(1, len(seeds) + 1):
+        subsets = itertools.combinations(seeds, size)
+        scores = [
+            pooled_iou(chips, {c.name: [probability[seed, c.name] for seed in subset] for c in chips})
+            for subset in subsets
+        ]
+        lines.append(
+            f"| {size} | {len(scores)} | {np.mean(scores):.3f} | {min(scores):.3f} | {max(scores):.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
     parser.add_argument("--run", type=Path, default=Path("runs/water"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument(
-        "--base-seed", type=int, default=0, help="the seed whose runs are the run folder itself"
-    )
+    parser.add_argument("--base-seed", type=int, default=0, help="the seed of the run folder's own runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
-    probability = {
-        (seed, chip.name): water_probability(
-            seed_folder(args.run, seed, args.base_seed) / "leave-out" / VARIANT / chip.location / "best.pt",
-            chip,
-        )
-        for seed in args.seeds
-        for chip in chips
-    }
-    print("| seeds averaged | subsets | mean pooled water IoU | min | max |")
-    print("|---|---|---|---|---|")
-    for size in range(1, len(args.seeds) + 1):
-        subsets = itertools.combinations(args.seeds, size)
-        scores = [
-            pooled_iou(chips, {c.name: [probability[seed, c.name] for seed in subset] for c in chips})
-            for subset in subsets
-        ]
-        print(f"| {size} | {len(scores)} | {np.mean(scores):.3f} | {min(scores):.3f} | {max(scores):.3f} |")
+    print(size_table(chips, args.run, args.seeds, args.base_seed))
 
 
 if __name__ == "__main__":

@@ -210,6 +210,19 @@ def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: st
     return "\n".join(lines) + "\n"
 
 
+def ensemble_size_section(chips: list[Chip], run: Path, seeds: list[int], base_seed: int) -> str:
+    """The card's section on ensemble size (``scripts/water_ensemble_sizes.py``)."""
+    from scripts.water_ensemble_sizes import size_table
+
+    return (
+        "\n## Ensemble size: every subset of the SAR-only seeds, probabilities averaged\n\n"
+        "Leave-one-location-out pooled water IoU over the dB chips with water, each chip scored by the "
+        "seeds' folds that left its location out (`scripts/water_ensemble_sizes.py`).\n\n"
+        + size_table(chips, run, seeds, base_seed)
+        + "\n"
+    )
+
+
 def foreign_sections(text: str) -> list[str]:
     """The sections of an existing card that other scripts generated (between ``<!-- x: generated -->`` and
     ``<!-- /x -->`` markers), kept when this script rewrites the card."""
@@ -352,6 +365,8 @@ def main() -> None:
         rows |= {seed: _seed_label(seed) for seed in sorted(seeds, key=int)}
         notes += " " + seed_spread(chips, chip_results, rows, "SAR-only student")
     text = card(chips, chip_results, ombria, args.command, notes)
+    if seeds and "student_sar_only" in final:
+        text += ensemble_size_section(chips, run, [args.seed, *sorted(map(int, seeds))], args.seed)
     if args.card.is_file():  # sections written by other experiments (e.g. label efficiency) stay
         text += "".join(f"\n{section}\n" for section in foreign_sections(args.card.read_text()))
     args.card.parent.mkdir(parents=True, exist_ok=True)
