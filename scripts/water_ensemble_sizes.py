@@ -3,9 +3,10 @@ SAR-only seeds (single seeds, pairs, triples, ...), probabilities averaged as ``
 
     .venv/bin/python scripts/water_ensemble_sizes.py --run runs/water --seeds 0 1 2 3 4
 
-Each chip is scored by the seeds' folds that left its location out, predicted whole (the chips are 512 pixels
-a side; on them this equals ``segment_raster``'s map, checked against the card's single-seed rows). Prints,
-per ensemble size, the mean, minimum and maximum over the subsets; the water card has the same table.
+Each chip is scored by the seeds' folds that left its location out, predicted as ``evaluate`` does
+(``predict_probabilities``; on these 512-pixel chips the single-seed rows equal the card's, which runs
+``segment_raster``). Prints, per ensemble size, the mean, minimum and maximum over the subsets; the water
+card has the same table.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import numpy as np
 import torch
 
 from hfd_core import IGNORE_INDEX
-from hfd_core.data.normalization import BandStats, normalize
-from hfd_core.data.scene_context import SceneContext, water_features
+from hfd_core.data import Scene
 from hfd_core.modelfile import load_model
-from hfd_core.models.hfdnet import SIZE_MULTIPLE
+from hfd_core.train.evaluation import predict_probabilities
 from scripts.water_ensembles import VARIANT, seed_folder
 from scripts.water_model_card import WATER, Chip, read_chips
 
@@ -31,12 +31,8 @@ def water_probability(model: Path, chip: Chip) -> np.ndarray:
     """(H, W) probability of water of ``model`` on the whole chip."""
     network, metadata = load_model(model)
     sar = np.stack([chip.vv, chip.vh]).astype(np.float32)
-    x = normalize(water_features(sar, SceneContext.of(sar, "db")), BandStats(metadata.mean, metadata.std))
-    height, width = x.shape[1:]
-    padded = np.pad(x, ((0, 0), (0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE)), mode="reflect")
-    with torch.no_grad():
-        logits = network(torch.from_numpy(padded)[None])
-    return torch.softmax(logits, dim=1)[0, WATER, :height, :width].numpy()
+    scene = Scene(chip.name, chip.location, sar, None, None, ["VV", "VH"], [])
+    return predict_probabilities(network, metadata, scene, torch.device("cpu"))[0][WATER]
 
 
 def pooled_iou(chips: list[Chip], probabilities: dict[str, list[np.ndarray]]) -> float:

@@ -26,15 +26,13 @@ MIN_PROBABILITY = 1e-8
 
 
 class HFDEnsemble(nn.Module):
-    """Members ``HFDNet(configs[i])`` trained with input statistics ``means[i]``, ``stds[i]``."""
+    """Members ``HFDNet(configs[i])`` trained with input statistics ``means[i]``, ``stds[i]`` (a model file's
+    members agree on inputs and classes: ``ModelMetadata.validate`` checks that before this is built)."""
 
     def __init__(self, configs: list[HFDNetConfig], means: list[list[float]], stds: list[list[float]]):
         super().__init__()
         if not len(configs) == len(means) == len(stds) >= 2:
             raise ValueError("an ensemble needs two or more members, each with its means and stds")
-        shapes = {(c.in_channels, c.num_classes) for c in configs}
-        if len(shapes) > 1:
-            raise ValueError(f"ensemble members disagree on (input channels, classes): {sorted(shapes)}")
         self.members = nn.ModuleList(HFDNet(config) for config in configs)
         mean, std = torch.tensor(means, dtype=torch.float32), torch.tensor(stds, dtype=torch.float32)
         # (members, channels): 2-D, so that a move to channels-last leaves them alone

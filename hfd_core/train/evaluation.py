@@ -79,16 +79,17 @@ def _window_starts(size: int, window: int, stride: int) -> list[int]:
 
 
 @torch.no_grad()
-def predict_scene(
+def predict_probabilities(
     model: nn.Module,
     metadata: ModelMetadata,
     scene: Scene,
     device: torch.device,
     batch_size: int = 4,
     window: int | None = None,
-) -> np.ndarray:
-    """Class map (H, W) uint8 of ``scene``; IGNORE_INDEX where the input is NaN. ``window``: side of the
-    prediction windows (default: the larger of the model's tile size and ``EVAL_WINDOW``)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(class probabilities (K, H, W) float32, valid mask (H, W)) of ``scene``, windows blended; the input is
+    NaN where the mask is False. ``window``: side of the prediction windows (default: the larger of the
+    model's tile size and ``EVAL_WINDOW``)."""
     array = model_input(scene, metadata).astype(np.float32)
     mean = np.asarray(metadata.mean, np.float32)[:, None, None]
     std = np.asarray(metadata.std, np.float32)[:, None, None]
@@ -116,7 +117,21 @@ def predict_scene(
         for (r, c), tile in zip(chunk, tiles, strict=True):
             probabilities[:, r : r + wr, c : c + wc] += tile * weights
             total[r : r + wr, c : c + wc] += weights
-    prediction = (probabilities / total).argmax(0).to(torch.uint8).numpy()[:rows, :cols].copy()
+    return (probabilities / total)[:, :rows, :cols].numpy(), valid
+
+
+def predict_scene(
+    model: nn.Module,
+    metadata: ModelMetadata,
+    scene: Scene,
+    device: torch.device,
+    batch_size: int = 4,
+    window: int | None = None,
+) -> np.ndarray:
+    """Class map (H, W) uint8 of ``scene`` (``predict_probabilities``' arg-max); IGNORE_INDEX where the
+    input is NaN."""
+    probabilities, valid = predict_probabilities(model, metadata, scene, device, batch_size, window)
+    prediction = probabilities.argmax(0).astype(np.uint8)
     prediction[~valid] = IGNORE_INDEX
     return prediction
 
