@@ -68,11 +68,7 @@ def main() -> None:
     else:
         folds = [(args.run / "ablation" / args.pretrained / args.variant / group, group) for group in groups]
     start = pretrained / args.variant / "best.pt"
-    architecture = {
-        name: value
-        for name, value in read_metadata(start).config.to_dict().items()
-        if name not in ("in_channels", "num_classes")
-    }
+    architecture = read_metadata(start).config.architecture()
     for out_dir, left_out in folds:
         train = train_others + [s for s in chips if s.group != left_out]
         config = TrainConfig(

@@ -54,6 +54,11 @@ class HFDNetConfig:
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
 
+    def architecture(self) -> dict:
+        """``to_dict`` without the fields the data decide (input channels, classes): what another network
+        needs to be built the same way (``TrainConfig.model``)."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("in_channels", "num_classes")}
+
     @classmethod
     def from_dict(cls, values: dict) -> HFDNetConfig:
         known = {f.name for f in fields(cls)}

@@ -211,9 +211,7 @@ def train_student(
     if teacher_meta is None:
         architecture, classes, eo_stats = dict(config.model), _classes(scenes, spec), None
     else:
-        architecture = {
-            k: v for k, v in teacher_meta.config.to_dict().items() if k not in ("in_channels", "num_classes")
-        }
+        architecture = teacher_meta.config.architecture()
         classes, eo_stats = list(teacher_meta.classes), _stats(teacher_meta)
     if uses_teacher:
         _require(train_scenes, "eo", "distillation")
