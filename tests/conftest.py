@@ -10,6 +10,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HFD_SHARED_DATA", REPO.parent / "shared" / "data"))
+# QGIS computes histograms of the layers it loads and GDAL saves them as .aux.xml beside the raster: a full
+# suite left three (1 MB) in the shared samples folder. The tests leave their inputs as they found them
+# (inherited by the QGIS processes they start; `make demo` does the same).
+os.environ["GDAL_PAM_ENABLED"] = "NO"
+
+
+def _files(folder: Path) -> set[Path]:
+    return {path for path in folder.rglob("*") if path.is_file()} if folder.is_dir() else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_data_untouched():
+    """After the suite, no new file in the shared samples folder (QGIS statistics files landed there once)."""
+    before = _files(SHARED_DATA)
+    yield
+    added = sorted(str(path) for path in _files(SHARED_DATA) - before)
+    assert not added, f"the tests wrote {len(added)} file(s) into {SHARED_DATA}: {added[:5]}"
 
 
 @pytest.fixture(scope="session")
