@@ -116,7 +116,9 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             "chosen with the hand labels (0.69-0.88). Without labels the student learns the teacher's map "
             "of the EO, errors included: another training of those models gave a teacher weaker than its "
             "student on that chip, and fine-tuning then lowered the student's water IoU (0.52-0.85 to "
-            "0.13-0.37). Where the teacher is wrong, give labels."
+            "0.13-0.37). So look at the teacher's map first: Segment SAR layer (hfd:segment) with the EO "
+            "layer as input and the teacher's file as model (the fine-tuning dialog's button Teacher's "
+            "map of EO layer). Where it is wrong, give labels."
         )
 
     def icon(self) -> QIcon:

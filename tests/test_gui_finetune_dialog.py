@@ -125,6 +125,26 @@ def test_sar_and_eo_start_on_different_layers(dialog):
     fresh.close()
 
 
+def test_teacher_map_button_segments_the_eo_layer_with_the_teacher(
+    dialog, processing_provider, monkeypatch, tmp_path
+):
+    import processing
+
+    opened = []
+    monkeypatch.setattr(processing, "execAlgorithmDialog", lambda name, values: opened.append((name, values)))
+    dialog.eo_bands.setText("2, 3, 4, 8, 12, 13")
+    dialog.teacher_button.click()  # before any run: the map to check first
+    ((name, values),) = opened
+    assert name == "hfd:segment" and values["INPUT"].name() == "S2Hand"
+    assert values["MODEL"] == dialog.teacher_file.filePath() and values["BANDS"] == [2, 3, 4, 8, 12, 13]
+    output = tmp_path / "teacher_map.tif"
+    result = processing.run("hfd:segment", {**values, "OUTPUT": str(output)})  # what the dialog would run
+    assert Path(result["OUTPUT"]) == output and output.is_file()
+    dialog.eo_bands.setText("2, three")
+    dialog.teacher_button.click()
+    assert len(opened) == 1 and "Cannot segment the EO layer: band numbers" in dialog.log.toPlainText()
+
+
 def test_help_and_close(dialog):
     from qgis.PyQt.QtWidgets import QDialogButtonBox
 
