@@ -143,6 +143,9 @@ def test_teacher_map_button_segments_the_eo_layer_with_the_teacher(
     dialog.eo_bands.setText("2, three")
     dialog.teacher_button.click()
     assert len(opened) == 1 and "Cannot segment the EO layer: band numbers" in dialog.log.toPlainText()
+    dialog.teacher_file.setFilePath("")
+    dialog.teacher_button.click()
+    assert len(opened) == 1 and "Choose an EO layer and a teacher model first" in dialog.log.toPlainText()
 
 
 def test_help_and_close(dialog):

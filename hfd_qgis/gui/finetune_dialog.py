@@ -373,16 +373,16 @@ class FinetuneDialog(QDialog):
         in the run can tell, so the analyst checks that map, before or after a run."""
         from processing import execAlgorithmDialog
 
-        eo = self.eo_combo.currentLayer()
-        if not isinstance(eo, QgsRasterLayer):
-            self.write("Choose an EO layer first")
+        eo, teacher = self.eo_combo.currentLayer(), self.teacher_file.filePath().strip()
+        if not isinstance(eo, QgsRasterLayer) or not teacher:
+            self.write("Choose an EO layer and a teacher model first")
             return
         try:
             bands = parse_band_list(self.eo_bands.text())
         except InputError as error:
             self.write(f"Cannot segment the EO layer: {error}")
             return
-        parameters = {"INPUT": eo, "MODEL": self.teacher_file.filePath()}
+        parameters = {"INPUT": eo, "MODEL": teacher}
         if bands:
             parameters["BANDS"] = bands
         execAlgorithmDialog("hfd:segment", parameters)
