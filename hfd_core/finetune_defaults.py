@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: What a run without labels trains on: "rules", the spectral rules' classes on the EO where a rule claims the
+#: pixel and the teacher's elsewhere (when the teacher fits the rules), or "teacher", its classes everywhere.
+TARGETS = ("rules", "teacher")
+
 
 @dataclass(frozen=True)
 class FinetuneDefaults:
@@ -15,6 +19,7 @@ class FinetuneDefaults:
     lr: float = 1e-3
     distill_weight: float = 1.0
     pseudo_label_confidence: float = 0.0
+    targets: str = "rules"
     tile_size: int = 256
     validation_fraction: float = 0.2
 

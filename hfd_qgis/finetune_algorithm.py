@@ -18,7 +18,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.errors import InputError
 from hfd_core.files import BUNDLED_REFUSED, is_bundled_model
-from hfd_core.finetune_defaults import DEFAULTS
+from hfd_core.finetune_defaults import DEFAULTS, TARGETS
 from hfd_qgis.common import (
     DEVICES,
     check_outputs,
@@ -41,10 +41,26 @@ def check_output_model(path: str) -> str:
     return path
 
 
-def score_name(label_free: bool) -> str:
+#: hfd:finetune's choices of targets without labels, in ``TARGETS`` order.
+TARGET_CHOICES = ("Spectral rules where they apply, the teacher elsewhere", "The teacher everywhere")
+#: Messages and validation score names by the targets a run trains on (``planned_targets``).
+TARGET_MESSAGES = {
+    "labels": "Targets: labels (teacher predictions where unlabelled)",
+    "rules": "No labels: the spectral rules' classes on the EO layer where they claim a pixel, the teacher's "
+    "predictions elsewhere",
+    "teacher": "No labels: label-free fine-tuning on the teacher's predictions from the EO layer",
+}
+
+
+def score_name(targets: str) -> str:
     """The validation score's one name, used in the log, the chart and the final comparison: mIoU against the
-    labels, or without labels the mIoU of agreement with the teacher's classes, on the held-out blocks."""
-    return "validation agreement with the teacher (mIoU)" if label_free else "validation mIoU"
+    labels, or without labels the mIoU of agreement with the targets (``planned_targets``), on the held-out
+    blocks."""
+    if targets == "labels":
+        return "validation mIoU"
+    return (
+        f"validation agreement with the {'rules and the teacher' if targets == 'rules' else 'teacher'} (mIoU)"
+    )
 
 
 def epoch_line(epoch: int, values: dict, score: str) -> str:
@@ -82,6 +98,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
     DISTILL_WEIGHT = "DISTILL_WEIGHT"
     TILE_SIZE = "TILE_SIZE"
     VALIDATION_FRACTION = "VALIDATION_FRACTION"
+    TARGETS = "TARGETS"
     DEVICE = "DEVICE"
     EO_BANDS = "EO_BANDS"
     OUTPUT_MODEL = "OUTPUT_MODEL"
@@ -152,6 +169,14 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
         ):  # fmt: skip
             self.addParameter(number(name, description, kind, default, minValue=low, maxValue=high))
         self.addParameter(
+            QgsProcessingParameterEnum(
+                self.TARGETS,
+                "Targets without labels",
+                options=list(TARGET_CHOICES),
+                defaultValue=TARGETS.index(DEFAULTS.targets),
+            )
+        )
+        self.addParameter(
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICES), defaultValue=0)
         )
         self.addParameter(
@@ -173,7 +198,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802
         from hfd_core.train.config import TrainCallbacks
-        from hfd_core.train.finetune import finetune
+        from hfd_core.train.finetune import finetune, planned_targets
         from hfd_qgis.label_layers import class_layer, label_raster, raster_path
 
         check_outputs(self, parameters, context)
@@ -187,12 +212,11 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             if labels is not None:
                 field = self.parameterAsString(parameters, self.LABEL_FIELD, context)
                 label_path = label_raster(labels, field, sar_path, QgsProcessingUtils.tempFolder())
-            score = score_name(label_free=label_path is None)
-            feedback.pushInfo(
-                "Targets: labels (teacher predictions where unlabelled)"
-                if label_path
-                else "No labels: label-free fine-tuning on the teacher's predictions from the EO layer"
-            )
+            teacher = model_file(self, parameters, self.TEACHER_MODEL, context, "teacher")
+            chosen = TARGETS[self.parameterAsEnum(parameters, self.TARGETS, context)]
+            targets = planned_targets(teacher, label_path, chosen)
+            score = score_name(targets)
+            feedback.pushInfo(TARGET_MESSAGES[targets])
             callbacks = TrainCallbacks(
                 on_epoch_end=lambda epoch, values: feedback.pushInfo(epoch_line(epoch, values, score)),
                 should_stop=feedback.isCanceled,
@@ -204,11 +228,12 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
                 eo_path,
                 output,
                 model_file(self, parameters, self.BASE_MODEL, context, "student"),
-                model_file(self, parameters, self.TEACHER_MODEL, context, "teacher"),
+                teacher,
                 label_path,
                 epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
                 lr=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
                 distill_weight=self.parameterAsDouble(parameters, self.DISTILL_WEIGHT, context),
+                targets=chosen,
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
                 validation_fraction=self.parameterAsDouble(parameters, self.VALIDATION_FRACTION, context),
                 device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],

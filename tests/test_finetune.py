@@ -169,3 +169,66 @@ def test_cancel_before_any_epoch_writes_nothing(india, models, tmp_path):
     with pytest.raises(Canceled):
         _finetune(india, models, tmp_path / "tuned.pt", callbacks=TrainCallbacks(should_stop=lambda: True))
     assert not (tmp_path / "tuned.pt").exists()
+
+
+def _land_cover_models(models: dict[str, Path], folder: Path) -> dict[str, Path]:
+    """Untrained tiny teacher and student with the spectral rules' bands and classes (as the bundled ones)."""
+    from hfd_core.data.spectral_labels import LAND_COVER_CLASSES
+    from hfd_core.modelfile import ClassInfo, save_model
+    from hfd_core.models import HFDNet
+
+    paths = {}
+    for role in ("teacher", "student"):
+        metadata = read_metadata(models["teacher"] if role == "teacher" else models["student"])
+        metadata.classes = [ClassInfo(*spec) for spec in LAND_COVER_CLASSES]
+        metadata.config.num_classes = len(LAND_COVER_CLASSES)
+        paths[role] = folder / f"land_cover_{role}.pt"
+        save_model(paths[role], HFDNet(metadata.config), metadata)
+    return paths
+
+
+def test_label_free_targets_are_the_rules_only_for_a_teacher_that_fits_them(models, tmp_path):
+    from hfd_core.modelfile import bundled_model_path
+    from hfd_core.train.finetune import label_free_targets, planned_targets
+
+    bundled = read_metadata(bundled_model_path("teacher"))
+    assert label_free_targets(bundled) == "rules"  # the default, for the bundled teacher
+    assert label_free_targets(bundled, "teacher") == "teacher"
+    assert label_free_targets(read_metadata(models["teacher"])) == "teacher"  # two classes of its own
+    assert planned_targets(models["teacher"], tmp_path / "labels.tif") == "labels"
+    with pytest.raises(InputError, match="targets must be one of"):
+        label_free_targets(bundled, "labels")
+
+
+def test_rule_targets_take_the_rules_where_they_claim_a_pixel(india):
+    from hfd_core import IGNORE_INDEX
+    from hfd_core.data.spectral_labels import LOW_VEGETATION, spectral_labels
+    from hfd_core.modelfile import bundled_model_path
+    from hfd_core.train.finetune import _rule_targets, prepare_scenes
+
+    student, teacher = (read_metadata(bundled_model_path(role)) for role in ("student", "teacher"))
+    train, validation, _ = prepare_scenes(india["S1Hand"], india["S2Hand"], student, teacher)
+    for scene in validation:  # as _teacher_targets leaves them: a class everywhere the SAR is valid
+        valid = np.isfinite(scene.sar).all(axis=0)
+        scene.label = np.where(valid, LOW_VEGETATION, IGNORE_INDEX).astype(np.uint8)
+    assert _rule_targets(train, validation) == "L1C"  # Sen1Floods11's S2Hand is top of atmosphere
+    np.testing.assert_array_equal(train[0].label, spectral_labels(train[0].eo, "L1C"))
+    block = validation[0]
+    rules = spectral_labels(block.eo, "L1C")
+    claimed = (rules != IGNORE_INDEX) & np.isfinite(block.sar).all(axis=0)
+    assert claimed.any() and (~claimed & (block.label != IGNORE_INDEX)).any()
+    np.testing.assert_array_equal(block.label[claimed], rules[claimed])
+    assert (block.label[~claimed & np.isfinite(block.sar).all(axis=0)] == LOW_VEGETATION).all()
+
+
+def test_label_free_run_with_a_land_cover_teacher_trains_on_the_rules(india, models, tmp_path):
+    land_cover = _land_cover_models(models, tmp_path)
+    result = _finetune(india, land_cover, tmp_path / "tuned.pt", epochs=1)
+    run = read_metadata(tmp_path / "tuned.pt").training["fine_tuning"][-1]
+    assert result.label_free and result.targets == "rules"
+    assert run["validation"] == "agreement with the rules" and run["targets"].startswith("spectral rules")
+    teacher_only = _finetune(india, land_cover, tmp_path / "teacher_only.pt", epochs=1, targets="teacher")
+    assert teacher_only.targets == "teacher"
+    assert read_metadata(tmp_path / "teacher_only.pt").training["fine_tuning"][-1]["targets"] == (
+        "teacher EO predictions"
+    )

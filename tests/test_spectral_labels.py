@@ -66,3 +66,16 @@ def test_agrees_with_corine_reference_map(shared_data):
     assert labelled.mean() > 0.9
     agreement = (labels[labelled] == reference[labelled]).mean()
     assert agreement > 0.8, agreement
+
+
+@pytest.mark.shared_data
+def test_product_level_tells_top_of_atmosphere_from_surface_reflectance(shared_data):
+    from hfd_core.data.bundled import read_bigearthnet_v2
+    from hfd_core.data.raster import read_float
+    from hfd_core.data.spectral_labels import product_level
+
+    india_l1c = read_float(shared_data / "sen1floods11" / "India_900498_S2Hand.tif", [2, 3, 4, 8, 12, 13])
+    assert product_level(india_l1c) == "L1C"
+    patches_l2a = read_bigearthnet_v2(shared_data / "bigearthnet_v2")
+    assert [product_level(scene.eo) for scene in patches_l2a] == ["L2A"] * len(patches_l2a)
+    assert product_level(np.full_like(india_l1c, np.nan)) == "L2A"  # nothing to tell by: the rules' default

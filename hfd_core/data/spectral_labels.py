@@ -58,6 +58,19 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b != 0, a / b, np.nan)
 
 
+#: Darkest-percentile B02 (reflectance x 10000) above which a scene is taken as L1C: the samples' L1C scenes
+#: have 945-1198 at the 1st percentile (path radiance), their L2A scenes 86-215 (one snowy patch 1147).
+L1C_DARK_B02 = 600.0
+
+
+def product_level(reflectance: np.ndarray) -> str:
+    """The product level, "L1C" or "L2A", of a (6, H, W) array in RULE_BANDS order, from its darkest blue
+    (``L1C_DARK_B02``): at the top of the atmosphere even water and shadow keep the path radiance."""
+    blue = reflectance[RULE_BANDS.index("B02")]
+    blue = blue[np.isfinite(blue) & (blue > 0)]
+    return "L1C" if blue.size and np.percentile(blue, 1) > L1C_DARK_B02 else "L2A"
+
+
 def spectral_labels(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
     """Class ids (uint8, IGNORE_INDEX where unsure) from a (6, H, W) array in RULE_BANDS order.
 

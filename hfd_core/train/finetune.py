@@ -9,8 +9,13 @@ Steps:
    validation; the rest of the overlap, with those blocks blanked, is the training scene. Blocks rather than
    random pixels, because neighbouring pixels are nearly copies of each other.
 3. ``train_student`` from the base student, distilled from the frozen teacher. Targets: the labels where
-   given, else the teacher's prediction on the EO (``pseudo_labels``). Validation is against the labels, or
-   without labels against the teacher's EO map (agreement with the teacher).
+   given, the teacher's prediction on the EO elsewhere (``pseudo_labels``). Without labels (``targets``,
+   ``label_free_targets``): by default the spectral rules' classes on the EO where a rule claims the pixel
+   (``data.spectral_labels``: the labels the bundled teacher learnt from, with the product level found by
+   ``product_level``), the teacher's elsewhere; or the teacher's everywhere. Rules first, because a teacher
+   can be wrong on a scene new to it where its own training rules are not: on India_900498 a teacher trained
+   without that chip mapped its water at IoU 0.30-0.48, the water rule at 0.77-0.95 (README, fine-tuning).
+   Validation is against the labels, or without labels against the same targets on the held-out blocks.
 4. Score the base student on the same validation blocks first, so the log shows before and after.
 5. Write the best epoch to ``output_path`` with this run (inputs, scores before/after) appended to
    ``training["fine_tuning"]``. The output is checked before any work (``hfd_core.files.check_outputs``: not
@@ -37,9 +42,10 @@ from hfd_core.data import Scene
 from hfd_core.data.bands import band_indices
 from hfd_core.data.raster import read_float, warp_to_grid
 from hfd_core.data.sar import sar_scale, to_db
+from hfd_core.data.spectral_labels import LAND_COVER_CLASSES, RULE_BANDS, product_level, spectral_labels
 from hfd_core.errors import InputError
 from hfd_core.files import check_outputs, remove_stale
-from hfd_core.finetune_defaults import DEFAULTS
+from hfd_core.finetune_defaults import DEFAULTS, TARGETS
 from hfd_core.modelfile import ModelMetadata, load_model, read_metadata, require_single_network, save_model
 from hfd_core.train.api import train_student
 from hfd_core.train.config import TrainCallbacks, TrainConfig
@@ -56,12 +62,18 @@ MIN_VALID_SHARE = 0.5
 #: ``MIN_WINDOWS_PER_EPOCH``: a single 512 x 512 chip would otherwise give an epoch of 2 steps.
 WINDOWS_PER_AREA = 2
 MIN_WINDOWS_PER_EPOCH = 32
+TARGET_DESCRIPTIONS = {
+    "rules": "spectral rules on the EO where they claim a pixel, teacher EO predictions elsewhere",
+    "teacher": "teacher EO predictions",
+    "labels": "labels (teacher predictions where unlabelled)",
+}
 
 
 @dataclass
 class FinetuneResult:
     """Outcome: the written model, per-epoch history, best epoch scores and the base model's score;
-    ``held_out``: the validation blocks as (row, column, size) in SAR raster pixels, never trained on."""
+    ``held_out``: the validation blocks as (row, column, size) in SAR raster pixels, never trained on;
+    ``targets``: what it trained on, "labels" or ``label_free_targets``' answer."""
 
     output_path: Path
     history: list[dict]
@@ -73,6 +85,7 @@ class FinetuneResult:
     train_pixels: int
     validation_blocks: int
     held_out: list[tuple[int, int, int]]
+    targets: str
 
 
 def _crop_to(valid: np.ndarray) -> tuple[slice, slice]:
@@ -212,6 +225,37 @@ def _teacher_targets(scenes: list[Scene], teacher_path: str | Path, device: str)
         scene.label = label
 
 
+def label_free_targets(teacher: ModelMetadata, targets: str = DEFAULTS.targets) -> str:
+    """What a run without labels trains on: "rules" when asked and the teacher reads the rules' bands and
+    predicts their classes (the bundled teacher does), else "teacher"."""
+    if targets not in TARGETS:
+        raise InputError(f"targets must be one of {TARGETS}, not {targets!r}")
+    rule_classes = [name for _, name, _ in LAND_COVER_CLASSES]
+    fits = list(teacher.bands) == list(RULE_BANDS) and [c.name for c in teacher.classes] == rule_classes
+    return "rules" if targets == "rules" and fits else "teacher"
+
+
+def planned_targets(
+    teacher_path: str | Path, label_path: str | Path | None, targets: str = DEFAULTS.targets
+) -> str:
+    """What a run will train on: "labels" when it has labels, else ``label_free_targets`` for the teacher
+    file."""
+    return "labels" if label_path is not None else label_free_targets(read_metadata(teacher_path), targets)
+
+
+def _rule_targets(train: list[Scene], validation: list[Scene]) -> str:
+    """The spectral rules' classes on the EO as labels where a rule claims the pixel: the training scene's
+    other pixels are left to the teacher (pseudo-labels), the validation blocks keep the teacher's classes
+    there (set by ``_teacher_targets`` first). Returns the product level the rules were applied for."""
+    level = product_level(train[0].eo)
+    train[0].label = spectral_labels(train[0].eo, level)
+    for scene in validation:
+        rules = spectral_labels(scene.eo, level)
+        claimed = (rules != IGNORE_INDEX) & (scene.label != IGNORE_INDEX)
+        scene.label[claimed] = rules[claimed]
+    return level
+
+
 def _warner(callbacks: TrainCallbacks | None) -> Callable[[str], None]:
     """Logs a warning and passes it to ``callbacks.on_warning``."""
 
@@ -258,6 +302,7 @@ def finetune(
     lr: float = DEFAULTS.lr,
     distill_weight: float = DEFAULTS.distill_weight,
     pseudo_label_confidence: float = DEFAULTS.pseudo_label_confidence,
+    targets: str = DEFAULTS.targets,
     tile_size: int = DEFAULTS.tile_size,
     validation_fraction: float = DEFAULTS.validation_fraction,
     batch_size: int = 4,
@@ -306,8 +351,12 @@ def finetune(
         warn=_warner(callbacks),
     )
     label_free = train[0].label is None
+    used = planned_targets(teacher_path, label_path, targets)
     if label_free:
         _teacher_targets(validation, teacher_path, device)
+    if used == "rules":
+        level = _rule_targets(train, validation)
+        log.info("targets: the spectral rules (%s) where they claim a pixel, the teacher elsewhere", level)
     base_metrics = {}
     if validation:
         base_model, _ = load_model(student_path)
@@ -342,10 +391,8 @@ def finetune(
         "sar": str(sar_path),
         "eo": str(eo_path),
         "labels": None if label_free else str(label_path),
-        "targets": "teacher EO predictions"
-        if label_free
-        else "labels (teacher predictions where unlabelled)",
-        "validation": "agreement with the teacher" if label_free else "labels",
+        "targets": TARGET_DESCRIPTIONS[used],
+        "validation": f"agreement with the {used}" if label_free else "labels",
         "epochs_trained": result.history[-1]["epoch"] if result.history else 0,
         "best_epoch": result.best_epoch,
         "canceled": result.canceled,
@@ -366,4 +413,5 @@ def finetune(
         train_pixels=train_pixels,
         validation_blocks=len(validation),
         held_out=held_out,
+        targets=used,
     )

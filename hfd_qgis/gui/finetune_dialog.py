@@ -40,11 +40,12 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from hfd_core.errors import InputError
+from hfd_core.errors import HFDError, InputError
 from hfd_core.finetune_defaults import DEFAULTS
 from hfd_qgis.common import DEVICES, bundled_model, parse_band_list
 from hfd_qgis.dependencies import missing_dependency_message
 from hfd_qgis.finetune_algorithm import (
+    TARGET_MESSAGES,
     FinetuneAlgorithm,
     check_output_model,
     comparison,
@@ -278,14 +279,17 @@ class FinetuneDialog(QDialog):
         if missing:
             self.write(f"Cannot start: {missing}")
             return
+        from hfd_core.train.finetune import planned_targets
+
         try:
             arguments = self.arguments()
-        except InputError as error:
+            targets = planned_targets(arguments["teacher_path"], arguments["label_path"])
+        except HFDError as error:  # unusable widgets, or a teacher file that cannot be read
             self.write(f"Cannot start: {error}")
             return
         self.model_path = None
         self.chart.clear()
-        self.score = score_name(label_free=arguments["label_path"] is None)
+        self.score = score_name(targets)
         self.chart.score_label = self.score
         self.log.clear()
         self.scores.setText("")
@@ -297,6 +301,7 @@ class FinetuneDialog(QDialog):
             f"{Path(arguments['eo_path']).name}"
             + (" and labels" if arguments["label_path"] else ", label-free")
         )
+        self.write(TARGET_MESSAGES[targets])
         self.task = FinetuneTask(arguments)
         self.task.epoch_finished.connect(self._epoch_finished)
         self.task.progressChanged.connect(self._progress)
