@@ -5,11 +5,13 @@
     .venv/bin/python bench/finetune_defaults.py --set lr=3e-4 --set epochs=5   # other settings
     .venv/bin/python bench/finetune_defaults.py --student S.pt --teacher T.pt  # models new to the chip
 
-Fine-tunes the bundled student on the chip's S1Hand + S2Hand (no labels: the teacher's Sentinel-2 map is
-the target), then scores water IoU against LabelHand on the held-out blocks only (pixels the run never trained
-on, read from the model file): the bundled student before, after, the bundled teacher on the Sentinel-2, and
-Otsu's threshold on VH (computed over the whole chip, unsupervised). Each model predicts the whole chip as
-``evaluate`` does. Prints a markdown table and a JSON line.
+Fine-tunes the bundled student on the chip's S1Hand + S2Hand without labels (the default targets: the
+spectral rules' map of the Sentinel-2 where they claim a pixel, the teacher's elsewhere; ``--set
+targets='"teacher"'``: the teacher's everywhere), then scores water IoU against LabelHand on the held-out
+blocks only (pixels the run never trained on, read from the model file): the bundled student before, after,
+the bundled teacher on the Sentinel-2, the spectral rules' water on it (when the teacher reads the rules'
+bands), and Otsu's threshold on VH (computed over the whole chip, unsupervised). Each model predicts the whole
+chip as ``evaluate`` does. Prints a markdown table and a JSON line.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from hfd_core.data import Scene
 from hfd_core.data.raster import read_float
 from hfd_core.data.speckle import mean_filter
+from hfd_core.data.spectral_labels import RULE_BANDS, WATER, product_level, spectral_labels
 from hfd_core.modelfile import bundled_model_path, load_model, read_metadata
 from hfd_core.train.evaluation import predict_scene
 from hfd_core.train.finetune import band_indices, finetune
@@ -58,8 +61,8 @@ def held_out_scores(
     chip: Path, tuned: Path, student_path: Path | None = None, teacher_path: Path | None = None
 ) -> dict:
     """Water IoU on the held-out blocks recorded in ``tuned``: before (``student_path``, default the bundled
-    student), after, teacher (default the bundled one), Otsu on VH, the best threshold chosen with the
-    labels (``best_threshold_iou``)."""
+    student), after, teacher (default the bundled one), the spectral rules (NaN for a teacher with other
+    bands), Otsu on VH, the best threshold chosen with the labels (``best_threshold_iou``)."""
     from skimage.filters import threshold_otsu
 
     student_path = student_path or bundled_model_path("student")
@@ -86,6 +89,9 @@ def held_out_scores(
         "student_before": water_iou(model_water(student_path), label, held_out),
         "student_after": water_iou(model_water(tuned), label, held_out),
         "teacher": water_iou(model_water(teacher_path), label, held_out),
+        "rules": water_iou(spectral_labels(eo, product_level(eo)) == WATER, label, held_out)
+        if list(teacher.bands) == list(RULE_BANDS)
+        else float("nan"),
         "otsu_vh": water_iou(finite & (vh < threshold_otsu(vh[finite])), label, held_out),
         "best_threshold": best_threshold_iou(sar, label, held_out),
     }
@@ -118,11 +124,11 @@ def main() -> None:
             seconds = round(time.perf_counter() - start, 1)
         scores = held_out_scores(args.chip, tuned, student, teacher)
     print(
-        f"| {args.chip.name} | student before | student after | teacher (S2) | Otsu on VH "
+        f"| {args.chip.name} | student before | student after | teacher (S2) | rules (S2) | Otsu on VH "
         "| best threshold (labels) |"
     )
-    print("|---|---|---|---|---|---|")
-    names = ("student_before", "student_after", "teacher", "otsu_vh", "best_threshold")
+    print("|---|---|---|---|---|---|---|")
+    names = ("student_before", "student_after", "teacher", "rules", "otsu_vh", "best_threshold")
     print(f"| water IoU, {scores['held_out_pixels']} held-out pixels | " + " | ".join(
         f"{scores[name]:.3f}" for name in names) + " |")  # fmt: skip
     threads = torch.get_num_threads()
