@@ -62,6 +62,7 @@ MIN_VALID_SHARE = 0.5
 #: ``MIN_WINDOWS_PER_EPOCH``: a single 512 x 512 chip would otherwise give an epoch of 2 steps.
 WINDOWS_PER_AREA = 2
 MIN_WINDOWS_PER_EPOCH = 32
+#: The model file's record of what a run trained on (``planned_targets``' answers).
 TARGET_DESCRIPTIONS = {
     "rules": "spectral rules on the EO where they claim a pixel, teacher EO predictions elsewhere",
     "teacher": "teacher EO predictions",
