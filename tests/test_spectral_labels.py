@@ -79,3 +79,7 @@ def test_product_level_tells_top_of_atmosphere_from_surface_reflectance(shared_d
     patches_l2a = read_bigearthnet_v2(shared_data / "bigearthnet_v2")
     assert [product_level(scene.eo) for scene in patches_l2a] == ["L2A"] * len(patches_l2a)
     assert product_level(np.full_like(india_l1c, np.nan)) == "L2A"  # nothing to tell by: the rules' default
+    for level, folder in (("L2A", "s2a"), ("L1C", "s2c")):  # the same arid place, both levels, two dates
+        for date in sorted((shared_data / "ssl4eo_s12" / folder).glob("*/*")):
+            blue = read_float(date / "B2.tif", [1])[0]
+            assert product_level(np.stack([blue] * 6)) == level, date  # only B02 decides

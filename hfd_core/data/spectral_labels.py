@@ -58,9 +58,10 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b != 0, a / b, np.nan)
 
 
-#: Darkest-percentile B02 (reflectance x 10000) above which a scene is taken as L1C: the samples' L1C scenes
-#: have 945-1198 at the 1st percentile (path radiance), their L2A scenes 86-215 (one snowy patch 1147).
-L1C_DARK_B02 = 600.0
+#: Darkest-percentile B02 (reflectance x 10000) above which a scene is taken as L1C. At the 1st percentile the
+#: samples' L1C scenes have 945-1198 (path radiance: Sen1Floods11, SEN12MS-CR, SSL4EO-S12), their L2A scenes
+#: 86-215 (BigEarthNet) and 535-599 (arid Pakistan, SSL4EO-S12); one snowy 120-pixel L2A patch has 1147.
+L1C_DARK_B02 = 750.0
 
 
 def product_level(reflectance: np.ndarray) -> str:
