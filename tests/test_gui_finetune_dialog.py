@@ -89,6 +89,8 @@ def test_a_short_run_completes_through_the_task(dialog, tmp_path):
     assert len(dialog.chart.losses) == 2 and len(dialog.chart.scores) == 2
     assert dialog.progress.value() == 100 and dialog.segment_button.isEnabled()
     assert dialog.model_path == str(tmp_path / "tuned.pt") and Path(dialog.model_path).is_file()
+    # a teacher with classes of its own (not the spectral rules'): its predictions are the only targets
+    assert "on the teacher's predictions from the EO layer" in log
     score = "validation agreement with the teacher (mIoU)"  # label-free: one name in log, chart and result
     assert dialog.chart.score_label == score and f", {score} " in log
     assert f"V{score[1:]} on the held-out blocks: base model" in log
@@ -168,7 +170,7 @@ def test_a_torch_that_cannot_load_is_explained_not_started(dialog, monkeypatch):
 
 
 def test_defaults_are_the_algorithms(qgis_iface):
-    from hfd_core.finetune_defaults import DEFAULTS
+    from hfd_core.finetune_defaults import DEFAULTS, TARGETS
     from hfd_qgis.gui.finetune_dialog import FinetuneDialog
 
     widget = FinetuneDialog()
@@ -176,3 +178,4 @@ def test_defaults_are_the_algorithms(qgis_iface):
     names.update(tile_size="tile_size", validation_fraction="validation_fraction")
     for widget_name, default in names.items():
         assert getattr(widget, widget_name).value() == pytest.approx(getattr(DEFAULTS, default)), widget_name
+    assert widget.targets.currentIndex() == TARGETS.index(DEFAULTS.targets)

@@ -41,10 +41,11 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from hfd_core.errors import HFDError, InputError
-from hfd_core.finetune_defaults import DEFAULTS
+from hfd_core.finetune_defaults import DEFAULTS, TARGETS
 from hfd_qgis.common import DEVICES, bundled_model, parse_band_list
 from hfd_qgis.dependencies import missing_dependency_message
 from hfd_qgis.finetune_algorithm import (
+    TARGET_CHOICES,
     TARGET_MESSAGES,
     FinetuneAlgorithm,
     check_output_model,
@@ -162,6 +163,9 @@ class FinetuneDialog(QDialog):
         self.learning_rate = self._double(1e-6, 1.0, DEFAULTS.lr, decimals=6, step=1e-4)
         self.distill_weight = self._double(0.0, 100.0, DEFAULTS.distill_weight, decimals=2, step=0.1)
         self.validation_fraction = self._double(0.0, 0.5, DEFAULTS.validation_fraction, decimals=2, step=0.05)
+        self.targets = QComboBox()
+        self.targets.addItems(TARGET_CHOICES)
+        self.targets.setCurrentIndex(TARGETS.index(DEFAULTS.targets))
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.eo_bands = QLineEdit()
@@ -174,6 +178,7 @@ class FinetuneDialog(QDialog):
         form.addRow("Distillation weight", self.distill_weight)
         form.addRow("Tile size (pixels)", self.tile_size)
         form.addRow("Validation fraction (blocks)", self.validation_fraction)
+        form.addRow("Targets without labels", self.targets)
         form.addRow("Device", self.device)
         form.addRow("EO band numbers", self.eo_bands)
         return box
@@ -264,6 +269,7 @@ class FinetuneDialog(QDialog):
             "distill_weight": self.distill_weight.value(),
             "tile_size": self.tile_size.value(),
             "validation_fraction": self.validation_fraction.value(),
+            "targets": TARGETS[self.targets.currentIndex()],
             "device": self.device.currentText(),
             "eo_bands": parse_band_list(self.eo_bands.text()),
         }
@@ -283,7 +289,9 @@ class FinetuneDialog(QDialog):
 
         try:
             arguments = self.arguments()
-            targets = planned_targets(arguments["teacher_path"], arguments["label_path"])
+            targets = planned_targets(
+                arguments["teacher_path"], arguments["label_path"], arguments["targets"]
+            )
         except HFDError as error:  # unusable widgets, or a teacher file that cannot be read
             self.write(f"Cannot start: {error}")
             return
