@@ -42,7 +42,7 @@ def check_output_model(path: str) -> str:
 
 
 #: hfd:finetune's choices of targets without labels, in ``TARGETS`` order.
-TARGET_CHOICES = ("Spectral rules where they apply, the teacher elsewhere", "The teacher everywhere")
+TARGET_CHOICES = ("Spectral rules first, then the teacher", "The teacher only")
 #: Messages and validation score names by the targets a run trains on (``planned_targets``).
 TARGET_MESSAGES = {
     "labels": "Targets: labels (teacher predictions where unlabelled)",
