@@ -109,7 +109,8 @@ def by_share(maps: list[np.ndarray], chips: list[Scene]) -> list[float]:
 
 
 def train_variant(chips: list[Scene], test: list[Scene], variant: str, seed: int, run: Path) -> list[float]:
-    train, validation = split_by_group([features(c, variant) for c in chips], 0.1, seed)
+    """One student on ``chips`` and its scores on ``test`` (``by_share``), both already ``features``."""
+    train, validation = split_by_group(chips, 0.1, seed)
     out = run / variant / f"seed{seed}"
     config = TrainConfig(
         out_dir=str(out), epochs=8, batch_size=8, lr=2e-3, tile_size=128, samples_per_epoch=320,
@@ -119,7 +120,7 @@ def train_variant(chips: list[Scene], test: list[Scene], variant: str, seed: int
     train_student(train, validation, None, config)  # a finished run is only read back
     model, metadata = load_model(out / "best.pt")
     device = torch.device("cpu")
-    maps = [predict_scene(model, metadata, features(c, variant), device) for c in test]
+    maps = [predict_scene(model, metadata, chip, device) for chip in test]
     return by_share(maps, test)
 
 
@@ -153,12 +154,12 @@ def main() -> None:
     test = read_ombria(args.root, "test", inputs="before_after")
     rows = {name: by_share([rule(c) for c in test], test) for name, rule in RULES.items()}
     for variant in args.variants:
-        per_seed = [train_variant(chips, test, variant, seed, args.run) for seed in args.seeds]
+        inputs = [[features(c, variant) for c in scenes] for scenes in (chips, test)]
+        per_seed = [train_variant(*inputs, variant, seed, args.run) for seed in args.seeds]
         for seed, values in zip(args.seeds, per_seed, strict=True):
             print(f"{variant} seed {seed}: " + " ".join(f"{v:.3f}" for v in values), flush=True)
         rows[f"student, {variant}"] = list(np.mean(per_seed, axis=0))
-        args.out.write_text(page(rows, args.seeds))
-    args.out.write_text(page(rows, args.seeds))
+        args.out.write_text(page(rows, args.seeds))  # after every variant: a cut run leaves a partial page
 
 
 if __name__ == "__main__":
