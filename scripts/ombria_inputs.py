@@ -108,12 +108,14 @@ def by_share(maps: list[np.ndarray], chips: list[Scene]) -> list[float]:
     return [per_chip_miou([m for m, keep in zip(matrices, group, strict=True) if keep]) for group in groups]
 
 
-def train_variant(chips: list[Scene], test: list[Scene], variant: str, seed: int, run: Path) -> list[float]:
+def train_variant(
+    chips: list[Scene], test: list[Scene], variant: str, seed: int, run: Path, epochs: int = 8
+) -> list[float]:
     """One student on ``chips`` and its scores on ``test`` (``by_share``), both already ``features``."""
     train, validation = split_by_group(chips, 0.1, seed)
     out = run / variant / f"seed{seed}"
     config = TrainConfig(
-        out_dir=str(out), epochs=8, batch_size=8, lr=2e-3, tile_size=128, samples_per_epoch=320,
+        out_dir=str(out), epochs=epochs, batch_size=8, lr=2e-3, tile_size=128, samples_per_epoch=320,
         distill_weight=0.0, seed=seed, resume=True, model={"widths": (16, 32, 64, 128), "align_dim": 48},
         progress=False,
     )  # fmt: skip
@@ -149,13 +151,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--out", type=Path, default=Path("docs/experiments/ombria_inputs.md"))
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of 320 windows per student")
     args = parser.parse_args()
     chips = read_ombria(args.root, "train", inputs="before_after")
     test = read_ombria(args.root, "test", inputs="before_after")
     rows = {name: by_share([rule(c) for c in test], test) for name, rule in RULES.items()}
     for variant in args.variants:
         inputs = [[features(c, variant) for c in scenes] for scenes in (chips, test)]
-        per_seed = [train_variant(*inputs, variant, seed, args.run) for seed in args.seeds]
+        per_seed = [train_variant(*inputs, variant, seed, args.run, args.epochs) for seed in args.seeds]
         for seed, values in zip(args.seeds, per_seed, strict=True):
             print(f"{variant} seed {seed}: " + " ".join(f"{v:.3f}" for v in values), flush=True)
         rows[f"student, {variant}"] = list(np.mean(per_seed, axis=0))
