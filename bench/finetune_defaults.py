@@ -8,7 +8,8 @@
 Fine-tunes the bundled student on the chip's S1Hand + S2Hand without labels (the default targets: the
 spectral rules' map of the Sentinel-2 where they claim a pixel, the teacher's elsewhere; ``--set
 targets='"teacher"'``: the teacher's everywhere), then scores water IoU against LabelHand on the held-out
-blocks only (pixels the run never trained on, read from the model file): the bundled student before, after,
+blocks (pixels the run never trained on, read from the model file), and on the whole chip (what a user who
+segments the chip with the new model sees): the bundled student before, after,
 the bundled teacher on the Sentinel-2, the spectral rules' water on it (when the teacher reads the rules'
 bands), and Otsu's threshold on VH (computed over the whole chip, unsupervised). Each model predicts the whole
 chip as ``evaluate`` does. Prints a markdown table and a JSON line.
@@ -57,12 +58,18 @@ def best_threshold_iou(sar: np.ndarray, label: np.ndarray, mask: np.ndarray) -> 
     return max(water_iou(band < t, label, mask) for band in bands for t in ORACLE_THRESHOLDS)
 
 
-def held_out_scores(
+#: Scores of ``chip_scores``, in the table's column order.
+SCORES = ("student_before", "student_after", "teacher", "rules", "otsu_vh", "best_threshold")
+
+
+def chip_scores(
     chip: Path, tuned: Path, student_path: Path | None = None, teacher_path: Path | None = None
 ) -> dict:
-    """Water IoU on the held-out blocks recorded in ``tuned``: before (``student_path``, default the bundled
-    student), after, teacher (default the bundled one), the spectral rules (NaN for a teacher with other
-    bands), Otsu on VH, the best threshold chosen with the labels (``best_threshold_iou``)."""
+    """Water IoU of ``SCORES``: before (``student_path``, default the bundled student), after, teacher
+    (default the bundled one), the spectral rules (NaN for a teacher with other bands), Otsu on VH, the best
+    threshold chosen with the labels (``best_threshold_iou``). ``held_out`` holds them on the held-out blocks
+    recorded in ``tuned`` (pixels the run never trained on); ``whole_chip`` on every labelled pixel, as a user
+    who segments the chip with the new model sees them (most of those pixels trained the model)."""
     from skimage.filters import threshold_otsu
 
     student_path = student_path or bundled_model_path("student")
@@ -84,16 +91,23 @@ def held_out_scores(
 
     vh = sar[student.bands.index("VH")]
     finite = np.isfinite(vh)
+    water = {
+        "student_before": model_water(student_path),
+        "student_after": model_water(tuned),
+        "teacher": model_water(teacher_path),
+        "otsu_vh": finite & (vh < threshold_otsu(vh[finite])),
+    }
+    if list(teacher.bands) == list(RULE_BANDS):
+        water["rules"] = spectral_labels(eo, product_level(eo)) == WATER
+
+    def scores(mask: np.ndarray) -> dict:
+        found = {name: water_iou(water[name], label, mask) for name in water}
+        return {"rules": float("nan"), **found, "best_threshold": best_threshold_iou(sar, label, mask)}
+
     return {
         "held_out_pixels": int(held_out.sum()),
-        "student_before": water_iou(model_water(student_path), label, held_out),
-        "student_after": water_iou(model_water(tuned), label, held_out),
-        "teacher": water_iou(model_water(teacher_path), label, held_out),
-        "rules": water_iou(spectral_labels(eo, product_level(eo)) == WATER, label, held_out)
-        if list(teacher.bands) == list(RULE_BANDS)
-        else float("nan"),
-        "otsu_vh": water_iou(finite & (vh < threshold_otsu(vh[finite])), label, held_out),
-        "best_threshold": best_threshold_iou(sar, label, held_out),
+        "held_out": scores(held_out),
+        "whole_chip": scores(np.ones(label.shape, bool)),
     }
 
 
@@ -122,15 +136,15 @@ def main() -> None:
                 **settings,
             )  # fmt: skip
             seconds = round(time.perf_counter() - start, 1)
-        scores = held_out_scores(args.chip, tuned, student, teacher)
+        scores = chip_scores(args.chip, tuned, student, teacher)
     print(
-        f"| {args.chip.name} | student before | student after | teacher (S2) | rules (S2) | Otsu on VH "
-        "| best threshold (labels) |"
+        f"| {args.chip.name}, water IoU | student before | student after | teacher (S2) | rules (S2) "
+        "| Otsu on VH | best threshold (labels) |"
     )
     print("|---|---|---|---|---|---|---|")
-    names = ("student_before", "student_after", "teacher", "rules", "otsu_vh", "best_threshold")
-    print(f"| water IoU, {scores['held_out_pixels']} held-out pixels | " + " | ".join(
-        f"{scores[name]:.3f}" for name in names) + " |")  # fmt: skip
+    rows = {"held_out": f"{scores['held_out_pixels']} held-out pixels", "whole_chip": "whole chip"}
+    for key, title in rows.items():
+        print(f"| {title} | " + " | ".join(f"{scores[key][name]:.3f}" for name in SCORES) + " |")
     threads = torch.get_num_threads()
     print(json.dumps({"settings": settings, "seconds": seconds, "threads": threads, **scores}))
 
