@@ -1,6 +1,6 @@
 """What OMBRIA's Sentinel-1 chips can tell a network about the flood (issue 13's OMBRIA target, 0.62).
 
-    python scripts/ombria_inputs.py --root ../shared/data/ombria [--seeds 0 1] [--variants after before]
+    python scripts/ombria_inputs.py --root ../shared/data/ombria [--seeds 0 1] [--students after:8 before:40]
 
 SAR-only students, one per input variant and seed, all built from the 8-bit images stretched per chip with
 the water model's own scene features (``scene_context.water_features``):
@@ -12,8 +12,9 @@ the water model's own scene features (``scene_context.water_features``):
 * ``stretched``: ``after``, plus the after image's grey level / 255, filtered and not: the shape of the
   chip's histogram, which ranks drop.
 
-Each is trained like the water model's pre-training (8 epochs of 320 windows of 128 px, lr 2e-3, widths 16 to
-128) on OMBRIA's training chips with the official flood mask, its best epoch kept on a tenth of the id blocks,
+Each is trained like the water model's pre-training (epochs of 320 windows of 128 px, lr 2e-3, widths 16 to
+128; 8 epochs as there, and 40 for ``after`` and ``before``, to see whether that schedule is long enough) on
+OMBRIA's training chips with the official flood mask, its best epoch kept on a tenth of the id blocks,
 and scored on the official test (per-chip mIoU, also by flood share) beside rules that need no training: Otsu
 on the after image, the same after the 7 x 7 filter, and "below Otsu after and darkened" (the filtered change
 below its own Otsu threshold). The last row is a ceiling, not a method: each test chip's best threshold of the
@@ -41,6 +42,8 @@ from hfd_core.train.evaluation import predict_scene
 from scripts.ombria.baseline import otsu_flood_map
 
 VARIANTS = ("after", "before", "change", "stretched")
+#: The page's students: (variant, epochs).
+STUDENTS = (*((variant, 8) for variant in VARIANTS), ("after", 40), ("before", 40))
 #: Flood share groups of the test chips (the water model card's breakdown).
 SHARES = {"< 20 %": (0.0, 0.2), "20-50 %": (0.2, 0.5), "> 50 %": (0.5, 1.01)}
 CHANGE_SCALE = 50.0
@@ -109,11 +112,11 @@ def by_share(maps: list[np.ndarray], chips: list[Scene]) -> list[float]:
 
 
 def train_variant(
-    chips: list[Scene], test: list[Scene], variant: str, seed: int, run: Path, epochs: int = 8
+    chips: list[Scene], test: list[Scene], variant: str, seed: int, run: Path, epochs: int
 ) -> list[float]:
     """One student on ``chips`` and its scores on ``test`` (``by_share``), both already ``features``."""
     train, validation = split_by_group(chips, 0.1, seed)
-    out = run / variant / f"seed{seed}"
+    out = run / f"{variant}-{epochs}-epochs" / f"seed{seed}"
     config = TrainConfig(
         out_dir=str(out), epochs=epochs, batch_size=8, lr=2e-3, tile_size=128, samples_per_epoch=320,
         distill_weight=0.0, seed=seed, resume=True, model={"widths": (16, 32, 64, 128), "align_dim": 48},
@@ -144,25 +147,45 @@ def page(rows: dict[str, list[float]], seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def student_spec(text: str) -> tuple[str, int]:
+    """``variant:epochs`` as (variant, epochs)."""
+    variant, _, epochs = text.partition(":")
+    if variant not in VARIANTS or not epochs.isdigit() or int(epochs) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected variant:epochs with a variant of {VARIANTS}, not {text!r}"
+        )
+    return variant, int(epochs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("../shared/data/ombria"))
     parser.add_argument("--run", type=Path, default=Path("runs/ombria_inputs"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument(
+        "--students",
+        nargs="+",
+        type=student_spec,
+        default=list(STUDENTS),
+        help="variant:epochs, e.g. after:8",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/experiments/ombria_inputs.md"))
-    parser.add_argument("--epochs", type=int, default=8, help="epochs of 320 windows per student")
     args = parser.parse_args()
     chips = read_ombria(args.root, "train", inputs="before_after")
     test = read_ombria(args.root, "test", inputs="before_after")
     rows = {name: by_share([rule(c) for c in test], test) for name, rule in RULES.items()}
-    for variant in args.variants:
-        inputs = [[features(c, variant) for c in scenes] for scenes in (chips, test)]
-        per_seed = [train_variant(*inputs, variant, seed, args.run, args.epochs) for seed in args.seeds]
+    inputs = {}
+    for variant, epochs in args.students:
+        if variant not in inputs:
+            inputs[variant] = [[features(c, variant) for c in scenes] for scenes in (chips, test)]
+        per_seed = [train_variant(*inputs[variant], variant, seed, args.run, epochs) for seed in args.seeds]
         for seed, values in zip(args.seeds, per_seed, strict=True):
-            print(f"{variant} seed {seed}: " + " ".join(f"{v:.3f}" for v in values), flush=True)
-        rows[f"student, {variant}"] = list(np.mean(per_seed, axis=0))
-        args.out.write_text(page(rows, args.seeds))  # after every variant: a cut run leaves a partial page
+            print(
+                f"{variant}, {epochs} epochs, seed {seed}: " + " ".join(f"{v:.3f}" for v in values),
+                flush=True,
+            )
+        rows[f"student, {variant}, {epochs} epochs"] = list(np.mean(per_seed, axis=0))
+        args.out.write_text(page(rows, args.seeds))  # after every student: a cut run leaves a partial page
 
 
 if __name__ == "__main__":
