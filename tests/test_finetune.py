@@ -221,6 +221,30 @@ def test_rule_targets_take_the_rules_where_they_claim_a_pixel(india):
     assert (block.label[~claimed & np.isfinite(block.sar).all(axis=0)] == LOW_VEGETATION).all()
 
 
+def test_rule_targets_leave_no_target_under_cloud(india):
+    """Under cloud the EO does not see the ground the SAR sees: neither the rules nor the teacher may set the
+    target there, and the feature distillation has nothing to pull toward (EO blanked)."""
+    from hfd_core import IGNORE_INDEX
+    from hfd_core.data.spectral_labels import LOW_VEGETATION
+    from hfd_core.modelfile import bundled_model_path
+    from hfd_core.train.finetune import _rule_targets, prepare_scenes
+
+    student, teacher = (read_metadata(bundled_model_path(role)) for role in ("student", "teacher"))
+    train, validation, _ = prepare_scenes(india["S1Hand"], india["S2Hand"], student, teacher)
+    cloud = np.array([5000, 5000, 5000, 5200, 3500, 2800], np.float32)[:, None, None]  # bright, flat: L1C
+    cloudy = (slice(0, 40), slice(0, 40))
+    for scene in (train[0], *validation):
+        scene.eo[(slice(None), *cloudy)] = cloud
+        scene.label = np.where(np.isfinite(scene.sar).all(axis=0), LOW_VEGETATION, IGNORE_INDEX)
+        scene.label = scene.label.astype(np.uint8)
+    _rule_targets(train, validation)
+    assert np.isnan(train[0].eo[(slice(None), *cloudy)]).all()
+    assert (train[0].label[cloudy] == IGNORE_INDEX).all()
+    assert np.isfinite(train[0].eo[:, 100:, 100:]).any()  # clear sky keeps its EO
+    assert (validation[0].label[cloudy] == IGNORE_INDEX).all()
+    assert (validation[0].label[40:, 40:] != IGNORE_INDEX).any()
+
+
 def test_label_free_run_with_a_land_cover_teacher_trains_on_the_rules(india, models, tmp_path):
     land_cover = _land_cover_models(models, tmp_path)
     result = _finetune(india, land_cover, tmp_path / "tuned.pt", epochs=1)

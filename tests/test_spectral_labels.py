@@ -83,3 +83,32 @@ def test_product_level_tells_top_of_atmosphere_from_surface_reflectance(shared_d
         for date in sorted((shared_data / "ssl4eo_s12" / folder).glob("*/*")):
             blue = read_float(date / "B2.tif", [1])[0]
             assert product_level(np.stack([blue] * 6)) == level, date  # only B02 decides
+
+
+def test_cloud_or_snow_is_what_the_rules_leave_out_for_cloud_and_snow():
+    from hfd_core.data.spectral_labels import cloud_or_snow
+
+    names = list(PIXELS)
+    image = np.stack([np.array(PIXELS[name][0], np.float32) for name in names], axis=1)[:, None, :]
+    hidden = dict(zip(names, cloud_or_snow(image)[0], strict=True))
+    assert hidden == {name: name in ("cloud", "snow") for name in names}  # "sparse" is unsure, not hidden
+    image[:, 0, names.index("cloud")] = np.nan
+    assert not cloud_or_snow(image)[0, names.index("cloud")]  # nodata is not cloud
+
+
+@pytest.mark.shared_data
+def test_cloud_or_snow_on_a_real_cloudy_top_of_atmosphere_image(shared_data):
+    """SEN12MS-CR ROIs1970_fall_139_p839: the same place under cloud and cloud-free (L1C, another date)."""
+    from hfd_core.data.raster import read_float
+    from hfd_core.data.spectral_labels import cloud_or_snow
+
+    folder = shared_data / "sen12ms_cr" / "glfcr"
+    cloudy, clear = (
+        read_float(folder / sky / "ROIs1970_fall_139_p839.tif", [2, 3, 4, 8, 12, 13])
+        for sky in ("s2_cloudy", "s2_cloudfree")
+    )
+    hidden = cloud_or_snow(cloudy, "L1C")
+    assert 0.2 < hidden.mean() < 0.4  # measured 0.27 of the chip
+    assert (spectral_labels(cloudy, "L1C")[hidden] == IGNORE_INDEX).all()
+    assert (cloudy[0] - clear[0])[hidden].min() > 500  # every pixel it hides is much brighter than clear sky
+    assert cloud_or_snow(clear, "L1C").mean() < 0.001

@@ -72,11 +72,8 @@ def product_level(reflectance: np.ndarray) -> str:
     return "L1C" if blue.size and np.percentile(blue, 1) > L1C_DARK_B02 else "L2A"
 
 
-def spectral_labels(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
-    """Class ids (uint8, IGNORE_INDEX where unsure) from a (6, H, W) array in RULE_BANDS order.
-
-    Pixels with a non-finite or zero value in any band are IGNORE_INDEX.
-    """
+def _corrected_bands(reflectance: np.ndarray, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 bands with the L1C path radiance removed, mask of pixels valid in every band)."""
     if reflectance.ndim != 3 or reflectance.shape[0] != len(RULE_BANDS):
         raise ValueError(
             f"expected ({len(RULE_BANDS)}, H, W) reflectance in order {RULE_BANDS}, got {reflectance.shape}"
@@ -88,6 +85,31 @@ def spectral_labels(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
     if level == "L1C":
         offsets = np.array([L1C_PATH_RADIANCE[b] for b in RULE_BANDS], np.float32)[:, None, None]
         bands = np.maximum(bands - offsets, 1.0)
+    return bands, valid
+
+
+def _cloud(bands: np.ndarray) -> np.ndarray:
+    return (bands[0] > 1800) & (bands[2] > 1800)
+
+
+def _snow(bands: np.ndarray, mndwi: np.ndarray) -> np.ndarray:
+    return (mndwi > 0.4) & (bands[1] > 1500)
+
+
+def cloud_or_snow(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
+    """Valid pixels of a (6, H, W) array in RULE_BANDS order that the rules leave out as cloud or snow (their
+    first two rules): there the EO does not show the ground the SAR sees."""
+    bands, valid = _corrected_bands(reflectance, level)
+    b03, b11 = bands[1], bands[4]
+    return valid & (_cloud(bands) | _snow(bands, _ratio(b03 - b11, b03 + b11)))
+
+
+def spectral_labels(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
+    """Class ids (uint8, IGNORE_INDEX where unsure) from a (6, H, W) array in RULE_BANDS order.
+
+    Pixels with a non-finite or zero value in any band are IGNORE_INDEX.
+    """
+    bands, valid = _corrected_bands(reflectance, level)
     b02, b03, b04, b08, b11, _b12 = bands
     ndvi = _ratio(b08 - b04, b08 + b04)
     mndwi = _ratio(b03 - b11, b03 + b11)
@@ -98,8 +120,8 @@ def spectral_labels(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
     claimed = ~valid
     # Later rules never override earlier ones; "ignore" rules claim pixels without labelling them.
     rules = (
-        (None, (b02 > 1800) & (b04 > 1800)),
-        (None, (mndwi > 0.4) & (b03 > 1500)),
+        (None, _cloud(bands)),
+        (None, _snow(bands, mndwi)),
         (WATER, ((mndwi > 0.3) & (ndvi < 0.1)) | ((ndvi < 0) & (b08 < 1200) & (b11 < 800))),
         (TREE, (ndvi >= 0.8) & (b03 < 520) & (b04 < 280)),
         (LOW_VEGETATION, ndvi >= 0.45),

@@ -42,7 +42,13 @@ from hfd_core.data import Scene
 from hfd_core.data.bands import band_indices
 from hfd_core.data.raster import read_float, warp_to_grid
 from hfd_core.data.sar import sar_scale, to_db
-from hfd_core.data.spectral_labels import LAND_COVER_CLASSES, RULE_BANDS, product_level, spectral_labels
+from hfd_core.data.spectral_labels import (
+    LAND_COVER_CLASSES,
+    RULE_BANDS,
+    cloud_or_snow,
+    product_level,
+    spectral_labels,
+)
 from hfd_core.errors import InputError
 from hfd_core.files import check_outputs, remove_stale
 from hfd_core.finetune_defaults import DEFAULTS, TARGETS
@@ -247,13 +253,18 @@ def planned_targets(
 def _rule_targets(train: list[Scene], validation: list[Scene]) -> str:
     """The spectral rules' classes on the EO as labels where a rule claims the pixel: the training scene's
     other pixels are left to the teacher (pseudo-labels), the validation blocks keep the teacher's classes
-    there (set by ``_teacher_targets`` first). Returns the product level the rules were applied for."""
+    there (set by ``_teacher_targets`` first). Where the rules see cloud or snow (``cloud_or_snow``) the EO
+    does not show the ground the SAR sees, so there is no target at all: the training scene's EO is blanked
+    (no pseudo-label, no feature distillation) and the validation blocks ignore those pixels. Returns the
+    product level the rules were applied for."""
     level = product_level(train[0].eo)
     train[0].label = spectral_labels(train[0].eo, level)
+    train[0].eo[:, cloud_or_snow(train[0].eo, level)] = np.nan
     for scene in validation:
         rules = spectral_labels(scene.eo, level)
         claimed = (rules != IGNORE_INDEX) & (scene.label != IGNORE_INDEX)
         scene.label[claimed] = rules[claimed]
+        scene.label[cloud_or_snow(scene.eo, level)] = IGNORE_INDEX
     return level
 
 
