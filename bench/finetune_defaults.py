@@ -4,15 +4,19 @@
     .venv/bin/python bench/finetune_defaults.py --model tuned.pt    # score a model fine-tuned elsewhere
     .venv/bin/python bench/finetune_defaults.py --set lr=3e-4 --set epochs=5   # other settings
     .venv/bin/python bench/finetune_defaults.py --student S.pt --teacher T.pt  # models new to the chip
+    .venv/bin/python bench/finetune_defaults.py --cloudy           # a third of the S2 under real cloud
 
 Fine-tunes the bundled student on the chip's S1Hand + S2Hand without labels (the default targets: the
-spectral rules' map of the Sentinel-2 where they claim a pixel, the teacher's elsewhere; ``--set
-targets='"teacher"'``: the teacher's everywhere), then scores water IoU against LabelHand on the held-out
-blocks (pixels the run never trained on, read from the model file), and on the whole chip (what a user who
-segments the chip with the new model sees): the bundled student before, after,
-the bundled teacher on the Sentinel-2, the spectral rules' water on it (when the teacher reads the rules'
-bands), and Otsu's threshold on VH (computed over the whole chip, unsupervised). Each model predicts the whole
-chip as ``evaluate`` does. Prints a markdown table and a JSON line.
+spectral rules' map of the Sentinel-2 where they claim a pixel, none under cloud or snow, the teacher's
+elsewhere; ``--set targets='"teacher"'``: the teacher's everywhere), then scores water IoU against LabelHand
+on the held-out blocks (pixels the run never trained on, read from the model file) and on the whole chip (what
+a user who segments the chip with the new model sees): the bundled student before, after, the bundled teacher
+on the Sentinel-2, the spectral rules' water on it (when the teacher reads the rules' bands), and Otsu's
+threshold on VH (computed over the whole chip, unsupervised). Each model predicts the whole chip as
+``evaluate`` does. Prints a markdown table and a JSON line.
+
+``--cloudy`` puts real cloud on the chip's Sentinel-2 (``cloudy_chip``): floods are mapped under cloud, and
+an EO image of the area will often have some.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import torch
 
 from hfd_core.data import Scene
@@ -45,6 +50,32 @@ def water_iou(predicted_water: np.ndarray, label: np.ndarray, mask: np.ndarray) 
     keep = mask & ((label == 0) | (label == WATER_LABEL))
     truth, predicted = label[keep] == WATER_LABEL, predicted_water[keep]
     return float((truth & predicted).sum() / max((truth | predicted).sum(), 1))
+
+
+#: A real cloud: SEN12MS-CR patch ROIs1970_fall_139_p839 (Sentinel-2 L1C, 256 x 256), cloudy and cloud-free.
+CLOUD_PATCH = REPO.parent / "shared" / "data" / "sen12ms_cr" / "glfcr"
+CLOUD_NAME = "ROIs1970_fall_139_p839.tif"
+#: Cloud: where the cloudy patch's B02 exceeds the cloud-free one's by this much (reflectance x 10000).
+CLOUD_MIN_B02 = 1000
+
+
+def cloudy_chip(chip: Path, folder: Path) -> Path:
+    """A copy of ``chip`` (prefix) in ``folder`` whose S2Hand has a real cloud added: the brightening of the
+    cloud patch over its cloud-free date, in all 13 bands, where it is cloud (``CLOUD_MIN_B02``), enlarged x 2
+    to the chip's 512 x 512 pixels (35 % of the chip, 45 % of India_900498's water). S1Hand and LabelHand are
+    linked unchanged."""
+    cloudy, clear = (read_float(CLOUD_PATCH / sky / CLOUD_NAME) for sky in ("s2_cloudy", "s2_cloudfree"))
+    brightening = np.maximum(cloudy - clear, 0)
+    brightening[:, cloudy[1] - clear[1] <= CLOUD_MIN_B02] = 0
+    brightening = brightening.repeat(2, axis=1).repeat(2, axis=2)
+    copy = folder / chip.name
+    with rasterio.open(f"{chip}_S2Hand.tif") as src:
+        profile, s2 = src.profile, src.read().astype(np.float32)
+    with rasterio.open(f"{copy}_S2Hand.tif", "w", **profile) as dst:
+        dst.write((s2 + brightening[:, : s2.shape[1], : s2.shape[2]]).astype(profile["dtype"]))
+    for kind in ("S1Hand", "LabelHand"):
+        Path(f"{copy}_{kind}.tif").symlink_to(Path(f"{chip}_{kind}.tif").resolve())
+    return copy
 
 
 #: Thresholds tried for the best single-band threshold (dB, 0.25 dB apart).
@@ -120,6 +151,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="finetune keyword=JSON value")
     parser.add_argument("--student", type=Path, help="base student (default: the bundled one)")
     parser.add_argument("--teacher", type=Path, help="teacher (default: the bundled one)")
+    parser.add_argument("--cloudy", action="store_true", help="add a real cloud to the chip's Sentinel-2")
     args = parser.parse_args()
     student, teacher = (
         args.student or bundled_model_path("student"),
@@ -128,15 +160,16 @@ def main() -> None:
     settings = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     seconds = None
     with tempfile.TemporaryDirectory(prefix="finetune-defaults-") as folder:
+        chip = cloudy_chip(args.chip, Path(folder)) if args.cloudy else args.chip
         tuned = args.model
         if tuned is None:
             tuned, start = Path(folder) / "tuned.pt", time.perf_counter()
             finetune(
-                f"{args.chip}_S1Hand.tif", f"{args.chip}_S2Hand.tif", tuned, student, teacher, device="cpu",
+                f"{chip}_S1Hand.tif", f"{chip}_S2Hand.tif", tuned, student, teacher, device="cpu",
                 **settings,
             )  # fmt: skip
             seconds = round(time.perf_counter() - start, 1)
-        scores = chip_scores(args.chip, tuned, student, teacher)
+        scores = chip_scores(chip, tuned, student, teacher)
     print(
         f"| {args.chip.name}, water IoU | student before | student after | teacher (S2) | rules (S2) "
         "| Otsu on VH | best threshold (labels) |"
@@ -146,7 +179,11 @@ def main() -> None:
     for key, title in rows.items():
         print(f"| {title} | " + " | ".join(f"{scores[key][name]:.3f}" for name in SCORES) + " |")
     threads = torch.get_num_threads()
-    print(json.dumps({"settings": settings, "seconds": seconds, "threads": threads, **scores}))
+    print(
+        json.dumps(
+            {"settings": settings, "cloudy": args.cloudy, "seconds": seconds, "threads": threads, **scores}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: What a run without labels trains on: "rules", the spectral rules' classes on the EO where a rule claims the
-#: pixel and the teacher's elsewhere (when the teacher fits the rules), or "teacher", its classes everywhere.
+#: pixel, none under cloud or snow, and the teacher's elsewhere (when the teacher fits the rules), or
+#: "teacher", its classes everywhere.
 TARGETS = ("rules", "teacher")
 
 

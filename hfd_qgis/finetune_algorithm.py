@@ -46,8 +46,8 @@ TARGET_CHOICES = ("Spectral rules first, then the teacher", "The teacher only")
 #: Messages and validation score names by the targets a run trains on (``planned_targets``).
 TARGET_MESSAGES = {
     "labels": "Targets: labels (teacher predictions where unlabelled)",
-    "rules": "No labels: the spectral rules' classes on the EO layer where they claim a pixel, the teacher's "
-    "predictions elsewhere",
+    "rules": "No labels: the spectral rules' classes on the EO layer where they claim a pixel, no target "
+    "under cloud or snow, the teacher's predictions elsewhere",
     "teacher": "No labels: label-free fine-tuning on the teacher's predictions from the EO layer",
 }
 
@@ -116,7 +116,8 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             "student is trained with the heterogeneous feature distillation loss from the frozen EO teacher "
             "and a segmentation loss on the labels, or without labels (label-free fine-tuning) on targets "
             "from the EO: by default (Targets without labels) the spectral rules' classes where a rule "
-            "claims the pixel, the teacher's predictions elsewhere; or the teacher's everywhere. Spatial "
+            "claims the pixel, no target where they see cloud or snow (the EO does not show the ground "
+            "there), the teacher's predictions elsewhere; or the teacher's everywhere. Spatial "
             "blocks (Validation fraction of the overlap) are held out: the log shows per epoch the loss and "
             "the validation mIoU against the labels, or without labels the agreement with the targets, and "
             "the base model's score on the same blocks. "

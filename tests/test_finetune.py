@@ -211,7 +211,7 @@ def test_rule_targets_take_the_rules_where_they_claim_a_pixel(india):
     for scene in validation:  # as _teacher_targets leaves them: a class everywhere the SAR is valid
         valid = np.isfinite(scene.sar).all(axis=0)
         scene.label = np.where(valid, LOW_VEGETATION, IGNORE_INDEX).astype(np.uint8)
-    assert _rule_targets(train, validation) == "L1C"  # Sen1Floods11's S2Hand is top of atmosphere
+    assert _rule_targets(train, validation) == ("L1C", 0.0)  # S2Hand: top of atmosphere, cloud-free
     np.testing.assert_array_equal(train[0].label, spectral_labels(train[0].eo, "L1C"))
     block = validation[0]
     rules = spectral_labels(block.eo, "L1C")
@@ -237,7 +237,10 @@ def test_rule_targets_leave_no_target_under_cloud(india):
         scene.eo[(slice(None), *cloudy)] = cloud
         scene.label = np.where(np.isfinite(scene.sar).all(axis=0), LOW_VEGETATION, IGNORE_INDEX)
         scene.label = scene.label.astype(np.uint8)
-    _rule_targets(train, validation)
+    level, hidden = _rule_targets(train, validation)
+    assert level == "L1C"
+    valid = np.isfinite(train[0].sar).all(axis=0)
+    assert hidden == pytest.approx(valid[cloudy].sum() / valid.sum())
     assert np.isnan(train[0].eo[(slice(None), *cloudy)]).all()
     assert (train[0].label[cloudy] == IGNORE_INDEX).all()
     assert np.isfinite(train[0].eo[:, 100:, 100:]).any()  # clear sky keeps its EO
@@ -256,3 +259,23 @@ def test_label_free_run_with_a_land_cover_teacher_trains_on_the_rules(india, mod
     assert read_metadata(tmp_path / "teacher_only.pt").training["fine_tuning"][-1]["targets"] == (
         "teacher EO predictions"
     )
+
+
+def test_rules_first_warns_when_most_of_the_eo_is_cloud(india, models, tmp_path):
+    with rasterio.open(india["S2Hand"]) as src:
+        profile, data = src.profile, src.read()
+    data[:, :, : data.shape[2] * 3 // 5] = 5000  # bright in every band: cloud over the left three fifths
+    cloudy = tmp_path / "cloudy_S2.tif"
+    with rasterio.open(cloudy, "w", **profile) as dst:
+        dst.write(data)
+    warnings = []
+    callbacks = TrainCallbacks(on_warning=warnings.append)
+    land_cover = _land_cover_models(models, tmp_path)
+    result = _finetune(india, land_cover, tmp_path / "tuned.pt", epochs=1, eo=cloudy, callbacks=callbacks)
+    assert result.targets == "rules"
+    assert [w for w in warnings if "cloud or snow" in w and "a clearer EO image" in w], warnings
+    clear = []
+    _finetune(
+        india, land_cover, tmp_path / "clear.pt", epochs=1, callbacks=TrainCallbacks(on_warning=clear.append)
+    )
+    assert not [w for w in clear if "cloud" in w], clear
