@@ -279,3 +279,39 @@ def test_rules_first_warns_when_most_of_the_eo_is_cloud(india, models, tmp_path)
         india, land_cover, tmp_path / "clear.pt", epochs=1, callbacks=TrainCallbacks(on_warning=clear.append)
     )
     assert not [w for w in clear if "cloud" in w], clear
+
+
+def test_held_out_blocks_all_under_cloud_are_not_scored(india, models, tmp_path):
+    """Validation blocks without any target (cloud, rules first) would make every epoch's score NaN: they stay
+    held out, unscored, and the run keeps its epoch by the training loss."""
+    from hfd_core.train.finetune import prepare_scenes
+
+    land_cover = _land_cover_models(models, tmp_path)
+    student, teacher = (read_metadata(land_cover[role]) for role in ("student", "teacher"))
+    _, _, held_out = prepare_scenes(
+        india["S1Hand"], india["S2Hand"], student, teacher, tile_size=FAST["tile_size"],
+        validation_fraction=0.25,
+    )  # fmt: skip
+    with rasterio.open(india["S2Hand"]) as src:
+        profile, data = src.profile, src.read()
+    for row, col, size in held_out:
+        data[:, row : row + size, col : col + size] = 5000
+    cloudy = tmp_path / "cloudy_blocks_S2.tif"
+    with rasterio.open(cloudy, "w", **profile) as dst:
+        dst.write(data)
+    result = _finetune(india, land_cover, tmp_path / "tuned.pt", epochs=1, eo=cloudy)
+    assert result.targets == "rules" and result.held_out == held_out
+    assert result.base_metrics == {}
+    assert "val_miou" not in read_metadata(tmp_path / "tuned.pt").metrics
+
+
+def test_rules_first_refuses_an_eo_layer_that_is_all_cloud(india, models, tmp_path):
+    from hfd_core.errors import InputError
+
+    cloud = _write_like(tmp_path / "all_cloud_S2.tif", india["S2Hand"])
+    with rasterio.open(cloud, "r+") as dst:
+        dst.write(np.full((dst.count, dst.height, dst.width), 5000, dst.dtypes[0]))
+    land_cover = _land_cover_models(models, tmp_path)
+    with pytest.raises(InputError, match="cloud or snow wherever it overlaps the SAR"):
+        _finetune(india, land_cover, tmp_path / "tuned.pt", epochs=1, eo=cloud)
+    assert not (tmp_path / "tuned.pt").exists()

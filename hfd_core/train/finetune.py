@@ -278,6 +278,26 @@ def _rule_targets(train: list[Scene], validation: list[Scene]) -> tuple[str, flo
     return level, float(hidden.sum() / max(np.isfinite(scene.sar).all(axis=0).sum(), 1))
 
 
+def _rules_first(train: list[Scene], validation: list[Scene], warn: Callable[[str], None]) -> None:
+    """``_rule_targets``, then says how much of the EO is cloud or snow: logged, a warning from
+    ``MAX_HIDDEN_SHARE``, an InputError when it is all of it (no target anywhere)."""
+    level, hidden = _rule_targets(train, validation)
+    log.info(
+        "targets: the spectral rules (%s) where they claim a pixel, none under cloud or snow (%.0f %% of the "
+        "training pixels), the teacher elsewhere", level, 100 * hidden,
+    )  # fmt: skip
+    if hidden >= 1.0:
+        raise InputError(
+            "the EO layer is cloud or snow wherever it overlaps the SAR: without labels there is nothing to "
+            "learn from; choose a clearer EO image of the same area, or give labels"
+        )
+    if hidden >= MAX_HIDDEN_SHARE:
+        warn(
+            f"{100 * hidden:.0f} % of the EO layer over the SAR is cloud or snow: the student gets no "
+            "targets there; a clearer EO image of the same area would teach it more"
+        )
+
+
 def _warner(callbacks: TrainCallbacks | None) -> Callable[[str], None]:
     """Logs a warning and passes it to ``callbacks.on_warning``."""
 
@@ -378,16 +398,11 @@ def finetune(
     if label_free:
         _teacher_targets(validation, teacher_path, device)
     if used == "rules":
-        level, hidden = _rule_targets(train, validation)
-        log.info(
-            "targets: the spectral rules (%s) where they claim a pixel, none under cloud or snow (%.0f %% of "
-            "the training pixels), the teacher elsewhere", level, 100 * hidden,
-        )  # fmt: skip
-        if hidden >= MAX_HIDDEN_SHARE:
-            warn(
-                f"{100 * hidden:.0f} % of the EO layer over the SAR is cloud or snow: the student gets no "
-                "targets there; a clearer EO image of the same area would teach it more"
-            )
+        _rules_first(train, validation, warn)
+    scored = [block for block in validation if (block.label != IGNORE_INDEX).any()]
+    if len(scored) < len(validation):
+        log.info("%d held-out block(s) without any target are not scored", len(validation) - len(scored))
+        validation = scored
     base_metrics = {}
     if validation:
         base_model, _ = load_model(student_path)
