@@ -260,8 +260,9 @@ def _rule_targets(train: list[Scene], validation: list[Scene]) -> tuple[str, flo
     there (set by ``_teacher_targets`` first). Where the rules see cloud or snow (``cloud_or_snow``) the EO
     does not show the ground the SAR sees, so there is no target at all: the training scene's EO is blanked
     (no pseudo-label, no feature distillation) and the validation blocks ignore those pixels. On India_900498
-    with a third of its Sentinel-2 under real cloud (README), the teacher's classes there took the student to
-    water IoU 0.607 on the held-out block, no target to 0.677 (0.670 under a clear sky).
+    with a third of its Sentinel-2 under real cloud (README, five runs), no target there beat the teacher's
+    classes there by 0.067 water IoU on average on the held-out blocks (one block lost 0.156, one run whose
+    teacher had failed gained 0.413) and by 0.162 on the whole chip.
 
     Returns the product level the rules were applied for and the share of the training scene's valid pixels
     left without a target that way."""
