@@ -37,6 +37,17 @@ def _write_like(path: Path, source: Path, **changes) -> Path:
     return path
 
 
+def _with_cloud(source: Path, path: Path, windows: list[tuple[slice, slice]]) -> Path:
+    """A copy of the EO raster ``source`` bright in every band (cloud) over ``windows`` (rows, columns)."""
+    with rasterio.open(source) as src:
+        profile, data = src.profile, src.read()
+    for rows, cols in windows:
+        data[:, rows, cols] = 5000
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
 def _reproject_half(source: Path, path: Path, crs: str = "EPSG:3857") -> Path:
     """The left half of ``source`` reprojected to ``crs`` (another CRS, resolution and extent)."""
     with rasterio.open(source) as src:
@@ -263,11 +274,8 @@ def test_label_free_run_with_a_land_cover_teacher_trains_on_the_rules(india, mod
 
 def test_rules_first_warns_when_most_of_the_eo_is_cloud(india, models, tmp_path):
     with rasterio.open(india["S2Hand"]) as src:
-        profile, data = src.profile, src.read()
-    data[:, :, : data.shape[2] * 3 // 5] = 5000  # bright in every band: cloud over the left three fifths
-    cloudy = tmp_path / "cloudy_S2.tif"
-    with rasterio.open(cloudy, "w", **profile) as dst:
-        dst.write(data)
+        left = slice(0, src.width * 3 // 5)  # cloud over the left three fifths
+    cloudy = _with_cloud(india["S2Hand"], tmp_path / "cloudy_S2.tif", [(slice(None), left)])
     warnings = []
     callbacks = TrainCallbacks(on_warning=warnings.append)
     land_cover = _land_cover_models(models, tmp_path)
@@ -292,13 +300,8 @@ def test_held_out_blocks_all_under_cloud_are_not_scored(india, models, tmp_path)
         india["S1Hand"], india["S2Hand"], student, teacher, tile_size=FAST["tile_size"],
         validation_fraction=0.25,
     )  # fmt: skip
-    with rasterio.open(india["S2Hand"]) as src:
-        profile, data = src.profile, src.read()
-    for row, col, size in held_out:
-        data[:, row : row + size, col : col + size] = 5000
-    cloudy = tmp_path / "cloudy_blocks_S2.tif"
-    with rasterio.open(cloudy, "w", **profile) as dst:
-        dst.write(data)
+    blocks = [(slice(row, row + size), slice(col, col + size)) for row, col, size in held_out]
+    cloudy = _with_cloud(india["S2Hand"], tmp_path / "cloudy_blocks_S2.tif", blocks)
     result = _finetune(india, land_cover, tmp_path / "tuned.pt", epochs=1, eo=cloudy)
     assert result.targets == "rules" and result.held_out == held_out
     assert result.base_metrics == {}
@@ -308,9 +311,7 @@ def test_held_out_blocks_all_under_cloud_are_not_scored(india, models, tmp_path)
 def test_rules_first_refuses_an_eo_layer_that_is_all_cloud(india, models, tmp_path):
     from hfd_core.errors import InputError
 
-    cloud = _write_like(tmp_path / "all_cloud_S2.tif", india["S2Hand"])
-    with rasterio.open(cloud, "r+") as dst:
-        dst.write(np.full((dst.count, dst.height, dst.width), 5000, dst.dtypes[0]))
+    cloud = _with_cloud(india["S2Hand"], tmp_path / "all_cloud_S2.tif", [(slice(None), slice(None))])
     land_cover = _land_cover_models(models, tmp_path)
     with pytest.raises(InputError, match="cloud or snow wherever it overlaps the SAR"):
         _finetune(india, land_cover, tmp_path / "tuned.pt", epochs=1, eo=cloud)
