@@ -100,6 +100,25 @@ def test_a_short_run_completes_through_the_task(dialog, tmp_path):
     assert dialog.grab().save(str(SCREENSHOT))
 
 
+def test_the_runs_warnings_reach_the_log(dialog, monkeypatch):
+    """Warnings of the run (an EO mostly under cloud, labels off the model's classes) reach the analyst."""
+    import hfd_core.train.finetune as core
+
+    finetune = core.finetune
+
+    def warning_finetune(*args, callbacks, **kwargs):
+        callbacks.on_warning("70 % of the EO layer over the SAR is cloud or snow")
+        return finetune(*args, callbacks=callbacks, **kwargs)
+
+    monkeypatch.setattr(core, "finetune", warning_finetune)
+    dialog.epochs.setValue(1)
+    dialog.start_button.click()
+    assert _wait_until(lambda: dialog.start_button.isEnabled()), "the task did not finish in time"
+    log = dialog.log.toPlainText()
+    assert "Warning: 70 % of the EO layer over the SAR is cloud or snow" in log, log
+    assert "Finished; wrote the best epoch" in log, log
+
+
 def test_cancel_keeps_the_best_epoch(dialog, tmp_path):
     dialog.epochs.setValue(50)
     dialog.start_button.click()

@@ -312,6 +312,7 @@ class FinetuneDialog(QDialog):
         self.write(TARGET_MESSAGES[targets])
         self.task = FinetuneTask(arguments)
         self.task.epoch_finished.connect(self._epoch_finished)
+        self.task.warned.connect(lambda message: self.write(f"Warning: {message}"))
         self.task.progressChanged.connect(self._progress)
         self.task.taskCompleted.connect(self._finished)
         self.task.taskTerminated.connect(self._finished)

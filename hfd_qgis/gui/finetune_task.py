@@ -14,12 +14,15 @@ from hfd_core.train.config import TrainCallbacks
 class FinetuneTask(QgsTask):
     """Runs ``hfd_core.train.finetune.finetune(**arguments)`` in a worker thread.
 
-    ``epoch_finished(epoch, values)`` is emitted after every epoch (queued to the receiver's thread).
+    ``epoch_finished(epoch, values)`` is emitted after every epoch and ``warned(message)`` for every warning
+    of the run (an EO mostly under cloud, labels off the model's classes...), both queued to the receiver's
+    thread.
     After the run ``result`` holds the ``FinetuneResult`` (None when it failed
     or was cancelled before the first epoch) and ``error`` the message of a failure.
     """
 
     epoch_finished = pyqtSignal(int, object)
+    warned = pyqtSignal(str)
 
     def __init__(self, arguments: dict) -> None:
         super().__init__("Fine-tune SAR model with EO reference", QgsTask.CanCancel)
@@ -34,6 +37,7 @@ class FinetuneTask(QgsTask):
             on_epoch_end=lambda epoch, values: self.epoch_finished.emit(epoch, dict(values)),
             should_stop=self.isCanceled,
             on_progress=self.setProgress,
+            on_warning=self.warned.emit,
         )
         try:
             self.result = finetune(**self.arguments, callbacks=callbacks)
