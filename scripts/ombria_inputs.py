@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skimage.filters import threshold_otsu
 
+from hfd_core.baselines import otsu_water
 from hfd_core.data import Scene, read_ombria, split_by_group
 from hfd_core.data.scene_context import SceneContext, water_features
 from hfd_core.data.speckle import mean_filter
@@ -78,14 +78,12 @@ def _filtered(image: np.ndarray) -> np.ndarray:
 
 
 def _filtered_otsu(chip: Scene) -> np.ndarray:
-    after = _filtered(chip.sar[1])
-    return after < threshold_otsu(after)
+    return otsu_water(_filtered(chip.sar[1]))
 
 
 def _darkened(chip: Scene) -> np.ndarray:
     before, after = (_filtered(image) for image in chip.sar)
-    change = after - before
-    return (after < threshold_otsu(after)) & (change < threshold_otsu(change))
+    return otsu_water(after) & otsu_water(after - before)
 
 
 def _best_threshold(chip: Scene) -> np.ndarray:

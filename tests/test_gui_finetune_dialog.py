@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_finetune_fixtures import india_paths, tiny_models
+from test_finetune_fixtures import TEACHER_EO_BANDS, india_paths, tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "test-output" / "finetune_dialog.png"
@@ -153,11 +153,11 @@ def test_teacher_map_button_segments_the_eo_layer_with_the_teacher(
 
     opened = []
     monkeypatch.setattr(processing, "execAlgorithmDialog", lambda name, values: opened.append((name, values)))
-    dialog.eo_bands.setText("2, 3, 4, 8, 12, 13")
+    dialog.eo_bands.setText(", ".join(map(str, TEACHER_EO_BANDS)))
     dialog.teacher_button.click()  # before any run: the map to check first
     ((name, values),) = opened
     assert name == "hfd:segment" and values["INPUT"].name() == "S2Hand"
-    assert values["MODEL"] == dialog.teacher_file.filePath() and values["BANDS"] == [2, 3, 4, 8, 12, 13]
+    assert values["MODEL"] == dialog.teacher_file.filePath() and values["BANDS"] == TEACHER_EO_BANDS
     output = tmp_path / "teacher_map.tif"
     result = processing.run("hfd:segment", {**values, "OUTPUT": str(output)})  # what the dialog would run
     assert Path(result["OUTPUT"]) == output and output.is_file()

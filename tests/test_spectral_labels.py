@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from test_finetune_fixtures import TEACHER_EO_BANDS
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.spectral_labels import (
@@ -74,7 +75,7 @@ def test_product_level_tells_top_of_atmosphere_from_surface_reflectance(shared_d
     from hfd_core.data.raster import read_float
     from hfd_core.data.spectral_labels import product_level
 
-    india_l1c = read_float(shared_data / "sen1floods11" / "India_900498_S2Hand.tif", [2, 3, 4, 8, 12, 13])
+    india_l1c = read_float(shared_data / "sen1floods11" / "India_900498_S2Hand.tif", TEACHER_EO_BANDS)
     assert product_level(india_l1c) == "L1C"
     patches_l2a = read_bigearthnet_v2(shared_data / "bigearthnet_v2")
     assert [product_level(scene.eo) for scene in patches_l2a] == ["L2A"] * len(patches_l2a)
@@ -104,7 +105,7 @@ def test_cloud_or_snow_on_a_real_cloudy_top_of_atmosphere_image(shared_data):
 
     folder = shared_data / "sen12ms_cr" / "glfcr"
     cloudy, clear = (
-        read_float(folder / sky / "ROIs1970_fall_139_p839.tif", [2, 3, 4, 8, 12, 13])
+        read_float(folder / sky / "ROIs1970_fall_139_p839.tif", TEACHER_EO_BANDS)
         for sky in ("s2_cloudy", "s2_cloudfree")
     )
     hidden = cloud_or_snow(cloudy, "L1C")

@@ -269,14 +269,15 @@ def _rule_targets(train: list[Scene], validation: list[Scene]) -> tuple[str, flo
     scene = train[0]
     level = product_level(scene.eo)
     scene.label = spectral_labels(scene.eo, level)
-    hidden = cloud_or_snow(scene.eo, level) & np.isfinite(scene.sar).all(axis=0)
+    valid = np.isfinite(scene.sar).all(axis=0)
+    hidden = cloud_or_snow(scene.eo, level) & valid
     scene.eo[:, hidden] = np.nan
     for block in validation:
         rules = spectral_labels(block.eo, level)
         claimed = (rules != IGNORE_INDEX) & (block.label != IGNORE_INDEX)
         block.label[claimed] = rules[claimed]
         block.label[cloud_or_snow(block.eo, level)] = IGNORE_INDEX
-    return level, float(hidden.sum() / max(np.isfinite(scene.sar).all(axis=0).sum(), 1))
+    return level, float(hidden.sum() / max(valid.sum(), 1))
 
 
 def _rules_first(train: list[Scene], validation: list[Scene], warn: Callable[[str], None]) -> None:
