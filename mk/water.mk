@@ -36,8 +36,9 @@ train-water: setup
 WATER_FT_EPOCHS ?= 3
 WATER_FINETUNE = $(PY) scripts/water_finetune.py --samples $(WATER_DATA) --run $(WATER_RUN) \
 	--epochs $(WATER_FT_EPOCHS) --seed $(WATER_SEED)
-# Data-source ablation of the SAR-only student (the card's ablation rows): the same two stages without OMBRIA
-# (pre-training on the paired scenes) and without the paired scenes (pre-training on OMBRIA), leave-out folds.
+# Data-source ablation of the SAR-only student (the card's ablation rows), leave-out folds: fine-tuning without the
+# synthetic water, and the same two stages without OMBRIA (pre-training on the paired scenes) and without the
+# paired scenes (pre-training on OMBRIA; no synthetic water either, as it is pasted into the paired scenes).
 WATER_ABLATION ?= water-paired water-ombria
 # Seeds of the SAR-only student besides WATER_SEED (the card's seed rows), each under $(WATER_RUN)/seed<N>/.
 WATER_EXTRA_SEEDS ?= 1 2 3 4
@@ -61,6 +62,7 @@ water-model: setup
 	$(MAKE) water-card
 
 water-ablation: setup
+	$(WATER_FINETUNE) --variant student_sar_only --without-synthetic
 	for set in $(WATER_ABLATION); do \
 		$(MAKE) train-water-sar-only WATER_DATASET=$$set || exit 1; \
 		$(WATER_FINETUNE) --variant student_sar_only --pretrained $$set || exit 1; \

@@ -2,10 +2,12 @@
 labelled pixel, and once per chip location with that location left out (leave-one-location-out), loading the
 data once for all runs.
 
-``--pretrained`` names the pre-training set (``WATER_DATASETS`` without chips). The default, all sources
-but the chips, gives the shipped model (``water/<variant>``) and its leave-out folds
-(``leave-out/<variant>/``); another set gives the data-source ablation: the same two stages without one
-source, leave-out folds only (``ablation/<set>/<variant>/``).
+``--pretrained`` names the pre-training set (``WATER_DATASETS`` without chips). Fine-tuning adds the dB
+chips and, where the pre-training set has the paired scenes, the synthetic water pasted into them
+(``data.synthetic_water``; ``--without-synthetic`` leaves it out). The default, all sources but the chips,
+gives the shipped model (``water/<variant>``) and its leave-out folds (``leave-out/<variant>/``); another
+pre-training set or ``--without-synthetic`` gives the data-source ablation: leave-out folds only, under the
+fine-tuning set's name (``ablation/<set>/<variant>/``). Synthetic scenes are trained on, never validated on.
 
 ``--from-scratch`` trains every run from random weights instead, with the pre-trained student's architecture
 and the same data (so the dB chips are there from the first step; give it the pre-training's ``--epochs 8 --lr
@@ -23,7 +25,7 @@ import logging
 from pathlib import Path
 
 from hfd_core.data import split_by_group
-from hfd_core.data.water import CHIP_GROUP_PREFIXES
+from hfd_core.data.water import CHIP_GROUP_PREFIXES, SYNTHETIC_SUFFIX
 from hfd_core.modelfile import read_metadata
 from hfd_core.train.api import train_student
 from hfd_core.train.config import TrainConfig
@@ -51,22 +53,28 @@ def main() -> None:
     parser.add_argument(
         "--from-scratch", action="store_true", help="random initial weights, not the pre-trained ones"
     )
+    parser.add_argument(
+        "--without-synthetic", action="store_true", help="ablation: no synthetic water in fine-tuning"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     pretrained = args.run / args.pretrained
     teacher = pretrained / "teacher" / "best.pt" if args.variant == "student" else None
     sources = (*WATER_DATASETS[args.pretrained], "chips")
+    if "paired" in sources and not args.without_synthetic:
+        sources += ("synthetic",)
     dataset = next(name for name, value in WATER_DATASETS.items() if set(value) == set(sources))
     scenes = load_scenes(dataset, args.samples, "train")
     chips = [s for s in scenes if s.group.startswith(CHIP_GROUP_PREFIXES)]
     others = [s for s in scenes if not s.group.startswith(CHIP_GROUP_PREFIXES)]
     train_others, validation = split_by_group(others, args.val_fraction, args.seed)
+    validation = [s for s in validation if SYNTHETIC_SUFFIX not in s.name]
     groups = sorted({s.group for s in chips})
-    if args.pretrained == SHIPPED_PRETRAINING:
+    if dataset == "water":
         folds = [(args.run / "water" / args.variant, None)]
         folds += [(args.run / "leave-out" / args.variant / group, group) for group in groups]
     else:
-        folds = [(args.run / "ablation" / args.pretrained / args.variant / group, group) for group in groups]
+        folds = [(args.run / "ablation" / dataset / args.variant / group, group) for group in groups]
     start = pretrained / args.variant / "best.pt"
     architecture = read_metadata(start).config.architecture()
     for out_dir, left_out in folds:

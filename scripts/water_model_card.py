@@ -6,8 +6,9 @@
   summed over chips with water), and the share of pixels called water on the chips without water. Only
   models that did not train on a chip are scored on it: the students pre-trained without any dB water chip,
   and the leave-one-location-out students (all data but that chip's location). Ablation rows: the SAR-only
-  student's leave-out folds trained without one data source (``water_finetune.py --pretrained``), next to
-  the same student trained without the dB chips, to show what each source adds. Seed rows: the SAR-only
+  student's leave-out folds trained without one data source (``water_finetune.py --pretrained`` or
+  ``--without-synthetic``), next to the same student trained without the dB chips, to show what each source
+  adds. Seed rows: the SAR-only
   student's leave-out folds with other training seeds (``make water-seeds``), and the spread over seeds.
   Ensemble rows (``make water-ensembles``): the seeds' probabilities averaged (``models.ensemble``), the
   shipped seeds' and all seeds', each fold averaging the seeds' folds of that location.
@@ -59,7 +60,7 @@ VARIANT_LABELS = {
     "ensemble_all_seeds": "SAR-only ensemble of all seeds",
 }
 #: Sources of the ablation (data.water), as the card names them.
-ABLATED_SOURCES = {"ombria": "OMBRIA", "paired": "the paired dB scenes"}
+ABLATED_SOURCES = {"ombria": "OMBRIA", "paired": "the paired dB scenes", "synthetic": "synthetic water"}
 
 
 @dataclass

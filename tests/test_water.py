@@ -230,3 +230,45 @@ def test_bundled_water_model_from_the_algorithm_and_the_cli(processing_provider,
     assert main(["segment", str(demo_sample), str(cli_output), "--bundled", "water"]) == 0
     with rasterio.open(cli_output) as src:
         assert (src.read(1) == classes).mean() > 0.999
+
+
+def test_synthetic_open_water_is_dark_speckled_and_labelled(demo_sample):
+    """Pasted into the real demo scene (dry land): the drawn share becomes water, dark in VV and far darker in
+    VH, with GRD speckle; the land and the nodata are untouched."""
+    from hfd_core.data.synthetic_water import ENL, WATER_SHARE, paste_open_water
+
+    sar = read_float(demo_sample)
+    sar[:, :8, :8] = np.nan
+    label = np.zeros(sar.shape[1:], np.uint8)
+    label[:8, :8] = IGNORE_INDEX
+    for seed in range(5):
+        pasted, labels = paste_open_water(sar, label, 1, np.random.default_rng(seed))
+        water = labels == 1
+        assert WATER_SHARE[0] - 0.01 <= water.mean() <= WATER_SHARE[1] + 0.01
+        assert np.array_equal(pasted[:, ~water], sar[:, ~water], equal_nan=True)
+        assert (labels[:8, :8] == IGNORE_INDEX).all() and np.isnan(pasted[:, :8, :8]).all()
+        vv, vh = pasted[:, water]
+        assert np.median(vh) < -20 and np.median(vh) < np.median(vv) - 4
+        assert np.median(vv) < np.median(sar[0, ~np.isnan(sar[0])])
+        # speckle: the intensity of a homogeneous patch has variance mean^2 / ENL (gamma distribution)
+        intensity = 10 ** (vh / 10)
+        smooth = 10 ** (mean_filter(np.where(water, pasted[1], np.nan), 7)[water] / 10)
+        assert np.var(intensity / smooth) == pytest.approx(1 / ENL, rel=0.35)
+
+
+@pytest.mark.shared_data
+def test_synthetic_water_scenes_are_fixed_and_only_in_the_fine_tuning_set(shared_data):
+    """The same water every time (drawn from the scene's name), one per paired scene with its group; the water
+    fine-tuning set has them, the pre-training set does not."""
+    from hfd_core.data.water import SYNTHETIC_SUFFIX, read_paired_water, read_synthetic_water
+    from hfd_core.train.datasets import WATER_DATASETS
+
+    first, again = read_synthetic_water(shared_data), read_synthetic_water(shared_data)
+    paired = read_paired_water(shared_data)
+    assert len(first) == len(paired) and all(SYNTHETIC_SUFFIX in s.name for s in first)
+    assert all(np.array_equal(a.sar, b.sar, equal_nan=True) for a, b in zip(first, again, strict=True))
+    assert [s.group for s in first] == [s.group for s in paired]
+    share = np.mean([(s.label == 1).mean() for s in first])
+    assert share > 0.3 > np.mean([(s.label == 1).mean() for s in paired])
+    assert all(np.isnan(s.eo).all() for s in first)
+    assert "synthetic" in WATER_DATASETS["water"] and "synthetic" not in WATER_DATASETS["water-no-chips"]

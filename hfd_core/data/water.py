@@ -12,6 +12,9 @@ Sources (all mapped to two classes, 0 not water and 1 water, as ``scene_context.
   SSL4EO-S12, SEN12MS-CR), water from their spectral rules or reference map; mostly dry land.
 * ``chips``: the calibrated dB chips with hand-labelled water (Sen1Floods11 India, Sri Lanka, Spain, Ghana;
   STAC Overflow qxb32, awc00). India_900498 has Sentinel-2; the others have no EO (NaN: not distilled).
+* ``synthetic``: each paired scene once more, with synthetic open water pasted into it
+  (``synthetic_water``): water-rich dB scenes, which no real source has enough of. No EO (not distilled);
+  same group as its paired scene, so a validation block takes both; named with ``SYNTHETIC_SUFFIX``.
 
 The teacher's EO input is made of ratios and a rank so that OMBRIA's 8-bit false colour and reflectance
 x 10000 mean the same (``eo_features``). Groups: OMBRIA blocks of 10 ids, one location per dB chip or tile.
@@ -21,6 +24,7 @@ and only they can teach the absolute dB channels).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,8 +41,10 @@ from hfd_core.data.scene_context import FEATURES, SceneContext, water_features
 from hfd_core.data.sen1floods11 import S2_BANDS as SEN1FLOODS11_S2_BANDS
 from hfd_core.data.sen1floods11 import read_sen1floods11
 from hfd_core.data.spectral_labels import WATER
+from hfd_core.data.synthetic_water import paste_open_water
 
-SOURCES = ("ombria", "paired", "chips")
+SOURCES = ("ombria", "paired", "chips", "synthetic")
+SYNTHETIC_SUFFIX = "-synthetic-water"
 EO_FEATURES = ("ND_B03_B08", "ND_B03_B11", "ND_B08_B11", "B08_rank")
 DB_WEIGHT = 5.0
 CONTEXT_CROP_MIN = 256
@@ -148,18 +154,37 @@ def read_ombria_water(root: Path, split: str, permanent_water: bool = True) -> l
     return scenes
 
 
-def read_paired_water(root: Path) -> list[Scene]:
-    """The bundled land-cover set's paired dB scenes (not Sen1Floods11: that is a water chip) as water/not."""
-    b03, b08, b11 = (PAIRED_EO_BANDS.index(b) for b in ("B03", "B08", "B11"))
-    scenes = []
+def _paired_db_scenes(root: Path) -> list[tuple[Scene, np.ndarray]]:
+    """(scene, water label) of the bundled land-cover set's paired dB scenes (not Sen1Floods11: that is a
+    water chip)."""
+    pairs = []
     for folder, reader in PAIRED_SOURCES.items():
         if folder == "sen1floods11" or not (root / folder).is_dir():
             continue
         for scene in reader(root / folder):
             label = np.where(scene.label == WATER, 1, 0).astype(np.uint8)
             label[scene.label == IGNORE_INDEX] = IGNORE_INDEX
-            eo = scene.eo[[b03, b08, b11]]
-            scenes += _water_scenes(scene.name, scene.group, scene.sar, eo, label)
+            pairs.append((scene, label))
+    return pairs
+
+
+def read_paired_water(root: Path) -> list[Scene]:
+    """The paired dB scenes as water/not, with their Sentinel-2 as EO."""
+    bands = [PAIRED_EO_BANDS.index(b) for b in ("B03", "B08", "B11")]
+    scenes = []
+    for scene, label in _paired_db_scenes(root):
+        scenes += _water_scenes(scene.name, scene.group, scene.sar, scene.eo[bands], label)
+    return scenes
+
+
+def read_synthetic_water(root: Path) -> list[Scene]:
+    """The paired dB scenes with synthetic open water pasted, the same water every time (drawn from the
+    scene's name, not from the training seed)."""
+    scenes = []
+    for scene, label in _paired_db_scenes(root):
+        rng = np.random.default_rng(zlib.crc32(scene.name.encode()))
+        sar, label = paste_open_water(scene.sar, label, 1, rng)
+        scenes += _water_scenes(scene.name + SYNTHETIC_SUFFIX, scene.group, sar, None, label)
     return scenes
 
 
@@ -210,6 +235,8 @@ def read_water(root: str | Path, split: str, sources: Iterable[str] = SOURCES) -
         scenes += read_ombria_water(ombria, "train")
     if "paired" in sources:
         scenes += read_paired_water(root)
+    if "synthetic" in sources:
+        scenes += read_synthetic_water(root)
     if "chips" in sources:
         scenes += read_water_chips(root)
     return scenes

@@ -54,15 +54,17 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {}
-#: The water model's data (``data.water``) by source; the variants without a source are its ablation
-#: (pre-training sets without the dB water chips, and the same with them for fine-tuning).
+#: The water model's data (``data.water``) by source: the pre-training sets (without the dB water chips) and
+#: the fine-tuning sets (with them, and with the synthetic water pasted into the paired scenes where those are
+#: there); the variants without a source are its ablation.
 WATER_DATASETS = {
-    "water": ("ombria", "paired", "chips"),
+    "water": ("ombria", "paired", "chips", "synthetic"),
     "water-no-chips": ("ombria", "paired"),
+    "water-no-synthetic": ("ombria", "paired", "chips"),
     "water-ombria": ("ombria",),
     "water-ombria-chips": ("ombria", "chips"),
     "water-paired": ("paired",),
-    "water-paired-chips": ("paired", "chips"),
+    "water-paired-chips": ("paired", "chips", "synthetic"),
 }
 
 
