@@ -49,9 +49,9 @@ from ombria.label_efficiency import (
     plot,
     reading,
     results_table,
-    write_card_section,
 )
 from ombria.runs import SPLIT_SEED, Data, Runs, budget, load_data, log
+from water_model_card import write_generated_section
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
@@ -284,7 +284,7 @@ class LabelEfficiency:
             log("the cards are left alone: they carry the standard budget's answer only")
         elif self.args.cards:
             for card in CARDS:
-                write_card_section(card, card_section(points, otsu, len(missing)))
+                write_generated_section(card, card_section(points, otsu, len(missing)))
         log(f"wrote {docs / 'ombria_label_efficiency.md'} ({len(missing)} planned run(s) not finished)")
 
     def validation_table(self) -> str:

@@ -224,11 +224,27 @@ def ensemble_size_section(chips: list[Chip], run: Path, seeds: list[int], base_s
     )
 
 
+GENERATED_SECTION = r"<!-- ([\w-]+): generated -->.*?<!-- /\1 -->"
+
+
 def foreign_sections(text: str) -> list[str]:
     """The sections of an existing card that other scripts generated (between ``<!-- x: generated -->`` and
     ``<!-- /x -->`` markers), kept when this script rewrites the card."""
-    pattern = r"<!-- ([\w-]+): generated -->.*?<!-- /\1 -->"
-    return [match.group(0) for match in re.finditer(pattern, text, flags=re.DOTALL)]
+    return [match.group(0) for match in re.finditer(GENERATED_SECTION, text, flags=re.DOTALL)]
+
+
+def write_generated_section(card: Path, section: str) -> None:
+    """Put ``section`` (from its ``<!-- x: generated -->`` to its ``<!-- /x -->`` marker) into ``card``,
+    replacing an earlier section with the same marker, else at the end."""
+    name = re.match(r"<!-- ([\w-]+): generated -->", section).group(1)
+    text = card.read_text()
+    marked = rf"<!-- {re.escape(name)}: generated -->.*?<!-- /{re.escape(name)} -->"
+    earlier = re.search(marked, text, flags=re.DOTALL)
+    if earlier:
+        text = text[: earlier.start()] + section + text[earlier.end() :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    card.write_text(text)
 
 
 def _folds(folder: Path) -> dict[str, Path]:

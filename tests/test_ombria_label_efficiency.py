@@ -180,8 +180,9 @@ def test_card_section_is_replaced_not_repeated_and_survives_the_card_script(tmp_
     card = tmp_path / "card.md"
     card.write_text("# Water model card\n\nbody\n")
     points = [_point(0.10, 0.05), _point(1.0, 0.0)]
-    stats.write_card_section(card, stats.card_section(points, 0.569, planned_missing=3))
-    stats.write_card_section(card, stats.card_section(points, 0.569, planned_missing=0))
+    water_card = importlib.import_module("water_model_card")
+    water_card.write_generated_section(card, stats.card_section(points, 0.569, planned_missing=3))
+    water_card.write_generated_section(card, stats.card_section(points, 0.569, planned_missing=0))
     text = card.read_text()
     assert text.startswith("# Water model card\n\nbody\n")
     assert text.count(stats.CARD_START) == 1 and "not finished" not in text
@@ -189,7 +190,6 @@ def test_card_section_is_replaced_not_repeated_and_survives_the_card_script(tmp_
     assert "For this card: distillation beat SAR-only training beyond the interval at 10 %" in text
     level = stats.card_section([_point(0.10, 0.0)], 0.569, planned_missing=0)
     assert "at no label fraction did the planned HFD arm beat SAR-only training" in level
-    water_card = importlib.import_module("water_model_card")
     assert water_card.foreign_sections(text) == [
         text[text.index(stats.CARD_START) : text.index(stats.CARD_END) + len(stats.CARD_END)]
     ]

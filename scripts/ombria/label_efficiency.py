@@ -341,14 +341,3 @@ def _bearing_on_the_card(points: list[Point]) -> str:
         "interval, which agrees with shipping the SAR-only student (the balanced arm above is a lead, not a "
         "result)."
     )
-
-
-def write_card_section(card: Path, section: str) -> None:
-    """Put ``section`` into ``card`` (replacing an earlier one between the markers, else at the end)."""
-    text = card.read_text()
-    if CARD_START in text and CARD_END in text:
-        head, rest = text.split(CARD_START, 1)
-        text = head + section + rest.split(CARD_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    card.write_text(text)
