@@ -74,10 +74,11 @@ def section(windows: list[Chip], results: dict, variant: str) -> str:
         "## Scene extent: windows of the dB chips as scenes of their own (`make water-scene-extent`)",
         "",
         f"Each dB chip whole and cut into windows of {' and '.join(map(str, WINDOW_SIZES))} px (half "
-        f"overlapping, at least {MIN_VALID:.0%} valid), each segmented as a scene of its own by the "
-        f"{variant} fold that left the chip's location out, and thresholded on the same pixels "
-        "(`scripts/water_scene_extent.py`). Pooled water IoU by the window's share of water; on windows "
-        f"without water, the share of pixels called water and the windows above {DRY_LIMIT:.0%}.",
+        f"overlapping, at least {100 * MIN_VALID:.0f} % valid), each segmented as a scene of its own by the "
+        f"fold of `leave-out/{variant}` that left the chip's location out, and thresholded on the same "
+        "pixels (`scripts/water_scene_extent.py`). Pooled water IoU by the window's share of water; on "
+        "windows without water, the share of pixels called water and the windows above "
+        f"{100 * DRY_LIMIT:.0f} %.",
         "",
         "| windows | count | " + " | ".join(METHODS) + " |",
         "|---|---|" + "---|" * len(METHODS),
