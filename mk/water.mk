@@ -91,7 +91,7 @@ water-card: setup
 	$(PY) scripts/water_model_card.py --samples $(WATER_DATA) --run $(WATER_RUN) --models resources/models \
 		--seed $(WATER_SEED) --command "make water-model"
 
-# The shipped ensemble's leave-out folds on windows of the dB chips, each window a scene of its own, beside the
+# The chosen variant's leave-out folds on windows of the dB chips, each window a scene of its own, beside the
 # thresholds (the cards' "Scene extent" section; after water-card, which keeps the section when it rewrites them).
 water-scene-extent: setup
 	$(PY) scripts/water_scene_extent.py --samples $(WATER_DATA) --run $(WATER_RUN)

@@ -13,6 +13,7 @@ cards between ``<!-- scene-extent: generated -->`` markers (``make water-scene-e
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 from water_model_card import (
+    CARD_SCORES,
     DRY_LIMIT,
     Chip,
     _folds,
@@ -109,7 +111,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
     parser.add_argument("--run", type=Path, default=Path("runs/water"), help="run folder of make water-model")
-    parser.add_argument("--variant", default="ensemble", help="the leave-out folds under <run>/leave-out/")
+    parser.add_argument(
+        "--variant", help="the leave-out folds under <run>/leave-out/ (default: the card's chosen variant)"
+    )
     parser.add_argument(
         "--cards",
         type=Path,
@@ -117,12 +121,13 @@ def main() -> None:
         default=[Path("docs/experiments/water_model.md"), Path("resources/models/WATER_MODEL_CARD.md")],
     )
     args = parser.parse_args()
-    folds = _folds(args.run / "leave-out" / args.variant)
+    variant = args.variant or json.loads((args.run / CARD_SCORES).read_text())["chosen"]
+    folds = _folds(args.run / "leave-out" / variant)
     with tempfile.TemporaryDirectory() as workdir:
         chips = [c for c in read_chips(args.samples, Path(workdir)) if c.location in folds]
         windows = [w for chip in chips for w in window_chips(chip, Path(workdir))]
         results = score_chips(windows, {}, {"model": folds}, Path(workdir))
-    text = section(windows, results, args.variant)
+    text = section(windows, results, variant)
     for card in args.cards:
         write_generated_section(card, text)
     print(text)
