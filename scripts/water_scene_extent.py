@@ -95,15 +95,17 @@ def section(windows: list[Chip], results: dict, variant: str) -> str:
     if wet:
         scores = [f"**{_iou([results[m][w] for w in wet]):.3f}**" for m in METHODS]
         lines.append(f"| all with water (pooled) | {len(wet)} | " + " | ".join(scores) + " |")
-    dry = [w.name for w in windows if w.name not in wet]
-    if dry:
+    dry = [w for w in windows if w.name not in wet]
+    chips = sorted({w.name.rsplit("_window", 1)[0] for w in dry})
+    for chip, chosen in [("all", dry), *((c, [w for w in dry if w.name.startswith(f"{c}_")]) for c in chips)]:
         cells = []
         for method in METHODS:
-            counts = [results[method][w] for w in dry]
+            counts = [results[method][w.name] for w in chosen]
             called = sum(c["water"] for c in counts) / max(sum(c["pixels"] for c in counts), 1)
             above = sum(c["water"] > DRY_LIMIT * c["pixels"] for c in counts)
             cells.append(f"{100 * called:.2f} % ({above} above)")
-        lines.append(f"| without water: water called | {len(dry)} | " + " | ".join(cells) + " |")
+        where = "" if chip == "all" else f", of {chip}"
+        lines.append(f"| without water{where}: water called | {len(chosen)} | " + " | ".join(cells) + " |")
     return "\n".join([*lines, END])
 
 
