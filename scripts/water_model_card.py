@@ -8,8 +8,8 @@
   and the leave-one-location-out students (all data but that chip's location). Ablation rows: the SAR-only
   student's leave-out folds trained without one data source (``water_finetune.py --pretrained`` or
   ``--without-synthetic``), next to the same student trained without the dB chips, to show what each source
-  adds. Seed rows: the SAR-only
-  student's leave-out folds with other training seeds (``make water-seeds``), and the spread over seeds.
+  adds. Seed rows: the SAR-only student's leave-out folds with other training seeds (``make water-seeds``),
+  and the spread over seeds.
   Ensemble rows (``make water-ensembles``): the seeds' probabilities averaged (``models.ensemble``), the
   shipped seeds' and all seeds', each fold averaging the seeds' folds of that location.
 * OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (as published) and
