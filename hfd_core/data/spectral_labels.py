@@ -88,40 +88,23 @@ def _corrected_bands(reflectance: np.ndarray, level: str) -> tuple[np.ndarray, n
     return bands, valid
 
 
-def _cloud(bands: np.ndarray) -> np.ndarray:
-    return (bands[0] > 1800) & (bands[2] > 1800)
-
-
-def _snow(bands: np.ndarray, mndwi: np.ndarray) -> np.ndarray:
-    return (mndwi > 0.4) & (bands[1] > 1500)
-
-
-def cloud_or_snow(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
-    """Valid pixels of a (6, H, W) array in RULE_BANDS order that the rules leave out as cloud or snow (their
-    first two rules): there the EO does not show the ground the SAR sees."""
-    bands, valid = _corrected_bands(reflectance, level)
-    b03, b11 = bands[1], bands[4]
-    return valid & (_cloud(bands) | _snow(bands, _ratio(b03 - b11, b03 + b11)))
-
-
-def spectral_labels(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
-    """Class ids (uint8, IGNORE_INDEX where unsure) from a (6, H, W) array in RULE_BANDS order.
-
-    Pixels with a non-finite or zero value in any band are IGNORE_INDEX.
-    """
+def rule_labels(reflectance: np.ndarray, level: str = "L2A") -> tuple[np.ndarray, np.ndarray]:
+    """(``spectral_labels``, ``cloud_or_snow``) of one array, its bands corrected once."""
     bands, valid = _corrected_bands(reflectance, level)
     b02, b03, b04, b08, b11, _b12 = bands
     ndvi = _ratio(b08 - b04, b08 + b04)
     mndwi = _ratio(b03 - b11, b03 + b11)
     ndbi = _ratio(b11 - b08, b11 + b08)
     redness = _ratio(b04, b02)
+    cloud = (b02 > 1800) & (b04 > 1800)
+    snow = (mndwi > 0.4) & (b03 > 1500)
 
     labels = np.full(b02.shape, IGNORE_INDEX, np.uint8)
     claimed = ~valid
     # Later rules never override earlier ones; "ignore" rules claim pixels without labelling them.
     rules = (
-        (None, _cloud(bands)),
-        (None, _snow(bands, mndwi)),
+        (None, cloud),
+        (None, snow),
         (WATER, ((mndwi > 0.3) & (ndvi < 0.1)) | ((ndvi < 0) & (b08 < 1200) & (b11 < 800))),
         (TREE, (ndvi >= 0.8) & (b03 < 520) & (b04 < 280)),
         (LOW_VEGETATION, ndvi >= 0.45),
@@ -134,4 +117,18 @@ def spectral_labels(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
         if class_id is not None:
             labels[hit] = class_id
         claimed |= hit
-    return labels
+    return labels, valid & (cloud | snow)
+
+
+def spectral_labels(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
+    """Class ids (uint8, IGNORE_INDEX where unsure) from a (6, H, W) array in RULE_BANDS order.
+
+    Pixels with a non-finite or zero value in any band are IGNORE_INDEX.
+    """
+    return rule_labels(reflectance, level)[0]
+
+
+def cloud_or_snow(reflectance: np.ndarray, level: str = "L2A") -> np.ndarray:
+    """Valid pixels of a (6, H, W) array in RULE_BANDS order that the rules leave out as cloud or snow (their
+    first two rules): there the EO does not show the ground the SAR sees."""
+    return rule_labels(reflectance, level)[1]

@@ -43,13 +43,7 @@ from hfd_core.data import Scene
 from hfd_core.data.bands import band_indices
 from hfd_core.data.raster import read_float, warp_to_grid
 from hfd_core.data.sar import sar_scale, to_db
-from hfd_core.data.spectral_labels import (
-    LAND_COVER_CLASSES,
-    RULE_BANDS,
-    cloud_or_snow,
-    product_level,
-    spectral_labels,
-)
+from hfd_core.data.spectral_labels import LAND_COVER_CLASSES, RULE_BANDS, product_level, rule_labels
 from hfd_core.errors import InputError
 from hfd_core.files import check_outputs, remove_stale
 from hfd_core.finetune_defaults import DEFAULTS, TARGETS
@@ -257,7 +251,7 @@ def planned_targets(
 def _rule_targets(train: list[Scene], validation: list[Scene]) -> tuple[str, float]:
     """The spectral rules' classes on the EO as labels where a rule claims the pixel: the training scene's
     other pixels are left to the teacher (pseudo-labels), the validation blocks keep the teacher's classes
-    there (set by ``_teacher_targets`` first). Where the rules see cloud or snow (``cloud_or_snow``) the EO
+    there (set by ``_teacher_targets`` first). Where the rules see cloud or snow (``rule_labels``) the EO
     does not show the ground the SAR sees, so there is no target at all: the training scene's EO is blanked
     (no pseudo-label, no feature distillation) and the validation blocks ignore those pixels. On India_900498
     with a third of its Sentinel-2 under real cloud (README, nine runs), no target there beat the teacher's
@@ -268,15 +262,15 @@ def _rule_targets(train: list[Scene], validation: list[Scene]) -> tuple[str, flo
     left without a target that way."""
     scene = train[0]
     level = product_level(scene.eo)
-    scene.label = spectral_labels(scene.eo, level)
+    scene.label, hidden = rule_labels(scene.eo, level)
     valid = np.isfinite(scene.sar).all(axis=0)
-    hidden = cloud_or_snow(scene.eo, level) & valid
+    hidden &= valid
     scene.eo[:, hidden] = np.nan
     for block in validation:
-        rules = spectral_labels(block.eo, level)
+        rules, block_hidden = rule_labels(block.eo, level)
         claimed = (rules != IGNORE_INDEX) & (block.label != IGNORE_INDEX)
         block.label[claimed] = rules[claimed]
-        block.label[cloud_or_snow(block.eo, level)] = IGNORE_INDEX
+        block.label[block_hidden] = IGNORE_INDEX
     return level, float(hidden.sum() / max(valid.sum(), 1))
 
 
