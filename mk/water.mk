@@ -49,7 +49,7 @@ WATER_EXTRA_SEEDS ?= 1 2 3 4
 WATER_ENSEMBLE_SEEDS ?= $(wordlist 1,2,$(WATER_ALL_SEEDS))
 WATER_ALL_SEEDS = $(WATER_SEED) $(WATER_EXTRA_SEEDS)
 
-.PHONY: water-model water-ablation water-seeds water-ensembles water-card water-scene-extent
+.PHONY: water-model water-ablation water-seeds water-ensembles water-card water-scene-extent water-pasted-water
 
 water-model: setup
 	$(MAKE) train-water WATER_DATASET=water-no-chips
@@ -61,6 +61,7 @@ water-model: setup
 	$(MAKE) water-ensembles
 	$(MAKE) water-card
 	$(MAKE) water-scene-extent
+	$(MAKE) water-pasted-water
 
 water-ablation: setup
 	$(WATER_FINETUNE) --variant student_sar_only --without-synthetic
@@ -95,3 +96,8 @@ water-card: setup
 # thresholds (the cards' "Scene extent" section; after water-card, which keeps the section when it rewrites them).
 water-scene-extent: setup
 	$(PY) scripts/water_scene_extent.py --samples $(WATER_DATA) --run $(WATER_RUN)
+
+# Label-free check: open water pasted into the dry dB chips at 30, 60 and 90 % of the chip, mapped by every
+# variant's final model and leave-out folds and by the ablation folds (the cards' "Water pasted" section).
+water-pasted-water: setup
+	$(PY) scripts/water_pasted_water.py --samples $(WATER_DATA) --run $(WATER_RUN)

@@ -331,6 +331,13 @@ def _seed_label(seed: str) -> str:
     return f"seed {seed}: SAR-only student (leave-one-location-out)"
 
 
+def ablation_label(dataset: str) -> str:
+    """The card's name of an ablation row: the SAR-only student fine-tuned on ``dataset`` (of
+    ``WATER_DATASETS``), named by the sources it lacks."""
+    missing = set(ABLATED_SOURCES) - set(WATER_DATASETS[dataset])
+    return f"ablation: SAR-only student without {' and '.join(ABLATED_SOURCES[s] for s in sorted(missing))}"
+
+
 def _leave_out_label(variant: str) -> str:
     return f"{VARIANT_LABELS[variant]}, all data but the chip's location (leave-one-location-out)"
 
@@ -354,9 +361,7 @@ def main() -> None:
     }
     leave_out = {_leave_out_label(name): _folds(run / "leave-out" / name) for name in variants}
     for dataset in sorted((run / "ablation").glob("*/student_sar_only")):
-        missing = set(ABLATED_SOURCES) - set(WATER_DATASETS[dataset.parent.name])
-        without = " and ".join(ABLATED_SOURCES[source] for source in sorted(missing))
-        leave_out[f"ablation: SAR-only student without {without} (leave-one-location-out)"] = _folds(dataset)
+        leave_out[f"{ablation_label(dataset.parent.name)} (leave-one-location-out)"] = _folds(dataset)
     seeds = {
         seed.name.removeprefix("seed"): seed / "leave-out" / "student_sar_only" for seed in run.glob("seed*")
     }

@@ -40,17 +40,31 @@ def _smooth_field(shape: tuple[int, int], scale: float, rng: np.random.Generator
 
 
 def paste_open_water(
-    sar_db: np.ndarray, label: np.ndarray, water_class: int, rng: np.random.Generator
+    sar_db: np.ndarray,
+    label: np.ndarray,
+    water_class: int,
+    rng: np.random.Generator,
+    *,
+    share: float | None = None,
+    outline_scale_px: float | None = None,
+    vh_db: float | None = None,
+    vv_above_vh_db: float | None = None,
+    wind_db: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(VV, VH dB, label) of a (2, H, W) dB scene with synthetic open water pasted (module docstring); NaN
-    pixels stay NaN and keep their label."""
+    pixels stay NaN and keep their label. Each keyword given fixes that parameter instead of drawing it from
+    its range (the pasted-water check, ``scripts/water_pasted_water.py``); with none given, the draws are
+    the training data's."""
     shape = sar_db.shape[1:]
-    share = rng.uniform(*WATER_SHARE)
-    outline = _smooth_field(shape, rng.uniform(*OUTLINE_SCALE_PX), rng)
+    share = rng.uniform(*WATER_SHARE) if share is None else share
+    scale = rng.uniform(*OUTLINE_SCALE_PX) if outline_scale_px is None else outline_scale_px
+    outline = _smooth_field(shape, scale, rng)
     water = (outline <= np.quantile(outline, share)) & np.isfinite(sar_db).all(axis=0)
-    vh_db = rng.uniform(*WATER_VH_DB)
-    mean_db = np.array([vh_db + rng.uniform(*VV_ABOVE_VH_DB), vh_db])[:, None, None]
-    mean_db = mean_db + rng.uniform(*WIND_DB) * _smooth_field(shape, WIND_SCALE_PX, rng)
+    vh_db = rng.uniform(*WATER_VH_DB) if vh_db is None else vh_db
+    above = rng.uniform(*VV_ABOVE_VH_DB) if vv_above_vh_db is None else vv_above_vh_db
+    wind = rng.uniform(*WIND_DB) if wind_db is None else wind_db
+    mean_db = np.array([vh_db + above, vh_db])[:, None, None]
+    mean_db = mean_db + wind * _smooth_field(shape, WIND_SCALE_PX, rng)
     speckle = rng.gamma(ENL, 1 / ENL, size=(2, *shape))
     synthetic = (mean_db + 10 * np.log10(speckle)).astype(np.float32)
     pasted = sar_db.astype(np.float32, copy=True)
