@@ -20,12 +20,12 @@
   spare), and there the distilled student scored higher while it failed on the dB chips (0.336 vs 0.866,
   2026-12-04). Choosing between two on the scored chips makes the chosen figure slightly optimistic; the
   card says so, with both figures. The final model of that variant is copied to
-  ``resources/models/water_student.pt`` only when its pooled water IoU beats every threshold, it keeps dry
-  chips dry and its models map water pasted over most of a dry chip (``water_pasted_water.py``, a label-free
-  check that four wet chips cannot replace: ``ship_decision``); the card says which, and why. The SAR-only
-  candidate is the ensemble, not one seed, because before the synthetic water one seed in five failed on the
-  left-out chips (0.194); with it the five seeds gave 0.781-0.859, and the distilled student (0.866) was
-  chosen (2026-12-05).
+  ``resources/models/water_student.pt`` only when its pooled water IoU beats every threshold and it keeps dry
+  chips dry (``ship_decision``); the card says which, and why. The SAR-only candidate is the ensemble, not
+  one seed, because before the synthetic water one seed in five failed on the left-out chips (0.194); with
+  it the five seeds gave 0.781-0.859, and the distilled student (0.866) was chosen (2026-12-05). Water
+  pasted into the dry chips (``water_pasted_water.py``) is reported, not a shipping rule: a distilled seed
+  that mapped it worst (0.408 at 90 %) mapped the real chips' windows with over 70 % water best (0.981).
 """
 
 from __future__ import annotations
@@ -58,13 +58,6 @@ WATER_MODEL = "water_student.pt"
 CARD_SCORES = "water_card_scores.json"
 #: Largest share of water a shipped model may call on a chip without water.
 DRY_LIMIT = 0.01
-#: Scores of ``water_pasted_water.py`` in the run folder (``make water-pasted-water``, before the card).
-PASTED_SCORES = "pasted_water_scores.json"
-#: Smallest mean water IoU a shipped variant may give water pasted over most of a dry chip (its largest
-#: share). Measured 2026-12-05 at 90 %: 0.967 to 0.980 for the variants of the rebuilt card; 0.40 to 0.71
-#: for the runs whose pre-trained "dB means dry" survived fine-tuning (the ablation without synthetic water
-#: 0.669, a distilled seed 0.398, pre-training with synthetic water 0.714).
-PASTED_MIN = 0.9
 VARIANT_LABELS = {
     "student": "HFD student (distilled)",
     "student_sar_only": "SAR-only student",
@@ -307,13 +300,9 @@ def choose_variant(chips: list[Chip], chip_results: dict, final: dict[str, Path]
     return chosen, sentence
 
 
-def ship_decision(
-    chips: list[Chip], chip_results: dict, variant: str, pasted: dict[str, dict[str, float]] | None
-) -> tuple[bool, str]:
-    """Ship the chosen variant only if, leave-one-location-out, its pooled water IoU beats every threshold's,
-    it keeps each dry chip at or below ``DRY_LIMIT`` water, and its models map water pasted over most of a
-    dry chip at a mean water IoU of at least ``PASTED_MIN`` (``pasted``: {row: {share: mean IoU}} of
-    ``water_pasted_water.py``; None: not run, and not shipped); (ship, reason)."""
+def ship_decision(chips: list[Chip], chip_results: dict, variant: str) -> tuple[bool, str]:
+    """Ship the chosen variant only if, leave-one-location-out, its pooled water IoU beats every threshold's
+    and it keeps each dry chip at or below ``DRY_LIMIT`` water; (ship, reason)."""
     dry = [c.name for c in chips if not (c.label == WATER).any()]
     model = chip_results[_leave_out_label(variant)]
     pooled = _pooled_leave_out(chips, chip_results, variant)
@@ -326,15 +315,7 @@ def ship_decision(
         f"leave-one-location-out pooled water IoU {pooled:.3f} vs {best:.3f} for {best_name}; at most "
         f"{100 * wettest_dry:.2f} % water on a dry chip (limit {100 * DRY_LIMIT:.0f} %)"
     )
-    by_share = (pasted or {}).get(VARIANT_LABELS[variant])
-    if not by_share:
-        return False, reason + "; the pasted-water check did not run (make water-pasted-water)"
-    share = max(by_share, key=float)
-    reason += (
-        f"; water pasted over {100 * float(share):.0f} % of the dry chips mapped at {by_share[share]:.3f} "
-        f"(at least {PASTED_MIN})"
-    )
-    return pooled > best and wettest_dry <= DRY_LIMIT and by_share[share] >= PASTED_MIN, reason
+    return pooled > best and wettest_dry <= DRY_LIMIT, reason
 
 
 def seed_spread(chips: list[Chip], chip_results: dict, rows: dict[str, str], student: str) -> str:
@@ -394,9 +375,7 @@ def main() -> None:
     finals = {f"{VARIANT_LABELS[name]}, all data": path for name, path in final.items()}
     ombria = score_ombria(args.samples / "ombria", {**held_out, **finals})
     chosen, choice = choose_variant(chips, chip_results, ship_candidates(final))
-    pasted_scores = run / PASTED_SCORES
-    pasted = json.loads(pasted_scores.read_text()) if pasted_scores.is_file() else None
-    shipped, reason = ship_decision(chips, chip_results, chosen, pasted)
+    shipped, reason = ship_decision(chips, chip_results, chosen)
     if shipped:
         args.models.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(final[chosen], args.models / WATER_MODEL)

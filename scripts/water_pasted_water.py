@@ -1,11 +1,13 @@
 """Water pasted into the dry dB chips: does each water model map calibrated water at every share of a scene?
 
-Why a check beside the leave-out scores: only four dB chips hold water, and they can hide a model that fails
-on a mostly-water scene. The SAR-only student fine-tuned without synthetic water scored 0.849
-leave-one-location-out, as much as with it, yet here one of its folds maps water pasted over 90 % of a chip at
-water IoU 0.085; a student pre-trained with synthetic water as well mapped the left-out Sri Lanka chip (98 %
-water) at 0.03, and here its fold at 0.14 (2026-12-05, docs/experiments/water_model_findings.md). No label is
-needed: the pasted water is the reference.
+Why a check beside the leave-out scores: only four dB chips hold water. The SAR-only student fine-tuned
+without synthetic water scored 0.849 leave-one-location-out, as much as with it, yet here one of its folds
+maps water pasted over 90 % of a chip at water IoU 0.085; a student pre-trained with synthetic water as well
+mapped the left-out Sri Lanka chip (98 % water) at 0.03, and here its fold at 0.14 (2026-12-05,
+docs/experiments/water_model_findings.md). No label is needed: the pasted water is the reference. It is a
+diagnostic, not a shipping rule: distilled seed 3 maps 90 % pasted water at 0.408 on average, yet the real
+chips' windows with over 70 % water at 0.981 (the shipped seed: 0.967 and 0.815), so failing it does not
+prove a model fails on real mostly-water scenes.
 
 Hosts: the dB chips with less than ``DRY_LIMIT`` of water in their hand labels. Into each, open water is
 pasted at every share of ``SHARES`` (``data.synthetic_water.paste_open_water`` with mid-range levels fixed:
@@ -17,15 +19,13 @@ over hosts and models and the worst one, beside the filtered, bounded Otsu on th
 the training generator's kind, so passing says that a model maps such water at every share, not that it maps
 every real water; and its outline is sharp, where the models lose most (at 30 %, the most outline per water
 pixel): on the real India chip, growing or shrinking a model's water by one pixel changes its IoU by at most
-0.014. The section goes into both water model cards between ``<!-- pasted-water: generated -->`` markers,
-and the means into the run folder (``PASTED_SCORES``), where the card's shipping rule reads them: ``make
-water-pasted-water`` runs before ``make water-card``.
+0.014. The section goes into both water model cards between ``<!-- pasted-water: generated -->`` markers
+(``make water-pasted-water``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -33,8 +33,6 @@ import numpy as np
 import rasterio
 from water_model_card import (
     DRY_LIMIT,
-    PASTED_MIN,
-    PASTED_SCORES,
     VARIANT_LABELS,
     WATER,
     Chip,
@@ -126,8 +124,9 @@ def section(hosts: list[Chip], scores: dict[str, dict[float, tuple[float, float]
         "check that a model maps calibrated water at every share of a scene. The water is the training "
         "generator's kind, and its outline is sharp, where the models lose most (at 30 %, the most outline "
         "per water pixel); on real chips, one pixel more or less of a model's water changed its IoU by at "
-        f"most 0.014. The card ships a variant only if its mean at {100 * max(SHARES):.0f} % is at least "
-        f"{PASTED_MIN}.",
+        "most 0.014. Not a shipping rule: distilled seed 3 maps 90 % pasted water at 0.408 yet the real "
+        "chips' windows with over 70 % water at 0.981, better than the shipped seed (docs/experiments/"
+        "water_model_findings.md).",
         "",
         "| method | models | " + " | ".join(f"water {100 * s:.0f} %" for s in SHARES) + " |",
         "|---|---|" + "---|" * len(SHARES),
@@ -158,10 +157,6 @@ def main() -> None:
         results = score_chips(chips, models, {}, Path(workdir))
     scores = mean_and_worst(chips, results, rows)
     text = section(hosts, scores, rows)
-    means = {
-        row: {str(share): mean for share, (mean, _) in by_share.items()} for row, by_share in scores.items()
-    }
-    (args.run / PASTED_SCORES).write_text(json.dumps(means, indent=1))
     for card in args.cards:
         write_generated_section(card, text)
     print(text)

@@ -79,30 +79,3 @@ def test_section_gives_mean_and_worst_per_share_and_replaces_itself(demo_sample,
     card.write_generated_section(page, text.replace("| 2 |", "| two |"))
     written = page.read_text()
     assert written.count(pasted.START) == 1 and "| two |" in written
-
-
-def _decision(pasted_means: dict | None, dry_water: int = 0) -> tuple[bool, str]:
-    """The card's shipping rule on one wet and one dry chip: every threshold at water IoU 0.5, the distilled
-    student's leave-out fold at 0.8 with ``dry_water`` of 100 dry pixels called water."""
-    wet, dry = np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8)
-    wet[:2] = card.WATER
-    chips = [
-        card.Chip(name, name, Path(name), wet * 0.0, wet * 0.0, label)
-        for name, label in (("wet", wet), ("dry", dry))
-    ]
-    counts = {"wet": {"intersection": 50, "union": 100, "water": 50, "truth": 60, "pixels": 100}}
-    results = {name: counts | {"dry": {"water": 0, "pixels": 100}} for name in card.THRESHOLD_BASELINES}
-    model = {"wet": {"intersection": 80, "union": 100, "water": 80, "truth": 60, "pixels": 100}}
-    results[card._leave_out_label("student")] = model | {"dry": {"water": dry_water, "pixels": 100}}
-    return card.ship_decision(chips, results, "student", pasted_means)
-
-
-def test_the_card_ships_only_a_variant_that_maps_water_pasted_over_most_of_a_dry_chip():
-    label = card.VARIANT_LABELS["student"]
-    shipped, reason = _decision({label: {"0.3": 0.5, "0.9": 0.95}})
-    assert shipped and "pooled water IoU 0.800 vs 0.500" in reason and "mapped at 0.950" in reason
-    assert not _decision({label: {"0.3": 0.95, "0.9": 0.4}})[0]  # the largest share decides
-    assert not _decision({label: {"0.9": 0.95}}, dry_water=2)[0]  # 2 % water on the dry chip
-    shipped, reason = _decision(None)
-    assert not shipped and "did not run" in reason
-    assert not _decision({"another variant": {"0.9": 0.95}})[0]
