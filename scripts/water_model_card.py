@@ -54,6 +54,8 @@ from hfd_core.train.evaluation import evaluate_model_file
 
 WATER = 1
 WATER_MODEL = "water_student.pt"
+#: The water model's two cards: the experiment page and the copy that travels with the model.
+CARDS = (Path("docs/experiments/water_model.md"), Path("resources/models/WATER_MODEL_CARD.md"))
 #: The card's scores and choice, in the run folder.
 CARD_SCORES = "water_card_scores.json"
 #: Largest share of water a shipped model may call on a chip without water.
@@ -238,6 +240,16 @@ def foreign_sections(text: str) -> list[str]:
     return [match.group(0) for match in re.finditer(GENERATED_SECTION, text, flags=re.DOTALL)]
 
 
+def section_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of a script that writes a generated section into the cards: the samples folder, the run
+    folder of ``make water-model`` and the cards."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--run", type=Path, default=Path("runs/water"), help="run folder of make water-model")
+    parser.add_argument("--cards", type=Path, nargs="+", default=list(CARDS))
+    return parser
+
+
 def write_generated_section(card: Path, section: str) -> None:
     """Put ``section`` (from its ``<!-- x: generated -->`` to its ``<!-- /x -->`` marker) into ``card``,
     replacing an earlier section with the same marker, else at the end."""
@@ -349,7 +361,7 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
     parser.add_argument("--run", type=Path, default=Path("runs/water"), help="run folder of make water-model")
     parser.add_argument("--models", type=Path, default=Path("resources/models"), help="where the model ships")
-    parser.add_argument("--card", type=Path, default=Path("docs/experiments/water_model.md"))
+    parser.add_argument("--card", type=Path, default=CARDS[0])
     parser.add_argument("--command", default="make water-model", help="the command, for the card")
     parser.add_argument("--seed", type=int, default=0, help="the training seed of the run folder's own runs")
     args = parser.parse_args()

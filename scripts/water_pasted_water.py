@@ -25,7 +25,6 @@ pixel): on the real India chip, growing or shrinking a model's water by one pixe
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from water_model_card import (
     ablation_label,
     read_chips,
     score_chips,
+    section_arguments,
     write_generated_section,
 )
 
@@ -139,15 +139,7 @@ def section(hosts: list[Chip], scores: dict[str, dict[float, tuple[float, float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--run", type=Path, default=Path("runs/water"), help="run folder of make water-model")
-    parser.add_argument(
-        "--cards",
-        type=Path,
-        nargs="+",
-        default=[Path("docs/experiments/water_model.md"), Path("resources/models/WATER_MODEL_CARD.md")],
-    )
+    parser = section_arguments(__doc__.splitlines()[0])
     args = parser.parse_args()
     rows = row_models(args.run)
     models = {f"{row}: {name}": path for row, named in rows.items() for name, path in named.items()}

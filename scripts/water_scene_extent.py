@@ -12,7 +12,6 @@ cards between ``<!-- scene-extent: generated -->`` markers (``make water-scene-e
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from water_model_card import (
     _iou,
     read_chips,
     score_chips,
+    section_arguments,
     write_generated_section,
 )
 
@@ -110,17 +110,9 @@ def section(windows: list[Chip], results: dict, variant: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--run", type=Path, default=Path("runs/water"), help="run folder of make water-model")
+    parser = section_arguments(__doc__.splitlines()[0])
     parser.add_argument(
         "--variant", help="the leave-out folds under <run>/leave-out/ (default: the card's chosen variant)"
-    )
-    parser.add_argument(
-        "--cards",
-        type=Path,
-        nargs="+",
-        default=[Path("docs/experiments/water_model.md"), Path("resources/models/WATER_MODEL_CARD.md")],
     )
     args = parser.parse_args()
     variant = args.variant or json.loads((args.run / CARD_SCORES).read_text())["chosen"]
