@@ -64,9 +64,9 @@ def pasted_chips(hosts: list[Chip], workdir: Path) -> list[Chip]:
     chips = []
     for index, host in enumerate(hosts):
         with rasterio.open(host.path) as src:
-            profile, sar = src.profile, src.read([1, 2]).astype(np.float32)
-        profile |= {"count": 2, "dtype": "float32", "nodata": np.nan}
-        sar[:, ~(np.isfinite(host.vv) & np.isfinite(host.vh))] = np.nan
+            profile = src.profile | {"count": 2, "dtype": "float32", "nodata": np.nan}
+        sar = np.stack([host.vv, host.vh]).astype(np.float32)
+        sar[:, ~np.isfinite(sar).all(axis=0)] = np.nan
         for share in SHARES:
             rng = np.random.default_rng([index, round(100 * share)])
             dry = np.zeros(sar.shape[1:], np.uint8)
