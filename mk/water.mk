@@ -33,7 +33,8 @@ train-water: setup
 # variant is fine-tuned with every labelled pixel and once per chip location with that location left out
 # (scripts/water_finetune.py, data loaded once); the card scores the held-out models beside the thresholds and
 # ships the final student of the variant with the better leave-out pooled water IoU, if it beats them.
-WATER_FT_EPOCHS ?= 3
+# 6 epochs, the best chosen on validation that includes the synthetic water (scripts/water_finetune.py).
+WATER_FT_EPOCHS ?= 6
 WATER_FINETUNE = $(PY) scripts/water_finetune.py --samples $(WATER_DATA) --run $(WATER_RUN) \
 	--epochs $(WATER_FT_EPOCHS) --seed $(WATER_SEED)
 # Data-source ablation of the SAR-only student (the card's ablation rows), leave-out folds: fine-tuning without the
