@@ -15,17 +15,17 @@
 * OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (as published) and
   against water = flood + permanent water from Sentinel-2 (``data.water``), Otsu on the same chips.
 * Of the candidates (``ship_candidates``: the distilled student, the SAR-only ensemble of the shipped seeds),
-  the one with the higher leave-one-location-out pooled water IoU is chosen (``choose_variant``): the
-  training runs' validation blocks are OMBRIA and paired scenes only (the dB water chips are too few to
-  spare), and there the distilled student scored higher while it failed on the dB chips (0.336 vs 0.866,
-  2026-12-04). Choosing between two on the scored chips makes the chosen figure slightly optimistic; the
-  card says so, with both figures. The final model of that variant is copied to
+  the one with the higher leave-one-location-out pooled water IoU is chosen (``choose_variant``): the training
+  runs' validation blocks are OMBRIA, paired scenes and their synthetic water, no real dB water chip (too few
+  to spare), and on OMBRIA and paired scenes alone the distilled student scored higher while it failed on the
+  dB chips (0.336 vs 0.866, 2026-12-04). Choosing between two on the scored chips makes the chosen figure
+  slightly optimistic; the card says so, with both figures. The final model of that variant is copied to
   ``resources/models/water_student.pt`` only when its pooled water IoU beats every threshold and it keeps dry
-  chips dry (``ship_decision``); the card says which, and why. The SAR-only candidate is the ensemble, not
-  one seed, because before the synthetic water one seed in five failed on the left-out chips (0.194); with
-  it the five seeds gave 0.781-0.859, and the distilled student (0.866) was chosen (2026-12-05). Water
-  pasted into the dry chips (``water_pasted_water.py``) is reported, not a shipping rule: a distilled seed
-  that mapped it worst (0.408 at 90 %) mapped the real chips' windows with over 70 % water best (0.981).
+  chips dry (``ship_decision``); the card says which, and why. The SAR-only candidate is the ensemble, not one
+  seed, because before the synthetic water one seed in five failed on the left-out chips (0.194); with it the
+  five seeds gave 0.781-0.859, and the distilled student (0.866) was chosen (2026-12-05). Water pasted into
+  the dry chips (``water_pasted_water.py``) is reported, not a shipping rule: a distilled seed that mapped it
+  worst (0.408 at 90 %) mapped the real chips' windows with over 70 % water best (0.981).
 """
 
 from __future__ import annotations
@@ -306,8 +306,8 @@ def choose_variant(chips: list[Chip], chip_results: dict, final: dict[str, Path]
     )
     sentence = (
         f"Chosen on leave-one-location-out pooled water IoU, the task it ships for ({figures}; the "
-        "validation blocks are OMBRIA and paired scenes only, and a choice between two on the scored chips "
-        "makes the chosen figure slightly optimistic)"
+        "validation blocks are OMBRIA, paired scenes and their synthetic water, no real dB water chip, and a "
+        "choice between two on the scored chips makes the chosen figure slightly optimistic)"
     )
     return chosen, sentence
 
