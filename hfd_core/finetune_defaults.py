@@ -1,7 +1,7 @@
 """Defaults of fine-tuning (``hfd_core.train.finetune.finetune``), shared by hfd:finetune and the dialog.
 
 Here, not in ``hfd_core.train``, because the plugin builds its parameters from them without importing torch.
-README "Fine-tuning defaults" has the measurements behind them.
+README "Fine-tuning defaults" and docs/experiments/finetune_defaults.md have the measurements behind them.
 """
 
 from __future__ import annotations

@@ -61,8 +61,9 @@ def test_defaults_run_with_the_required_parameters_only_and_beat_the_thresholds(
     reason="measured 2026-12-05: rules first (the default targets) takes the bundled student from 0.757 "
     "to 0.723 on this block; the teacher's classes alone gave 0.763. The bundled teacher learnt this chip's "
     "hand labels (0.899 here) and is better than the rules on it (0.813); on the same chip with models that "
-    "never saw it, rules first gained 0.03-0.14 where the teacher's classes lost 0.31-0.58 (README 'Rules "
-    "first'). XPASS (a failure) means the defaults no longer cost this chip anything: drop this mark.",
+    "never saw it, rules first gained 0.03-0.14 where the teacher's classes lost 0.31-0.58 (docs/experiments/"
+    "finetune_defaults.md, 'Rules first'). XPASS (a failure) means the defaults no longer cost this chip "
+    "anything: drop this mark.",
 )
 def test_defaults_do_no_harm_on_a_chip_the_models_learnt(scores):
     assert scores["student_after"] >= scores["student_before"] - 0.01, scores

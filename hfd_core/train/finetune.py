@@ -15,7 +15,7 @@ Steps:
    ``product_level``), nothing where they see cloud or snow, the teacher's elsewhere; or the teacher's
    everywhere. Rules first, because a teacher can be wrong on a scene new to it where its own training rules
    are not: on India_900498 a teacher trained without that chip mapped its water at IoU 0.30-0.48, the water
-   rule at 0.77-0.95 (README, fine-tuning).
+   rule at 0.77-0.95 (docs/experiments/finetune_defaults.md).
    Validation is against the labels, or without labels against the same targets on the held-out blocks.
 4. Score the base student on the same validation blocks first, so the log shows before and after.
 5. Write the best epoch to ``output_path`` with this run (inputs, scores before/after) appended to
@@ -254,9 +254,10 @@ def _rule_targets(train: list[Scene], validation: list[Scene]) -> tuple[str, flo
     there (set by ``_teacher_targets`` first). Where the rules see cloud or snow (``rule_labels``) the EO
     does not show the ground the SAR sees, so there is no target at all: the training scene's EO is blanked
     (no pseudo-label, no feature distillation) and the validation blocks ignore those pixels. On India_900498
-    with a third of its Sentinel-2 under real cloud (README, nine runs), no target there beat the teacher's
-    classes there in 8 of 9 runs, by 0.100 water IoU on average on the held-out blocks (0.22-0.41 where the
-    teacher was poor; one block lost 0.156) and by 0.190 on the whole chip.
+    with a third of its Sentinel-2 under real cloud (nine runs, docs/experiments/finetune_defaults.md), no
+    target there beat the teacher's classes there in 8 of 9 runs, by 0.100 water IoU on average on the
+    held-out blocks (0.22-0.41 where the teacher was poor; one block lost 0.156) and by 0.190 on the whole
+    chip.
 
     Returns the product level the rules were applied for and the share of the training scene's valid pixels
     left without a target that way."""
