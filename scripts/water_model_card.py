@@ -23,9 +23,10 @@
   ``resources/models/water_student.pt`` only when its pooled water IoU beats every threshold and it keeps dry
   chips dry (``ship_decision``); the card says which, and why. The SAR-only candidate is the ensemble, not one
   seed, because before the synthetic water one seed in five failed on the left-out chips (0.194); with it the
-  five seeds gave 0.781-0.859, and the distilled student (0.866) was chosen (2026-12-05). Water pasted into
-  the dry chips (``water_pasted_water.py``) is reported, not a shipping rule: a distilled seed that mapped it
-  worst (0.408 at 90 %) mapped the real chips' windows with over 70 % water best (0.981).
+  five seeds gave 0.781-0.859 (0.819-0.859 with six epochs validated on it too), and the distilled student
+  was chosen (0.866; 0.861 after the validation rebuild). Water pasted into the dry chips
+  (``water_pasted_water.py``) is reported, not a shipping rule: a distilled seed that mapped it worst (0.408
+  at 90 %, three fine-tuning epochs) mapped the real chips' windows with over 70 % water best (0.981).
 """
 
 from __future__ import annotations

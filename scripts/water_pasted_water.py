@@ -1,13 +1,14 @@
 """Water pasted into the dry dB chips: does each water model map calibrated water at every share of a scene?
 
-Why a check beside the leave-out scores: only four dB chips hold water. The SAR-only student fine-tuned
-without synthetic water scored 0.849 leave-one-location-out, as much as with it, yet here one of its folds
-maps water pasted over 90 % of a chip at water IoU 0.085; a student pre-trained with synthetic water as well
+Why a check beside the leave-out scores: only four dB chips hold water. With three fine-tuning epochs (before
+the validation rebuild), the SAR-only student fine-tuned without synthetic water scored 0.849
+leave-one-location-out, as much as with it, yet here one of its folds mapped water pasted over 90 % of a chip
+at water IoU 0.085; a student pre-trained with synthetic water as well
 mapped the left-out Sri Lanka chip (98 % water) at 0.03, and here its fold at 0.14 (2026-12-05,
 docs/experiments/water_model_findings.md). No label is needed: the pasted water is the reference. It is a
-diagnostic, not a shipping rule: distilled seed 3 maps 90 % pasted water at 0.408 on average, yet the real
-chips' windows with over 70 % water at 0.981 (the shipped seed: 0.967 and 0.815), so failing it does not
-prove a model fails on real mostly-water scenes.
+diagnostic, not a shipping rule: distilled seed 3 (three fine-tuning epochs) mapped 90 % pasted water at 0.408
+on average, yet the real chips' windows with over 70 % water at 0.981 (seed 0 then: 0.967 and 0.815), so
+failing it does not prove a model fails on real mostly-water scenes.
 
 Hosts: the dB chips with less than ``DRY_LIMIT`` of water in their hand labels. Into each, open water is
 pasted at every share of ``SHARES`` (``data.synthetic_water.paste_open_water`` with mid-range levels fixed:
@@ -124,9 +125,9 @@ def section(hosts: list[Chip], scores: dict[str, dict[float, tuple[float, float]
         "check that a model maps calibrated water at every share of a scene. The water is the training "
         "generator's kind, and its outline is sharp, where the models lose most (at 30 %, the most outline "
         "per water pixel); on real chips, one pixel more or less of a model's water changed its IoU by at "
-        "most 0.014. Not a shipping rule: distilled seed 3 maps 90 % pasted water at 0.408 yet the real "
-        "chips' windows with over 70 % water at 0.981, better than the shipped seed (docs/experiments/"
-        "water_model_findings.md).",
+        "most 0.014. Not a shipping rule: distilled seed 3, fine-tuned three epochs, mapped 90 % pasted "
+        "water at 0.408 yet the real chips' windows with over 70 % water at 0.981, better than seed 0 then "
+        "(docs/experiments/water_model_findings.md).",
         "",
         "| method | models | " + " | ".join(f"water {100 * s:.0f} %" for s in SHARES) + " |",
         "|---|---|" + "---|" * len(SHARES),
