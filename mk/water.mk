@@ -19,15 +19,21 @@ WATER_ARGS = --root $(WATER_DATA) --split train --val-fraction 0.1 --seed $(WATE
 	--batch-size 8 --samples-per-epoch $(WATER_STEPS_EPOCH) --lr 2e-3 --widths $(WATER_WIDTHS) \
 	--align-dim $(WATER_ALIGN_DIM) --resume --quiet
 
-.PHONY: train-water
+# `make water-model` runs its independent stages as WATER_JOBS processes of WATER_THREADS threads each.
+WATER_JOBS ?= 2
+WATER_THREADS ?= 1
+WATER_PARALLEL = OMP_NUM_THREADS=$(WATER_THREADS) $(MAKE) -j$(WATER_JOBS)
 
-train-water: setup
+.PHONY: train-water train-water-distilled
+
+# Pre-training: the teacher, then the student distilled from it; the SAR-only student beside them.
+train-water: train-water-distilled train-water-sar-only
+train-water-distilled: setup
 	@test -d "$(WATER_DATA)/ombria" || { echo "train-water needs WATER_DATA=<samples folder>"; exit 1; }
 	$(PY) -m hfd_core train-teacher --dataset $(WATER_DATASET) $(WATER_ARGS) --epochs $(WATER_TEACHER_EPOCHS) \
 		--out $(WATER_RUN)/$(WATER_DATASET)/teacher
 	$(PY) -m hfd_core train-student --dataset $(WATER_DATASET) $(WATER_ARGS) --epochs $(WATER_EPOCHS) \
 		--teacher $(WATER_RUN)/$(WATER_DATASET)/teacher/best.pt --out $(WATER_RUN)/$(WATER_DATASET)/student
-	$(MAKE) train-water-sar-only
 
 # Shipping and scoring, `make water-model`: after the pre-training above without the dB water chips, each student
 # variant is fine-tuned with every labelled pixel and once per chip location with that location left out
@@ -50,19 +56,22 @@ WATER_EXTRA_SEEDS ?= 1 2 3 4
 WATER_ENSEMBLE_SEEDS ?= $(wordlist 1,2,$(WATER_ALL_SEEDS))
 WATER_ALL_SEEDS = $(WATER_SEED) $(WATER_EXTRA_SEEDS)
 
-.PHONY: water-model water-ablation water-seeds water-ensembles water-card water-scene-extent water-pasted-water
+.PHONY: water-model water-variants water-ablation water-seeds water-ensembles water-card water-scene-extent \
+	water-pasted-water
 
+# The fine-tuned folds (variants, ablation, seeds) are independent of each other: WATER_JOBS at a time.
 water-model: setup
-	$(MAKE) train-water WATER_DATASET=water-no-chips
-	for variant in student_sar_only student; do \
-		$(WATER_FINETUNE) --variant $$variant || exit 1; \
-	done
-	$(MAKE) water-ablation
-	$(MAKE) water-seeds
+	+$(WATER_PARALLEL) train-water WATER_DATASET=water-no-chips
+	+$(WATER_PARALLEL) water-variants water-ablation $(addprefix water-seed-,$(WATER_EXTRA_SEEDS))
 	$(MAKE) water-ensembles
 	$(MAKE) water-card
 	$(MAKE) water-scene-extent
 	$(MAKE) water-pasted-water
+
+water-variants: setup
+	for variant in student_sar_only student; do \
+		$(WATER_FINETUNE) --variant $$variant || exit 1; \
+	done
 
 water-ablation: setup
 	$(WATER_FINETUNE) --variant student_sar_only --without-synthetic
@@ -71,10 +80,9 @@ water-ablation: setup
 		$(WATER_FINETUNE) --variant student_sar_only --pretrained $$set || exit 1; \
 	done
 
-water-seeds: setup
-	for seed in $(WATER_EXTRA_SEEDS); do \
-		$(MAKE) water-sar-only WATER_SEED=$$seed WATER_RUN=$(WATER_RUN)/seed$$seed || exit 1; \
-	done
+water-seeds: $(addprefix water-seed-,$(WATER_EXTRA_SEEDS))
+water-seed-%: setup
+	$(MAKE) water-sar-only WATER_SEED=$* WATER_RUN=$(WATER_RUN)/seed$*
 
 WATER_ENSEMBLES = $(PY) scripts/water_ensembles.py --run $(WATER_RUN) --base-seed $(WATER_SEED)
 water-ensembles: setup
