@@ -3,12 +3,12 @@
 Why a check beside the leave-out scores: only four dB chips hold water. With three fine-tuning epochs (before
 the validation rebuild), the SAR-only student fine-tuned without synthetic water scored 0.849
 leave-one-location-out, as much as with it, yet here one of its folds mapped water pasted over 90 % of a chip
-at water IoU 0.085; a student pre-trained with synthetic water as well
-mapped the left-out Sri Lanka chip (98 % water) at 0.03, and here its fold at 0.14 (2026-12-05,
-docs/experiments/water_model_findings.md). No label is needed: the pasted water is the reference. It is a
-diagnostic, not a shipping rule: distilled seed 3 (three fine-tuning epochs) mapped 90 % pasted water at 0.408
-on average, yet the real chips' windows with over 70 % water at 0.981 (seed 0 then: 0.967 and 0.815), so
-failing it does not prove a model fails on real mostly-water scenes.
+at water IoU 0.085; a student pre-trained with synthetic water as well mapped the left-out Sri Lanka chip
+(98 % water) at 0.03, and here its fold at 0.14 (2026-12-05, docs/experiments/water_model_findings.md). No
+label is needed: the pasted water is the reference. It is a diagnostic, not a shipping rule: distilled seed 3
+(three fine-tuning epochs) mapped 90 % pasted water at 0.408 on average, yet the real chips' windows with over
+70 % water at 0.981 (seed 0 then: 0.967 and 0.815), so failing it does not prove a model fails on real
+mostly-water scenes.
 
 Hosts: the dB chips with less than ``DRY_LIMIT`` of water in their hand labels. Into each, open water is
 pasted at every share of ``SHARES`` (``data.synthetic_water.paste_open_water`` with mid-range levels fixed:
