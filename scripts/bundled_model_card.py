@@ -18,6 +18,7 @@ from hfd_core.data.bundled import BUNDLED_VALIDATION_GROUPS
 from hfd_core.errors import InputError
 from hfd_core.infer.tiled import segment_raster
 from hfd_core.modelfile import load_model, save_model
+from hfd_core.train.datasets import load_scenes
 
 RUNS = (
     ("teacher", "Teacher (EO: Sentinel-2)", "EO"),
@@ -91,6 +92,24 @@ def _training_rows(metadata) -> str:
     return "\n".join(rows)
 
 
+def _left_out(metadata, samples: Path | None) -> str:
+    """The training split's locations that neither trained the model nor chose its epoch (--leave-out)."""
+    if samples is None:
+        return ""
+    used = set(metadata.training.get("train_groups", [])) | set(metadata.training.get("val_groups", []))
+    left = sorted({scene.group for scene in load_scenes("bundled", samples, "train")} - used)
+    if not left:
+        return "No location was left out."
+    sentence = f"Left out of training and early stopping (`BUNDLED_LEAVE_OUT`): {', '.join(left)}."
+    if "sen1floods11-India" in left:
+        sentence += (
+            " Sen1Floods11 India_900498 is the samples' only Sentinel-1 + Sentinel-2 chip with hand-labelled"
+            " water; out of the models, it measures what `hfd:finetune` buys on a chip they never saw"
+            ' (README, "Fine-tuning defaults").'
+        )
+    return sentence
+
+
 def tile_agreement(student: Path, chips: list[Path]) -> str:
     """Share of pixels where small overlapping tiles give the class of one tile over the whole chip."""
     if not chips:
@@ -132,7 +151,7 @@ def write_card(run: Path, models: Path, command: str, samples: Path | None = Non
     student = metadata[shipped]
     class_names = [c.name for c in student.classes]
     test_chips = reports["student"]["num_scenes"]
-    sizes = {p.name: p.stat().st_size / 1e6 for p in sorted(models.glob("*.pt"))}
+    sizes = {name: (models / name).stat().st_size / 1e6 for name in ("student.pt", "teacher.pt")}
     card = TEMPLATE.read_text().format(
         num_classes=len(class_names),
         teacher_bands=", ".join(metadata["teacher"].bands),
@@ -140,6 +159,7 @@ def write_card(run: Path, models: Path, command: str, samples: Path | None = Non
         files=", ".join(f"`{name}` {size:.1f} MB" for name, size in sizes.items()),
         class_rows=_class_rows(student),
         val_groups=", ".join(student.training.get("val_groups", [])),
+        left_out=_left_out(student, samples),
         training_rows=_training_rows(student),
         widths=list(student.config.widths),
         align_dim=student.config.align_dim,

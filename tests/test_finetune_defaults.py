@@ -46,38 +46,29 @@ def scores(qgis_process, installed_profile, shared_data, tmp_path_factory) -> di
 
 @pytest.mark.slow
 @needs_bundled_models
-def test_defaults_run_with_the_required_parameters_only_and_beat_the_thresholds(scores):
-    """The issue's bar: at least Otsu's water IoU on the same chip; measured 0.723 against Otsu on VH 0.618
-    and 0.700 for the best VV or VH threshold chosen with the block's own labels."""
+def test_defaults_run_with_the_required_parameters_only_and_beat_otsu(scores):
+    """The issue's bar: at least Otsu's water IoU on the same chip; measured 0.692, Otsu on VH 0.618."""
     assert scores["held_out_pixels"] == 256 * 256  # one of the four 256-pixel blocks of the 512 x 512 chip
     assert scores["student_after"] > scores["otsu_vh"], scores
-    assert scores["student_after"] >= scores["best_threshold"], scores
 
 
 @pytest.mark.slow
 @needs_bundled_models
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured 2026-12-05: rules first (the default targets) takes the bundled student from 0.757 "
-    "to 0.723 on this block; the teacher's classes alone gave 0.763. The bundled teacher learnt this chip's "
-    "hand labels (0.899 here) and is better than the rules on it (0.813); on the same chip with models that "
-    "never saw it, rules first gained 0.03-0.14 where the teacher's classes lost 0.31-0.58 (docs/experiments/"
-    "finetune_defaults.md, 'Rules first'). XPASS (a failure) means the defaults no longer cost this chip "
-    "anything: drop this mark.",
-)
-def test_defaults_do_no_harm_on_a_chip_the_models_learnt(scores):
-    assert scores["student_after"] >= scores["student_before"] - 0.01, scores
-
-
-@pytest.mark.slow
-@needs_bundled_models
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured 2026-12-05 on this chip: bundled student 0.757, fine-tuned 0.723 (rules first; 0.763 "
-    "with the teacher's classes), teacher 0.899, Otsu VH 0.618 (README 'Fine-tuning defaults'). The bundled "
-    "models were trained on this chip and no VV/VH threshold reaches 0.70 on its held-out block. XPASS (a "
-    "failure) means the defaults now keep the promise here: drop this mark.",
-)
 def test_defaults_bring_the_student_close_to_its_teacher(scores):
+    """The promise: the bundled models never saw this chip (make train-bundled leaves it out); measured
+    2026-12-05, bundled student 0.227, fine-tuned 0.692, teacher 0.689 on this block."""
     assert scores["student_after"] >= scores["student_before"] + MIN_GAIN, scores
     assert scores["student_after"] >= scores["teacher"] - MAX_GAP_TO_TEACHER, scores
+
+
+@pytest.mark.slow
+@needs_bundled_models
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 2026-12-05 on this block: fine-tuned 0.692, the best VV or VH threshold chosen with the "
+    "block's own hand labels 0.700; on the chip's other two blocks the defaults reach it (0.882 vs 0.880, "
+    "0.712 vs 0.694; README 'Fine-tuning defaults'). XPASS (a failure) means the label-free student now "
+    "matches any one-band threshold here: drop this mark.",
+)
+def test_defaults_reach_the_best_threshold_chosen_with_the_labels(scores):
+    assert scores["student_after"] >= scores["best_threshold"], scores

@@ -178,5 +178,11 @@ def test_sen1floods11_label_against_the_bundled_model_in_binary_mode(tmp_path, s
     assert blind.class_names[0] == "water" and blind.oa < 0.1 and blind.warnings
     names = blind.class_names
     binary = compare_rasters(predicted, label, mapping=parse_class_mapping("1: water", names), positive=0)
-    # measured: water IoU 0.821, OA 0.911, kappa 0.820 (this chip was among the bundled model's training data)
-    assert binary.iou[0] > 0.7 and binary.oa > 0.85 and binary.kappa > 0.7
+    with rasterio.open(predicted) as src, rasterio.open(label) as ref:
+        water, truth = src.read(1) == 0, ref.read(1)
+    scored = truth != -1  # the model leaves no nodata on this chip
+    water, truth = water[scored], truth[scored] == 1
+    assert binary.iou[0] == pytest.approx((water & truth).sum() / (water | truth).sum())
+    assert binary.oa == pytest.approx((water == truth).mean())
+    # measured 2026-12-05: water IoU 0.093, OA 0.567. The bundled land-cover student never saw this chip and
+    # calls most of its flooded fields another class (README "Fine-tuning defaults").
