@@ -15,6 +15,7 @@ import os
 import traceback
 from pathlib import Path
 
+import rasterio
 from qgis.core import QgsApplication, QgsProcessingFeedback, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QTextBrowser
@@ -160,12 +161,18 @@ def evaluate_india() -> dict:
     browser.resize(700, 700)
     shot(browser, "evaluate_report_water")
     iou = [line for line in (OUT / "india.csv").read_text().splitlines() if line.startswith("0,water")]
+    with rasterio.open(segmentation) as src, rasterio.open(label) as ref:
+        predicted, truth = src.read(1), ref.read(1)
+    scored = (truth != -1) & (predicted != 255)
+    called, wet = (predicted == 0)[scored], (truth == 1)[scored]
     return {
         "blind_oa": blind["OA"],
         "blind_warned": any("do not look like" in line for line in blind_feedback.lines),
         "water_oa": water["OA"],
         "water_kappa": water["KAPPA"],
         "water_iou": float(iou[0].split(",")[2]),
+        "counted_water_iou": float((called & wet).sum() / (called | wet).sum()),
+        "counted_oa": float((called == wet).mean()),
     }
 
 

@@ -6,13 +6,15 @@ is non-negative too, and in dB (20 log10) gives the same values as power does wi
 an amplitude image reads as half its true dB value: about -6 dB instead of -12 over land, well inside the
 plausible dB range, so a range check cannot catch it (a probe found 33 % agreement with the dB run).
 
-Power and amplitude are therefore told apart with the model: its training statistics (mean, std per band in
-dB) say where the bulk of its input lies. Both readings are converted to dB and the one whose band medians lie
-closer to the model's means (squared z-scores, averaged over bands) wins. On 13 real Sentinel-1 chips in dB
-(Sen1Floods11, SEN12MS, SEN12MS-CR, SSL4EO-S12, STAC Overflow, the demo sample), turned into power and into
-amplitude, the right reading was closer every time with the bundled student's statistics, the smallest margin
-0.70 (Sri Lanka, 98 % water, amplitude). A margin below ``AMBIGUOUS_MARGIN`` is refused with a message naming
-INPUT_SCALE rather than guessed.
+Power and amplitude are therefore told apart with dB statistics (mean, std per band) of where the bulk of
+Sentinel-1 input lies: ``TYPICAL_DB`` for VV and VH, the model's training statistics for other bands. Both
+readings are converted to dB and the one whose band medians lie closer to the means (squared z-scores,
+averaged over bands) wins. On 13 real Sentinel-1 chips in dB (Sen1Floods11, SEN12MS, SEN12MS-CR, SSL4EO-S12,
+STAC Overflow, the demo sample), turned into power and into amplitude, the right reading was closer every time
+with ``TYPICAL_DB``, the smallest margin 0.70 (Sri Lanka, 98 % water, amplitude). A model's own statistics
+describe its training scenes, not Sentinel-1: those of the land-cover student trained without the flooded
+India chip (std 3.2 and 3.3 dB) read Sri Lanka's amplitude as power. A margin below ``AMBIGUOUS_MARGIN`` is
+refused with a message naming INPUT_SCALE rather than guessed.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from hfd_core.infer import INPUT_SCALES
 
 #: Plausible range of Sentinel-1 sigma0 in dB for the bulk of pixels (1st to 99th percentile).
 DB_RANGE = (-50.0, 20.0)
-#: Sigma0 dB statistics (mean, std) of the bundled student's training data, used to tell power from amplitude
-#: for models without dB statistics of their own (a model of scene features).
+#: Sigma0 dB statistics (mean, std) of the land-cover training scenes with the flooded Sen1Floods11 India chip
+#: (dry land, forest, crops and open water), used to tell power from amplitude in bands VV and VH.
 TYPICAL_DB = {"VV": (-11.84, 4.65), "VH": (-18.97, 5.72)}
 #: Power and amplitude readings closer than this (difference of mean squared z-scores) are not guessed.
 AMBIGUOUS_MARGIN = 0.35
@@ -136,12 +138,12 @@ def sar_scale(
     mean: list[float] | None = None,
     std: list[float] | None = None,
 ) -> str:
-    """The scale of the SAR ``sample`` (C, ...): ``requested`` or, for "auto", detected with the model's dB
-    statistics (``TYPICAL_DB`` without them); InputError when a band is all zeros, the scale cannot be told,
-    or the values in dB are not plausible Sentinel-1 sigma0."""
+    """The scale of the SAR ``sample`` (C, ...): ``requested`` or, for "auto", detected with ``TYPICAL_DB``
+    for bands VV and VH, else the model's dB statistics; InputError when a band is all zeros, the scale cannot
+    be told, or the values in dB are not plausible Sentinel-1 sigma0."""
     if requested not in INPUT_SCALES:
         raise InputError(f"input scale must be one of {INPUT_SCALES}, not {requested!r}")
-    if mean is None and all(name in TYPICAL_DB for name in band_names):
+    if all(name in TYPICAL_DB for name in band_names):
         mean, std = ([TYPICAL_DB[name][i] for name in band_names] for i in (0, 1))
     check_not_all_zero(sample, band_names)
     scale = detect_sar_scale(sample, mean, std) if requested == "auto" else requested

@@ -203,7 +203,7 @@ class _Input:
             )
         if not self.is_sar:
             return "as is"
-        # the dB statistics of a model of dB bands; a model of scene features has none (typical ones are used)
+        # the dB statistics of a model of dB bands (sar_scale uses them for bands other than VV and VH)
         stats = (metadata.mean, metadata.std) if metadata.input_kind == "sar_db" else (None, None)
         return sar_scale(self._sample(), input_scale, metadata.raster_bands, *stats)
 
@@ -411,8 +411,8 @@ def segment_raster(
 
 #: Tile size on CPU when none is given (at least the model's). Tiles of 256 overlapping by 64 compute each
 #: pixel (256 / 192)^2 = 1.78 times, tiles of 512 (512 / 448)^2 = 1.31 times, and the bundled student's
-#: forward is as fast per pixel on either (bench/README.md). On a mosaic of real chips its classes agree with
-#: those of 256-pixel tiles on 99.0 % of the pixels and with one tile over the mosaic on 99.4 %
+#: forward is as fast per pixel on either (bench/README.md). On a mosaic of real chips, with the default
+#: overlap, its classes agree with one tile over the mosaic on 99.3 % of the pixels
 #: (tests/test_fast_inference.py).
 CPU_TILE_SIZE = 512
 #: Tile pixels per batch by device: 8 tiles of 256 on CPU (2 of 512: memory per batch as before), 32 on CUDA.
