@@ -468,10 +468,11 @@ def test_bundled_student_small_tiles_are_the_blend_of_their_tiles(bundled_runs):
 @pytest.mark.xfail(
     strict=True,
     reason="with tiles of 128 overlapping by 32 the bundled student agrees on 90% of this chip (256/64: "
-    "96%; model card, 2026-12-05): its receptive field (64-96 px) is wider than a quarter of such a tile, so uncertain pixels follow "
-    "the context the tile gives them, inside tiles as well as at seams; the blend itself is checked exactly "
-    "above, and with a half-tile overlap the 99% target is met (test_segment_algorithm). XPASS (a failure) "
-    "means a model now meets it with small tiles too: drop this mark.",
+    "96%; model card, 2026-12-05): its receptive field (64-96 px) is wider than a quarter of such a tile, so "
+    "uncertain pixels follow the context the tile gives them, inside tiles as well as at seams; the blend "
+    "itself is checked exactly above, and with a half-tile overlap the 99% target is met "
+    "(test_segment_algorithm). XPASS (a failure) means a model now meets it with small tiles too: drop this "
+    "mark.",
 )
 def test_bundled_student_small_tiles_agree_with_one_tile(bundled_runs):
     _, one, many = bundled_runs
