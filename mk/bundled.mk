@@ -32,7 +32,8 @@ train-bundled: setup
 		$(PY) -m hfd_core evaluate $(BUNDLED_EVAL) --model $(BUNDLED_RUN)/$$run/best.pt --json $(BUNDLED_RUN)/$$run/test.json || exit 1; \
 	done
 	$(PY) scripts/bundled_model_card.py --run $(BUNDLED_RUN) --models resources/models --samples $(BUNDLED_DATA) \
-		--command "make train-bundled BUNDLED_SEED=$(BUNDLED_SEED) BUNDLED_EPOCHS=$(BUNDLED_EPOCHS) BUNDLED_CONSISTENCY=$(BUNDLED_CONSISTENCY)"
+		--command "make train-bundled BUNDLED_SEED=$(BUNDLED_SEED) BUNDLED_EPOCHS=$(BUNDLED_EPOCHS) \
+		BUNDLED_CONSISTENCY=$(BUNDLED_CONSISTENCY) BUNDLED_LEAVE_OUT=\"$(BUNDLED_LEAVE_OUT)\""
 
 # Teacher, then the student distilled from it; the SAR-only student beside them.
 bundled-teacher: setup
@@ -47,11 +48,11 @@ bundled-sar-only: setup
 # Issue 14: what hfd:finetune's defaults buy on a chip the models never saw. bench/finetune_defaults.py fine-tunes
 # the shipped student label-free on India_900498 (kept out of the bundled models, above) with every default and
 # scores water IoU on the held-out block. FINETUNE_SEEDS: the fine-tuning seeds (each holds out another block).
-# Measured 2026-12-04: 2.5 min per seed on one thread.
+# Measured 2026-12-05: about 3 min per seed on one thread (BUNDLED_THREADS).
 FINETUNE_SEEDS ?= 0 1 2
 .PHONY: finetune-unseen-chip
 finetune-unseen-chip: setup
 	@test -d "$(BUNDLED_DATA)/sen1floods11" || { echo "finetune-unseen-chip needs BUNDLED_DATA=<samples folder>"; exit 1; }
 	for seed in $(FINETUNE_SEEDS); do \
-		$(PY) bench/finetune_defaults.py --chip $(BUNDLED_DATA)/sen1floods11/India_900498 --set seed=$$seed || exit 1; \
+		OMP_NUM_THREADS=$(BUNDLED_THREADS) $(PY) bench/finetune_defaults.py --chip $(BUNDLED_DATA)/sen1floods11/India_900498 --set seed=$$seed || exit 1; \
 	done

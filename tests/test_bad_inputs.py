@@ -287,7 +287,7 @@ def test_06_amplitude_detected_or_refused(processing_provider, tiny_sar_model, t
     message naming INPUT_SCALE; add `amplitude` to INPUT_SCALE."""
     from qgis.core import QgsProcessingException
 
-    from hfd_core.data.sar import sar_scale
+    from hfd_core.data.sar import TYPICAL_DB, sar_scale
 
     db = sar_db(seed=1)
     write(tmp_path / "db.tif", db)
@@ -310,11 +310,10 @@ def test_06_amplitude_detected_or_refused(processing_provider, tiny_sar_model, t
         },
     )
     assert (read(Path(explicit["OUTPUT"])) == read(tmp_path / "db_classes.tif")).mean() > 0.99
-    # medians at 2/3 of the model's means in dB (as power): power and amplitude readings are equally far
-    metadata = read_metadata(tiny_sar_model)
-    ambiguous = np.array(metadata.mean)[:, None, None] * 2 / 3 + np.random.default_rng(2).normal(
-        0, 1, db.shape
-    )
+    # medians at 2/3 of the typical Sentinel-1 means in dB (as power): power and amplitude readings are
+    # equally far from them (the statistics VV and VH are read against, whatever the model's own)
+    typical = np.array([TYPICAL_DB[band][0] for band in read_metadata(tiny_sar_model).bands])
+    ambiguous = typical[:, None, None] * 2 / 3 + np.random.default_rng(2).normal(0, 1, db.shape)
     write(tmp_path / "ambiguous.tif", 10 ** (ambiguous / 10))
     with pytest.raises(QgsProcessingException, match="INPUT_SCALE"):
         processing(
@@ -505,6 +504,9 @@ def test_15_tile_size_and_overlap_changes_are_logged(processing_provider, sar, t
     assert any("overlap 30 cut to 8" in line for line in feedback.lines), feedback.lines
     quiet = segment_raster(sar, tmp_path / "q.tif", tiny_sar_model, tile_size=32, overlap=16)
     assert quiet.warnings == []
+    # the default overlap (96) on tiles of 32, as on a GPU with a model of small tiles: cut to 16, no warning
+    default = segment_raster(sar, tmp_path / "d.tif", tiny_sar_model, tile_size=32)
+    assert default.warnings == [] and default.tiles == quiet.tiles
 
 
 def test_16_labels_outside_classes_warned(shared_data, tmp_path):

@@ -21,7 +21,7 @@ from hfd_core.data import (
     split_by_group,
 )
 from hfd_core.data.normalization import compute_band_stats, normalize
-from hfd_core.data.sar import check_sar_db_range, detect_sar_scale, linear_to_db
+from hfd_core.data.sar import check_sar_db_range, detect_sar_scale, linear_to_db, sar_scale
 from hfd_core.data.spectral_labels import TREE, WATER
 from hfd_core.errors import InputError
 
@@ -66,6 +66,19 @@ def test_sar_scale_detection_and_conversion():
     assert np.isnan(converted[0]) and converted[1] == pytest.approx(-60.0) and converted[2] == 0.0
     with pytest.raises(InputError, match="no valid"):
         detect_sar_scale(np.full((2, 4, 4), np.nan))
+
+
+def test_power_and_amplitude_told_with_typical_sentinel1_statistics_for_vv_and_vh():
+    """A flooded scene (VH at -26 dB) as amplitude, with the narrow statistics of a model trained on dry
+    scenes (the land-cover student of 2026-12-05): read against them it looks like power; VV and VH are read
+    against typical Sentinel-1 statistics instead, other bands against the model's own."""
+    rng = np.random.default_rng(0)
+    db = np.stack([rng.normal(-11.0, 3.0, (64, 64)), rng.normal(-26.0, 2.0, (64, 64))])
+    amplitude = 10 ** (db / 20)
+    narrow = {"mean": [-10.84, -17.59], "std": [3.2, 3.27]}
+    assert detect_sar_scale(amplitude, **narrow) == "linear"  # the misreading
+    assert sar_scale(amplitude, "auto", ["VV", "VH"], **narrow) == "amplitude"
+    assert sar_scale(amplitude, "auto", ["HH", "HV"], **narrow) == "linear"  # the model's own statistics
 
 
 def test_db_range_check_refuses_digital_numbers():

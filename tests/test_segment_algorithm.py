@@ -234,8 +234,8 @@ def test_bundled_student_half_overlapping_tiles_agree_with_one_tile(
     tiled = run_and_check(source, BUNDLED_STUDENT, tmp_path / "tiled.tif", TILE_SIZE=256, OVERLAP=128)
     valid = whole != IGNORE_INDEX
     assert valid.mean() > 0.5
-    if len(np.unique(whole[valid])) < 2:  # Sri Lanka, 98 % water: "bare / sparse" everywhere since 2026-12-05
-        pytest.skip(f"the bundled student gives {chip} one class: the agreement would not say much")
+    if chip != "Sri-Lanka_534068":  # 98 % water, "bare / sparse" everywhere for the student of 2026-12-05
+        assert len(np.unique(whole[valid])) >= 2  # a map, so agreement is informative
     assert ((tiled == IGNORE_INDEX) == ~valid).all()
     assert (whole[valid] == tiled[valid]).mean() >= 0.99
 

@@ -143,7 +143,10 @@ def sar_scale(
     be told, or the values in dB are not plausible Sentinel-1 sigma0."""
     if requested not in INPUT_SCALES:
         raise InputError(f"input scale must be one of {INPUT_SCALES}, not {requested!r}")
-    if all(name in TYPICAL_DB for name in band_names):
+    if mean is not None and std is not None:
+        pairs = [TYPICAL_DB.get(name, (m, s)) for name, m, s in zip(band_names, mean, std, strict=True)]
+        mean, std = [m for m, _ in pairs], [s for _, s in pairs]
+    elif all(name in TYPICAL_DB for name in band_names):
         mean, std = ([TYPICAL_DB[name][i] for name in band_names] for i in (0, 1))
     check_not_all_zero(sample, band_names)
     scale = detect_sar_scale(sample, mean, std) if requested == "auto" else requested

@@ -14,8 +14,8 @@ Steps:
    (``data.spectral_labels``: the labels the bundled teacher learnt from, with the product level found by
    ``product_level``), nothing where they see cloud or snow, the teacher's elsewhere; or the teacher's
    everywhere. Rules first, because a teacher can be wrong on a scene new to it where its own training rules
-   are not: on India_900498 a teacher trained without that chip mapped its water at IoU 0.30-0.48, the water
-   rule at 0.77-0.95 (docs/experiments/finetune_defaults.md).
+   are not: on India_900498 one training of a teacher without that chip mapped its water at IoU 0.30-0.48,
+   the water rule at 0.77-0.95 (docs/experiments/finetune_defaults.md).
    Validation is against the labels, or without labels against the same targets on the held-out blocks.
 4. Score the base student on the same validation blocks first, so the log shows before and after.
 5. Write the best epoch to ``output_path`` with this run (inputs, scores before/after) appended to
