@@ -23,6 +23,7 @@ import torch
 from rasterio.transform import from_origin
 from recording_feedback import Feedback
 
+from hfd_core import IGNORE_INDEX
 from hfd_core.errors import InputError, ModelFileError
 from hfd_core.infer.tiled import segment_raster
 from hfd_core.modelfile import load_model, read_metadata, save_model
@@ -572,6 +573,24 @@ def test_17_all_zero_raster_named(processing_provider, tiny_sar_model, tmp_path,
         chip = shared_data_or_none / "sen1floods11" / "Paraguay_34417_S1Hand.tif"
         with pytest.raises(InputError, match="no valid pixel"):
             segment_raster(chip, tmp_path / "p.tif", tiny_sar_model)
+
+
+def test_17b_zero_border_without_nodata_value_is_nodata(tiny_sar_model, tmp_path):
+    """Sentinel-1 exports often fill the border with 0 and declare no nodata value: as linear power the scene
+    was refused ("values -60 to ... are not Sentinel-1 sigma0 in dB"), in dB the border was bright ground.
+    Pixels 0 in every band are read as nodata, exactly as with nodata 0 declared, and the log says so."""
+    for scale, image in (("linear", 10 ** (sar_db(seed=3) / 10)), ("db", sar_db(seed=3))):
+        bordered = np.zeros((2, 96, 160), np.float32)
+        bordered[:, :, 64:] = image
+        untagged = write(tmp_path / f"{scale}.tif", bordered)
+        tagged = write(tmp_path / f"{scale}_tagged.tif", bordered, nodata=0)
+        found = segment_raster(untagged, tmp_path / f"{scale}_out.tif", tiny_sar_model, tile_size=64)
+        declared = segment_raster(tagged, tmp_path / f"{scale}_tagged_out.tif", tiny_sar_model, tile_size=64)
+        assert found.input_scale == declared.input_scale == scale
+        classes = read(tmp_path / f"{scale}_out.tif")
+        assert (classes == read(tmp_path / f"{scale}_tagged_out.tif")).all()
+        assert (classes[:, :64] == IGNORE_INDEX).all() and (classes[:, 64:] != IGNORE_INDEX).all()
+        assert any("40% of the raster is 0 in every band" in line for line in found.warnings), found.warnings
 
 
 def test_18a_model_errors_without_unsafe_advice(tmp_path, sar):

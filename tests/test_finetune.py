@@ -145,6 +145,26 @@ def test_validation_blocks_are_held_out_squares(india, models):
     assert np.isfinite(train[0].sar).all(axis=0).mean() > 0.7
 
 
+def test_sar_zero_border_without_nodata_value_is_nodata(india, models, tmp_path):
+    """A Sentinel-1 export in linear power whose border is 0 and declares no nodata value: the border is
+    nodata (it would read -60 dB and have the raster refused as not dB), and the warning says so."""
+    from hfd_core.train.finetune import prepare_scenes
+
+    with rasterio.open(india["S1Hand"]) as src:
+        profile, db = src.profile, src.read().astype(np.float32)
+    power = np.where(np.isfinite(db), 10 ** (db / 10), 0).astype(np.float32)
+    power[:, :, :64] = 0
+    sar = tmp_path / "power_zero_border.tif"
+    with rasterio.open(sar, "w", **{**profile, "nodata": None, "dtype": "float32"}) as dst:
+        dst.write(power)
+    student, teacher = read_metadata(models["student"]), read_metadata(models["teacher"])
+    said: list[str] = []
+    train, _, _ = prepare_scenes(sar, india["S2Hand"], student, teacher, tile_size=128, warn=said.append)
+    assert any("of the raster is 0 in every band" in line for line in said), said
+    assert np.isnan(train[0].sar[:, :, :64]).all()
+    assert np.nanmedian(train[0].sar[0]) == pytest.approx(np.nanmedian(db[0, :, 64:]), abs=1.0)  # as dB
+
+
 def test_eo_that_does_not_overlap_is_refused(india, models, tmp_path):
     with rasterio.open(india["S2Hand"]) as src:
         moved = src.transform * Affine.translation(0, 0)

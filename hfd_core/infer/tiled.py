@@ -16,10 +16,10 @@ cache is capped (``GDAL_CACHEMAX``) for the same reason.
 Input: the model's bands (1-based ``bands``), dB detected or converted for SAR models; for a model of scene
 features (``data.scene_context``: the water model) a first streaming pass gathers the raster's histograms,
 then each window's features are computed from them (with a speckle-filter halo), so every tile sees the same
-scene context. NaN and the raster's nodata value are nodata and zero after normalisation (the band mean), so
-they do not pull neighbours toward any class; beyond the raster edge the tile is mirrored (reflection padding:
-zeros there changed the context of edge tiles enough to flip classes of a trained CNN) and those pixels are
-never written.
+scene context. NaN, the raster's nodata value and SAR pixels 0 in every band (``data.sar.zero_fill``) are
+nodata and zero after normalisation (the band mean), so they do not pull neighbours toward any class; beyond
+the raster edge the tile is mirrored (reflection padding: zeros there changed the context of edge tiles
+enough to flip classes of a trained CNN) and those pixels are never written.
 Output: tiled DEFLATE GeoTIFF, uint8 class ids, nodata 255, colour table, class names (``CLASS_NAMES`` tag),
 a ``.qml`` style beside it; optional confidence GeoTIFF (max probability in percent, uint8 0..100, nodata
 255) with its own ``.qml`` (a sequential colour ramp). Files are written under temporary names in the output
@@ -46,7 +46,7 @@ from rasterio.windows import Window
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.bands import find_bands
-from hfd_core.data.sar import sar_scale, to_db
+from hfd_core.data.sar import sar_scale, to_db, zero_fill, zero_fill_note
 from hfd_core.data.scene_context import SCENE_KIND, SceneContext, water_features
 from hfd_core.data.speckle import SPECKLE_HALO
 from hfd_core.errors import Canceled, InputError
@@ -154,6 +154,9 @@ class _Input:
         self.mean = np.asarray(metadata.mean, np.float32)[:, None, None]
         self.std = np.asarray(metadata.std, np.float32)[:, None, None]
         self._cached_sample: np.ndarray | None = None
+        #: share of the raster read as nodata because it is 0 in every band (``_zero_fill``)
+        self.zero_fill = 0.0
+        self.zero_fill = self._zero_fill()
         self.scale = self._scale(input_scale, metadata)
         self.reads_scene_features = metadata.input_kind == SCENE_KIND
         #: histograms of the whole raster for a model of scene features (``gather_context``), else None
@@ -183,8 +186,22 @@ class _Input:
     def _mask(self, array: np.ndarray) -> np.ndarray:
         if self.nodata is not None and not np.isnan(self.nodata):
             array[array == self.nodata] = np.nan
+        if self.zero_fill:
+            array[:, (array == 0).all(axis=0)] = np.nan
         array[:, ~np.isfinite(array).all(axis=0)] = np.nan
         return array
+
+    def _zero_fill(self) -> float:
+        """Share of the sample that is 0 in every band of a SAR raster (``data.sar.zero_fill``), read as
+        nodata from then on."""
+        if not self.is_sar:
+            return 0.0
+        sample = self._sample()
+        zero = zero_fill(sample)
+        if zero is None:
+            return 0.0
+        sample[:, zero] = np.nan
+        return float(zero.mean())
 
     def _has_valid_pixel(self) -> bool:
         if np.isfinite(self._sample()).any():
@@ -364,6 +381,8 @@ def segment_raster(
     warnings: list[str] = []
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         source = _Input(input_path, metadata, bands, input_scale)
+        if source.zero_fill:
+            warnings.append(zero_fill_note(source.zero_fill))
         pixels = source.src.width * source.src.height
         try:
             source.gather_context(is_canceled)
