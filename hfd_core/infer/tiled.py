@@ -154,7 +154,8 @@ class _Input:
         self.mean = np.asarray(metadata.mean, np.float32)[:, None, None]
         self.std = np.asarray(metadata.std, np.float32)[:, None, None]
         self._cached_sample: np.ndarray | None = None
-        #: share of the raster read as nodata because it is 0 in every band (``_zero_fill``)
+        #: share of the raster read as nodata because it is 0 in every band (``_zero_fill``; 0 while the
+        #: sample that decides it is read)
         self.zero_fill = 0.0
         self.zero_fill = self._zero_fill()
         self.scale = self._scale(input_scale, metadata)
