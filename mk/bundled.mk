@@ -54,5 +54,6 @@ FINETUNE_SEEDS ?= 0 1 2
 finetune-unseen-chip: setup
 	@test -d "$(BUNDLED_DATA)/sen1floods11" || { echo "finetune-unseen-chip needs BUNDLED_DATA=<samples folder>"; exit 1; }
 	for seed in $(FINETUNE_SEEDS); do \
-		OMP_NUM_THREADS=$(BUNDLED_THREADS) $(PY) bench/finetune_defaults.py --chip $(BUNDLED_DATA)/sen1floods11/India_900498 --set seed=$$seed || exit 1; \
+		OMP_NUM_THREADS=$(BUNDLED_THREADS) $(PY) bench/finetune_defaults.py \
+			--chip $(BUNDLED_DATA)/sen1floods11/India_900498 --set seed=$$seed || exit 1; \
 	done

@@ -100,21 +100,22 @@ def to_db(values: np.ndarray, scale: str) -> np.ndarray:
     raise InputError(f"input scale must be one of {INPUT_SCALES[1:]}, not {scale!r}")
 
 
-def zero_fill(values: np.ndarray) -> np.ndarray | None:
-    """(H, W) mask of the pixels of SAR ``values`` (C, H, W) that are 0 in every band, when some but not all
-    valid pixels are: the fill of Sentinel-1 products' borders, which exports often leave without a nodata
-    value. Taken for linear power it reads -60 dB and has the scene refused as not dB; kept in dB it is bright
-    valid ground; so callers read it as nodata. None when there is none, or when every valid pixel is 0
-    (``check_not_all_zero`` names that)."""
+def mask_zero_fill(values: np.ndarray) -> float:
+    """Set to NaN, in place, the pixels of SAR ``values`` (C, H, W) that are 0 in every band, when some but
+    not all valid pixels are, and return their share: the fill of Sentinel-1 products' borders, which exports
+    often leave without a nodata value. Taken for linear power it reads -60 dB and has the scene refused as
+    not dB; kept in dB it is bright valid ground. 0 when there is none, or when every valid pixel is 0 (left
+    as it is: ``check_not_all_zero`` names that)."""
     valid = np.isfinite(values).all(axis=0)
     zero = valid & (values == 0).all(axis=0)
     if not zero.any() or zero.sum() == valid.sum():
-        return None
-    return zero
+        return 0.0
+    values[:, zero] = np.nan
+    return float(zero.mean())
 
 
 def zero_fill_note(share: float) -> str:
-    """What the log says when ``share`` of the raster was read as nodata by ``zero_fill``."""
+    """What the log says when ``share`` of the raster was read as nodata by ``mask_zero_fill``."""
     return (
         f"{share:.0%} of the raster is 0 in every band: read as nodata (the fill of Sentinel-1 borders); "
         "set the raster's nodata value if that is wrong"

@@ -16,7 +16,7 @@ cache is capped (``GDAL_CACHEMAX``) for the same reason.
 Input: the model's bands (1-based ``bands``), dB detected or converted for SAR models; for a model of scene
 features (``data.scene_context``: the water model) a first streaming pass gathers the raster's histograms,
 then each window's features are computed from them (with a speckle-filter halo), so every tile sees the same
-scene context. NaN, the raster's nodata value and SAR pixels 0 in every band (``data.sar.zero_fill``) are
+scene context. NaN, the raster's nodata value and SAR pixels 0 in every band (``data.sar.mask_zero_fill``) are
 nodata and zero after normalisation (the band mean), so they do not pull neighbours toward any class; beyond
 the raster edge the tile is mirrored (reflection padding: zeros there changed the context of edge tiles
 enough to flip classes of a trained CNN) and those pixels are never written.
@@ -46,7 +46,7 @@ from rasterio.windows import Window
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.bands import find_bands
-from hfd_core.data.sar import sar_scale, to_db, zero_fill, zero_fill_note
+from hfd_core.data.sar import mask_zero_fill, sar_scale, to_db, zero_fill_note
 from hfd_core.data.scene_context import SCENE_KIND, SceneContext, water_features
 from hfd_core.data.speckle import SPECKLE_HALO
 from hfd_core.errors import Canceled, InputError
@@ -193,16 +193,9 @@ class _Input:
         return array
 
     def _zero_fill(self) -> float:
-        """Share of the sample that is 0 in every band of a SAR raster (``data.sar.zero_fill``), read as
+        """Share of the sample that is 0 in every band of a SAR raster (``data.sar.mask_zero_fill``), read as
         nodata from then on."""
-        if not self.is_sar:
-            return 0.0
-        sample = self._sample()
-        zero = zero_fill(sample)
-        if zero is None:
-            return 0.0
-        sample[:, zero] = np.nan
-        return float(zero.mean())
+        return mask_zero_fill(self._sample()) if self.is_sar else 0.0
 
     def _has_valid_pixel(self) -> bool:
         if np.isfinite(self._sample()).any():

@@ -42,7 +42,7 @@ from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
 from hfd_core.data.bands import band_indices
 from hfd_core.data.raster import read_float, warp_to_grid
-from hfd_core.data.sar import sar_scale, to_db, zero_fill, zero_fill_note
+from hfd_core.data.sar import mask_zero_fill, sar_scale, to_db, zero_fill_note
 from hfd_core.data.spectral_labels import LAND_COVER_CLASSES, RULE_BANDS, product_level, rule_labels
 from hfd_core.errors import InputError
 from hfd_core.files import check_outputs, remove_stale
@@ -140,10 +140,9 @@ def prepare_scenes(
     sar_index = band_indices(sar_path, student.bands, sar_bands)
     eo_index = band_indices(eo_path, teacher.bands, eo_bands)
     sar = read_float(sar_path, sar_index)
-    zero = zero_fill(sar)
-    if zero is not None:
-        sar[:, zero] = np.nan
-        (warn or log.warning)(zero_fill_note(float(zero.mean())))
+    zero_share = mask_zero_fill(sar)
+    if zero_share:
+        (warn or log.warning)(zero_fill_note(zero_share))
     if student.input_kind == "sar_db":
         scale = sar_scale(sar, "auto", student.bands, student.mean, student.std)
         if scale != "db":
