@@ -24,6 +24,28 @@ from hfd_qgis.paths import resources_dir
 DEVICES = ("auto", "cpu", "cuda")
 
 
+class ChoicesByLabel(QgsProcessingAlgorithm):
+    """Base of the provider's algorithms: a Choice parameter takes an option's label, in any case
+    (``BUNDLED_MODEL=water``, ``DEVICE=cpu``), as well as its number. QGIS 3.22's Choice takes only the
+    number, and a Choice of static strings would refuse the numbers that scripts already pass."""
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        return super().checkParameterValues(self.choices_as_numbers(parameters), context)
+
+    def choices_as_numbers(self, parameters: dict) -> dict:
+        """``parameters`` with each Choice given by an option's label replaced by the option's number; call
+        it first in ``processAlgorithm``."""
+        resolved = dict(parameters)
+        for definition in self.parameterDefinitions():
+            value = resolved.get(definition.name())
+            if definition.type() != "enum" or not isinstance(value, str):
+                continue
+            labels = [option.casefold() for option in definition.options()]
+            if value.strip().casefold() in labels:
+                resolved[definition.name()] = labels.index(value.strip().casefold())
+        return resolved
+
+
 def bundled_model(role: str) -> str:
     """Path of the bundled ``teacher`` or ``student`` model file."""
     return str(resources_dir() / "models" / f"{role}.pt")

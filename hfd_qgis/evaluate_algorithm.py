@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMapLayer,
@@ -16,11 +15,11 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.errors import InputError
-from hfd_qgis.common import check_outputs, core_errors
+from hfd_qgis.common import ChoicesByLabel, check_outputs, core_errors
 from hfd_qgis.paths import icon_path
 
 
-class EvaluateAlgorithm(QgsProcessingAlgorithm):
+class EvaluateAlgorithm(ChoicesByLabel):
     PREDICTION = "PREDICTION"
     REFERENCE = "REFERENCE"
     REFERENCE_FIELD = "REFERENCE_FIELD"
@@ -96,6 +95,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(name, description))
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802
+        parameters = self.choices_as_numbers(parameters)
         from hfd_core.metrics.report import (
             class_id,
             compare_rasters,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFileDestination,
@@ -21,6 +20,7 @@ from hfd_core.files import BUNDLED_REFUSED, is_bundled_model
 from hfd_core.finetune_defaults import DEFAULTS, TARGETS
 from hfd_qgis.common import (
     DEVICES,
+    ChoicesByLabel,
     check_outputs,
     core_errors,
     model_file,
@@ -85,7 +85,7 @@ def comparison(base: float, tuned: float, score: str) -> tuple[str, str | None]:
     )
 
 
-class FinetuneAlgorithm(QgsProcessingAlgorithm):
+class FinetuneAlgorithm(ChoicesByLabel):
     SAR = "SAR"
     EO = "EO"
     LABELS_RASTER = "LABELS_RASTER"
@@ -197,6 +197,7 @@ class FinetuneAlgorithm(QgsProcessingAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(name, description))
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802
+        parameters = self.choices_as_numbers(parameters)
         from hfd_core.train.config import TrainCallbacks
         from hfd_core.train.finetune import finetune, planned_targets
         from hfd_qgis.label_layers import class_layer, label_raster, raster_path

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
@@ -31,6 +30,7 @@ from hfd_core.infer import (
 )
 from hfd_qgis.common import (
     DEVICES,
+    ChoicesByLabel,
     check_outputs,
     core_errors,
     model_file,
@@ -113,7 +113,7 @@ def forget_skipped_outputs(context: QgsProcessingContext) -> None:
         context.setLayersToLoadOnCompletion(layers)
 
 
-class SegmentAlgorithm(QgsProcessingAlgorithm):
+class SegmentAlgorithm(ChoicesByLabel):
     INPUT = "INPUT"
     BANDS = "BANDS"
     MODEL = "MODEL"
@@ -233,6 +233,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("VALID_PIXELS", "Valid pixels"))
 
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802
+        parameters = self.choices_as_numbers(parameters)
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException("INPUT is not a raster layer GDAL can read")

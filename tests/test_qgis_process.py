@@ -65,6 +65,28 @@ def test_documented_command_uses_the_bundled_model(qgis_process, installed_profi
     assert all(f'label="{name}"' in output.with_suffix(".qml").read_text() for name in names)
 
 
+def test_choices_take_the_option_name_from_the_shell(qgis_process, installed_profile, demo_sample, tmp_path):
+    """`BUNDLED_MODEL=water` (the option's label, any case) picks the water model as `BUNDLED_MODEL=1` does;
+    QGIS 3.22's Choice alone takes only the number. A name that is no option is refused before any work."""
+    outputs = {}
+    for value in ("water", "1"):
+        outputs[value] = tmp_path / f"water_{value}.tif"
+        run = qgis_process(
+            installed_profile, "run", "hfd:segment", "--",
+            f"INPUT={demo_sample}", f"BUNDLED_MODEL={value}", "DEVICE=CPU", f"OUTPUT={outputs[value]}",
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert 'label="not water"' in outputs[value].with_suffix(".qml").read_text()
+    with rasterio.open(outputs["water"]) as by_name, rasterio.open(outputs["1"]) as by_number:
+        assert (by_name.read(1) == by_number.read(1)).all()
+    refused = qgis_process(
+        installed_profile, "run", "hfd:segment", "--",
+        f"INPUT={demo_sample}", "BUNDLED_MODEL=lakes", f"OUTPUT={tmp_path / 'refused.tif'}",
+    )  # fmt: skip
+    assert refused.returncode != 0 and "BUNDLED_MODEL" in refused.stdout + refused.stderr
+    assert not (tmp_path / "refused.tif").exists()
+
+
 def test_run_segment_failure_is_reported_with_the_reason(
     qgis_process, installed_profile, demo_sample, tmp_path
 ):
