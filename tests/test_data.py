@@ -242,7 +242,53 @@ def test_ombria_official_splits(shared_data):
     train, test = read_ombria(shared_data / "ombria", "train"), read_ombria(shared_data / "ombria", "test")
     assert len(train) == 624 and len(test) == 70
     assert not {s.name.split("-")[-1] for s in train} & {s.name.split("-")[-1] for s in test}
-    assert all(set(np.unique(s.label)) <= {0, 1} for s in test)
+    assert all(set(np.unique(s.label)) <= {0, 1, IGNORE_INDEX} for s in test)
+    # the test chips whose SAR has a fill at an edge (checked by eye): its rows, and only they, are nodata
+    filled = {s.name[-4:]: int((s.label == IGNORE_INDEX).all(axis=1).sum()) for s in test}
+    assert {chip: rows for chip, rows in filled.items() if rows} == {
+        "0018": 5,
+        "0019": 10,
+        "0400": 38,
+        "0723": 15,
+    }
+    assert all((s.label == IGNORE_INDEX).sum() == 256 * filled[s.name[-4:]] for s in test)
+
+
+def test_ombria_edge_fill_is_nodata_for_labels_the_water_model_and_otsu(tmp_path):
+    """Fill at a chip's edges (255 rows on top, a constant column on the right, meeting at a corner) is
+    nodata: label ignored, NaN for the water model, outside Otsu's histogram. The water model's features and
+    Otsu's map of the rest equal those of the chip cut without the fill."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    from hfd_core.data.ombria import edge_fill, sar_with_nodata
+    from hfd_core.data.scene_context import FEATURES
+    from hfd_core.train.evaluation import _scene_features
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    baseline = importlib.import_module("ombria.baseline")
+    _write_ombria(tmp_path, "train", ["0001"])
+    folder = tmp_path / "OmbriaS1" / "train" / "AFTER"
+    rng = np.random.default_rng(1)
+    after = np.where(np.arange(16) < 6, rng.integers(10, 60, (16, 16)), rng.integers(120, 200, (16, 16)))
+    after[:3], after[:, -1] = 255, 40
+    imsave(folder / "S1_after_0001.png", after.astype(np.uint8), check_contrast=False)
+    chip = read_ombria(tmp_path, "train")[0]
+    fill = np.zeros((16, 16), bool)
+    fill[:3], fill[:, -1] = True, True
+    assert np.array_equal(edge_fill(chip.sar), fill)
+    assert (chip.label[fill] == IGNORE_INDEX).all() and (chip.label[~fill] != IGNORE_INDEX).all()
+    assert np.isnan(sar_with_nodata(chip.sar)[0][fill]).all()
+    cut = Scene("cut", "g", chip.sar[:, 3:, :-1], None, chip.label[3:, :-1], sar_bands=["VV_after"])
+    with_fill = _scene_features(chip)
+    assert with_fill.shape[0] == len(FEATURES) and np.isnan(with_fill[:, fill]).all()
+    assert np.allclose(with_fill[:, 3:, :-1], _scene_features(cut))
+    assert np.array_equal(baseline.otsu_flood_map(chip.sar[0])[3:, :-1], baseline.otsu_flood_map(cut.sar[0]))
+    assert (
+        baseline.otsu_flood_map(chip.sar[0])[3:, :6].all()
+        and not baseline.otsu_flood_map(chip.sar[0])[3:, 6:-1].any()
+    )
 
 
 # --- paired tiles ---

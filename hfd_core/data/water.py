@@ -34,7 +34,7 @@ from skimage.io import imread
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.bundled import EO_BANDS as PAIRED_EO_BANDS
 from hfd_core.data.bundled import SOURCES as PAIRED_SOURCES
-from hfd_core.data.ombria import read_ombria
+from hfd_core.data.ombria import read_ombria, sar_with_nodata
 from hfd_core.data.raster import read_float, read_label
 from hfd_core.data.scene import Scene
 from hfd_core.data.scene_context import FEATURES, SceneContext, water_features
@@ -139,7 +139,7 @@ def read_ombria_water(root: Path, split: str, permanent_water: bool = True) -> l
         if chip.eo is not None:
             b11, b08, b03 = chip.eo.astype(np.float32)
             eo = eo_features(b03, b08, b11)
-        sar = chip.sar.astype(np.float32)
+        sar = sar_with_nodata(chip.sar)
         scenes.append(
             Scene(
                 name=chip.name,

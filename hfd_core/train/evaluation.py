@@ -21,6 +21,7 @@ from torch import nn
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
+from hfd_core.data.ombria import sar_with_nodata
 from hfd_core.data.scene_context import SCENE_KIND, SceneContext, water_features
 from hfd_core.errors import InputError
 from hfd_core.infer.tiled import ramp_window
@@ -56,7 +57,7 @@ def model_input(scene: Scene, metadata: ModelMetadata) -> np.ndarray:
 
 def _scene_features(scene: Scene) -> np.ndarray:
     """Water-model input from a scene's raw SAR: its last VV band (OMBRIA's after image) and VH if any; 8-bit
-    arrays are stretched images (OMBRIA), others sigma0 in dB."""
+    arrays are stretched images (OMBRIA; their ``edge_fill`` is nodata), others sigma0 in dB."""
     names = [band.upper() for band in scene.sar_bands]
     picked = [
         max(i for i, n in enumerate(names) if n.startswith(p))
@@ -67,8 +68,11 @@ def _scene_features(scene: Scene) -> np.ndarray:
         raise InputError(
             f"scene {scene.name} has no VV band (bands {scene.sar_bands}); the water model needs VV"
         )
+    if scene.sar.dtype == np.uint8:
+        sar = sar_with_nodata(scene.sar[picked])
+        return water_features(sar, SceneContext.of(sar, "stretched"))
     sar = scene.sar[picked].astype(np.float32)
-    return water_features(sar, SceneContext.of(sar, "stretched" if scene.sar.dtype == np.uint8 else "db"))
+    return water_features(sar, SceneContext.of(sar, "db"))
 
 
 def _window_starts(size: int, window: int, stride: int) -> list[int]:

@@ -6,18 +6,21 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from hfd_core.data import Scene
+from hfd_core.data.ombria import edge_fill
 from hfd_core.metrics import confusion_matrix, per_chip_miou, scores
 
 
 def otsu_flood_map(after: np.ndarray) -> np.ndarray:
     """Flood (1) where the SAR is not above the chip's Otsu threshold, else 0; a flat chip has no flood.
 
-    The native dtype is kept: for 8-bit chips the histogram has one bin per grey level.
+    The threshold is taken over the chip without its ``edge_fill`` (the networks' nodata), in the native
+    dtype: for 8-bit chips the histogram has one bin per grey level.
     """
     after = np.asarray(after)
-    if after.min() == after.max():
+    data = after[~edge_fill(after[None])]
+    if data.size == 0 or data.min() == data.max():
         return np.zeros(after.shape, np.int64)
-    return (after <= threshold_otsu(after)).astype(np.int64)
+    return (after <= threshold_otsu(data)).astype(np.int64)
 
 
 def evaluate_otsu(scenes: list[Scene]) -> dict:
