@@ -209,6 +209,34 @@ def test_evaluate_gives_a_water_model_features_of_raw_ombria_and_db_scenes(demo_
     assert scores[0] > 0.95 and scores[1] > 0.95
 
 
+def test_evaluating_a_water_model_scores_the_thresholds_on_the_same_pixels(demo_sample):
+    """A water model's evaluation also scores the classical thresholds: all of them on dB VV + VH, Otsu
+    alone on an 8-bit stretched image (no dB there); each is scored on the pixels the model is scored on."""
+    from hfd_core.baselines import THRESHOLD_BASELINES, otsu_water
+    from hfd_core.data import Scene
+    from hfd_core.metrics import confusion_matrix, scores
+    from hfd_core.train.evaluation import evaluate_scenes, predict_scene, threshold_maps
+
+    sar_db = read_float(demo_sample)
+    sar_db[:, :10] = np.nan
+    label = (sar_db[0] < np.nanmedian(sar_db[0])).astype(np.uint8)
+    stretched = np.nan_to_num(_stretch_to_8bit(sar_db[0]), nan=255).astype(np.uint8)[None]
+    metadata = _water_metadata()
+    db = Scene("d", "g", sar_db, None, label, sar_bands=["VV", "VH"])
+    ombria_like = Scene("o", "g", stretched, None, label, sar_bands=["VV_after"])
+    for scene, methods in ((db, set(THRESHOLD_BASELINES)), (ombria_like, {"Otsu (VV)"})):
+        maps = threshold_maps(scene)
+        assert set(maps) == methods
+        nodata = predict_scene(_DarkHalf(), metadata, scene, torch.device("cpu")) == IGNORE_INDEX
+        assert nodata[:10].all() and not nodata[10:].any()
+        assert all(np.array_equal(water == IGNORE_INDEX, nodata) for water in maps.values())
+        report = evaluate_scenes(_DarkHalf(), metadata, [scene], "cpu")
+        assert set(report["thresholds"]) == methods
+        otsu = np.where(nodata, IGNORE_INDEX, otsu_water(np.where(nodata, np.nan, scene.sar[0])))
+        expected = scores(confusion_matrix(otsu, label, 2))
+        assert report["thresholds"]["Otsu (VV)"]["per_chip_miou"] == pytest.approx(expected["miou"])
+
+
 def test_bundled_water_model_from_the_algorithm_and_the_cli(processing_provider, demo_sample, tmp_path):
     """hfd:segment's Bundled model "Water" (and `segment --bundled water`) use the shipped water model; the
     demo scene (SEN12MS land, no water body) stays dry, as the card's dry chips do."""

@@ -7,7 +7,9 @@ quarter of a window with class probabilities blended by the same ramp weights (t
 is moved inwards so every window is full). Hard cuts between small windows would change what a context-using
 network predicts near them and score the cuts, not the model. Pixels whose input is NaN are nodata. Scores:
 pooled confusion matrix over all scenes (mIoU, per-class IoU, OA, kappa, F1) and ``per_chip_miou``, the mean
-over scenes of each scene's mIoU (the OmbriaNet evaluation protocol).
+over scenes of each scene's mIoU (the OmbriaNet evaluation protocol). A water model's report also scores the
+classical thresholds (``threshold_maps``) on the same scenes and pixels, so every evaluation shows what the
+model adds to a per-scene threshold.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from hfd_core import IGNORE_INDEX
+from hfd_core.baselines import THRESHOLD_BASELINES
 from hfd_core.data import Scene
 from hfd_core.data.ombria import sar_with_nodata
 from hfd_core.data.scene_context import SCENE_KIND, SceneContext, water_features
@@ -55,9 +58,9 @@ def model_input(scene: Scene, metadata: ModelMetadata) -> np.ndarray:
     return array[[list(bands).index(band) for band in metadata.bands]]
 
 
-def _scene_features(scene: Scene) -> np.ndarray:
-    """Water-model input from a scene's raw SAR: its last VV band (OMBRIA's after image) and VH if any; 8-bit
-    arrays are stretched images (OMBRIA; their ``edge_fill`` is nodata), others sigma0 in dB."""
+def _raw_water_sar(scene: Scene) -> tuple[np.ndarray, str]:
+    """(array, kind): a scene's last VV band (OMBRIA's after image) and VH if any, float32 with NaN nodata;
+    kind ``stretched`` for 8-bit arrays (OMBRIA; their ``edge_fill`` is nodata), else ``db``."""
     names = [band.upper() for band in scene.sar_bands]
     picked = [
         max(i for i, n in enumerate(names) if n.startswith(p))
@@ -69,10 +72,32 @@ def _scene_features(scene: Scene) -> np.ndarray:
             f"scene {scene.name} has no VV band (bands {scene.sar_bands}); the water model needs VV"
         )
     if scene.sar.dtype == np.uint8:
-        sar = sar_with_nodata(scene.sar[picked])
-        return water_features(sar, SceneContext.of(sar, "stretched"))
-    sar = scene.sar[picked].astype(np.float32)
-    return water_features(sar, SceneContext.of(sar, "db"))
+        return sar_with_nodata(scene.sar[picked]), "stretched"
+    return scene.sar[picked].astype(np.float32), "db"
+
+
+def _scene_features(scene: Scene) -> np.ndarray:
+    """Water-model input from a scene's raw SAR (``_raw_water_sar``)."""
+    sar, kind = _raw_water_sar(scene)
+    return water_features(sar, SceneContext.of(sar, kind))
+
+
+def threshold_maps(scene: Scene) -> dict[str, np.ndarray]:
+    """The classical water maps of a scene that a water model reads, by name (uint8: 1 water, 0 not,
+    ``IGNORE_INDEX`` where the input is NaN): ``baselines.THRESHOLD_BASELINES`` on calibrated VV and VH (those
+    that need only VV without VH), Otsu on VV alone for an 8-bit stretched image (no dB there)."""
+    sar, kind = _raw_water_sar(scene)
+    valid = np.isfinite(sar).all(axis=0)
+    vv, vh = sar[0], sar[1] if len(sar) > 1 else None
+    if kind == "stretched":
+        methods = {"Otsu (VV)": THRESHOLD_BASELINES["Otsu (VV)"]}
+    else:
+        methods = {n: f for n, f in THRESHOLD_BASELINES.items() if vh is not None or "VH" not in n}
+    maps = {}
+    for name, method in methods.items():
+        water = method(np.where(valid, vv, np.nan), None if vh is None else np.where(valid, vh, np.nan))
+        maps[name] = np.where(valid, water, IGNORE_INDEX).astype(np.uint8)
+    return maps
 
 
 def _window_starts(size: int, window: int, stride: int) -> list[int]:
@@ -154,21 +179,20 @@ def evaluate_scenes(
     torch_device = resolve_device(device)
     model = model.to(torch_device)
     num_classes = metadata.config.num_classes
-    matrices, chips = [], []
+    matrices, chips, thresholds = [], [], {}
     for index, scene in enumerate(labelled):
         prediction = predict_scene(model, metadata, scene, torch_device)
-        matrix = confusion_matrix(
-            torch.from_numpy(prediction.astype(np.int64)),
-            torch.from_numpy(scene.label.astype(np.int64)),
-            num_classes,
-        )
+        matrix = _confusion(prediction, scene.label, num_classes)
         matrices.append(matrix)
         chips.append({"name": scene.name, "miou": float(scores(matrix)["miou"])})
+        if metadata.input_kind == SCENE_KIND:
+            for name, water in threshold_maps(scene).items():
+                thresholds.setdefault(name, []).append(_confusion(water, scene.label, num_classes))
         if progress is not None:
             progress(index + 1, len(labelled))
     pooled = scores(sum(matrices))
     names = [c.name for c in metadata.classes]
-    return {
+    report = {
         "role": metadata.role,
         "bands": list(metadata.bands),
         "classes": names,
@@ -181,6 +205,25 @@ def evaluate_scenes(
         "per_chip_miou": float(per_chip_miou(matrices)),
         "confusion_matrix": np.asarray(sum(matrices)).tolist(),
         "per_chip": chips,
+    }
+    if thresholds:
+        report["thresholds"] = {name: _summary(found, names) for name, found in thresholds.items()}
+    return report
+
+
+def _confusion(prediction: np.ndarray, label: np.ndarray, num_classes: int) -> torch.Tensor:
+    return confusion_matrix(
+        torch.from_numpy(prediction.astype(np.int64)), torch.from_numpy(label.astype(np.int64)), num_classes
+    )
+
+
+def _summary(matrices: list[torch.Tensor], names: list[str]) -> dict:
+    """Pooled mIoU, per-class IoU and per-chip mIoU of one method's confusion matrices."""
+    pooled = scores(sum(matrices))
+    return {
+        "miou": float(pooled["miou"]),
+        "per_class_iou": dict(zip(names, map(float, pooled["iou"]), strict=True)),
+        "per_chip_miou": float(per_chip_miou(matrices)),
     }
 
 
@@ -201,4 +244,16 @@ def format_report(report: dict) -> str:
     lines += [
         f"{name:<20} {iou:>8.4f} {report['f1'][name]:>8.4f}" for name, iou in report["per_class_iou"].items()
     ]
+    if report.get("thresholds"):
+        water = report["classes"][-1]
+        lines += [
+            f"classical thresholds on the same pixels ({water} IoU, mIoU, per-chip mIoU):",
+            f"{'the model':<28} {report['per_class_iou'][water]:>8.4f} {report['miou']:>8.4f} "
+            f"{report['per_chip_miou']:>8.4f}",
+        ]
+        lines += [
+            f"{name:<28} {result['per_class_iou'][water]:>8.4f} {result['miou']:>8.4f} "
+            f"{result['per_chip_miou']:>8.4f}"
+            for name, result in report["thresholds"].items()
+        ]
     return "\n".join(lines)
