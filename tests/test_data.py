@@ -235,6 +235,13 @@ def test_ombria_layout_inputs_and_id_blocks(tmp_path):
     assert after[0].group == after[1].group != after[2].group
     with pytest.raises(InputError, match="no OMBRIA test split"):
         read_ombria(tmp_path, "test")
+    mask = tmp_path / "OmbriaS1" / "train" / "MASK" / "S1_mask_0002.png"
+    imsave(mask, (after[1].label == 1).astype(np.uint8), check_contrast=False)  # 0 and 1, not 0 and 255
+    assert np.array_equal(read_ombria(tmp_path, "train")[1].label, after[1].label)
+    (tmp_path / "OmbriaS1" / "train" / "BEFORE" / "S1_before_0015.png").unlink()
+    assert len(read_ombria(tmp_path, "train")) == 3
+    with pytest.raises(InputError, match="S1_before_0015.png is missing"):
+        read_ombria(tmp_path, "train", inputs="before_after")
 
 
 @pytest.mark.shared_data

@@ -5,8 +5,9 @@ and ``OmbriaS2/...`` with the same ids.
 S1 is VV only, 8-bit, stretched per chip (not dB); S2 is a B11/B8/B3 false colour, 8-bit. Arrays stay uint8 in
 memory (the tile dataset converts per tile). ``inputs="after"``: SAR = after image (1 band), EO = S2 after
 (3 bands); ``inputs="before_after"``: before and after stacked (2 and 6 bands). Label: mask > 127 -> 1
-(flood) else 0. Group = block of ``ID_BLOCK`` consecutive ids, so validation carved from train by
-``split_by_group`` is made of whole id blocks, not random chips.
+(flood) else 0 (a mask of 0 and 1 is read as it is); a chip missing one of its S1 images is an error that
+names it. Group = block of ``ID_BLOCK`` consecutive ids, so validation carved from train by ``split_by_group``
+is made of whole id blocks, not random chips.
 
 Fill: 45 of the 624 training chips and 4 of the 70 test chips have rows or columns at an edge where the SAR
 is one grey level (mostly 255: the stretch was made with the fill in it). ``edge_fill`` finds them; their
@@ -33,6 +34,8 @@ S2_COLOURS = ("B11", "B08", "B03")
 
 
 def _png(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise InputError(f"OMBRIA layout: {path} is missing (each chip needs its S1 images and its mask)")
     image = imread(path)
     return image[None] if image.ndim == 2 else np.moveaxis(image[..., :3], -1, 0)
 
@@ -84,7 +87,7 @@ def read_ombria(root: str | Path, split: str = "train", inputs: str = "after") -
         eo_paths = [s2 / t.upper() / f"S2_{t}_{chip}.png" for t in times]
         eo = np.concatenate([_png(p) for p in eo_paths]) if all(p.is_file() for p in eo_paths) else None
         mask = _png(s1 / "MASK" / f"S1_mask_{chip}.png")[0]
-        label = (mask > 127).astype(np.uint8)
+        label = (mask > (127 if mask.max() > 1 else 0)).astype(np.uint8)
         label[edge_fill(sar)] = IGNORE_INDEX
         scenes.append(
             Scene(
