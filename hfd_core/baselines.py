@@ -21,13 +21,20 @@ WATER_VV_FIXED_DB = -15.0
 
 
 def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of the finite ``values`` (-inf for a flat scene); whole numbers (8-bit images) get one
+    histogram bin per value, as scikit-image gives integer arrays."""
     finite = values[np.isfinite(values)]
-    return float(threshold_otsu(finite)) if finite.size and finite.min() < finite.max() else -np.inf
+    if not finite.size or finite.min() == finite.max():
+        return -np.inf
+    if np.array_equal(finite, np.round(finite)):
+        finite = finite.astype(np.int64)
+    return float(threshold_otsu(finite))
 
 
 def otsu_water(band: np.ndarray) -> np.ndarray:
-    """Water below the scene's Otsu threshold of ``band``."""
-    return band < _otsu(band)
+    """Water at or below the scene's Otsu threshold of ``band`` (scikit-image's threshold is the upper edge
+    of the dark class)."""
+    return band <= _otsu(band)
 
 
 def filtered_bounded_otsu_water(vh_db: np.ndarray, limit_db: float = WATER_VH_LIMIT_DB) -> np.ndarray:

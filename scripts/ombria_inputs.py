@@ -33,6 +33,7 @@ import torch
 
 from hfd_core.baselines import otsu_water
 from hfd_core.data import Scene, read_ombria, split_by_group
+from hfd_core.data.ombria import flood_share, sar_with_nodata
 from hfd_core.data.scene_context import SceneContext, water_features
 from hfd_core.data.speckle import mean_filter
 from hfd_core.metrics import confusion_matrix, per_chip_miou
@@ -57,8 +58,8 @@ def _rank_margin(image: np.ndarray) -> np.ndarray:
 
 
 def features(chip: Scene, variant: str) -> Scene:
-    """The chip (SAR = before, after) as the variant's input channels, label unchanged."""
-    before, after = chip.sar.astype(np.float32)
+    """The chip (SAR = before, after) as the variant's input channels (the edge fill NaN), label unchanged."""
+    before, after = sar_with_nodata(chip.sar)
     channels, names = [_rank_margin(after)], ["VV_rank", "VV_margin"]
     if variant in ("before", "change"):
         channels.append(_rank_margin(before))
@@ -78,16 +79,16 @@ def _filtered(image: np.ndarray) -> np.ndarray:
 
 
 def _filtered_otsu(chip: Scene) -> np.ndarray:
-    return otsu_water(_filtered(chip.sar[1]))
+    return otsu_water(_filtered(sar_with_nodata(chip.sar)[1]))
 
 
 def _darkened(chip: Scene) -> np.ndarray:
-    before, after = (_filtered(image) for image in chip.sar)
+    before, after = (_filtered(image) for image in sar_with_nodata(chip.sar))
     return otsu_water(after) & otsu_water(after - before)
 
 
 def _best_threshold(chip: Scene) -> np.ndarray:
-    after = _filtered(chip.sar[1])
+    after = _filtered(sar_with_nodata(chip.sar)[1])
     maps = [after < t for t in range(0, 256, 4)]
     return max(maps, key=lambda water: per_chip_miou([confusion_matrix(water, chip.label, 2)]))
 
@@ -105,7 +106,7 @@ def by_share(maps: list[np.ndarray], chips: list[Scene]) -> list[float]:
     matrices = [
         confusion_matrix(np.asarray(m, np.int64), c.label, 2) for m, c in zip(maps, chips, strict=True)
     ]
-    shares = np.array([c.label.mean() for c in chips])
+    shares = np.array([flood_share(c.label) for c in chips])
     groups = [np.ones(len(chips), bool)] + [(shares >= lo) & (shares < hi) for lo, hi in SHARES.values()]
     return [per_chip_miou([m for m, keep in zip(matrices, group, strict=True) if keep]) for group in groups]
 

@@ -250,15 +250,19 @@ def test_ombria_official_splits(shared_data):
     assert len(train) == 624 and len(test) == 70
     assert not {s.name.split("-")[-1] for s in train} & {s.name.split("-")[-1] for s in test}
     assert all(set(np.unique(s.label)) <= {0, 1, IGNORE_INDEX} for s in test)
-    # the test chips whose SAR has a fill at an edge (checked by eye): its rows, and only they, are nodata
-    filled = {s.name[-4:]: int((s.label == IGNORE_INDEX).all(axis=1).sum()) for s in test}
-    assert {chip: rows for chip, rows in filled.items() if rows} == {
-        "0018": 5,
-        "0019": 10,
-        "0400": 38,
-        "0723": 15,
+    # the test chips whose SAR has a fill at the top (checked by eye): its whole rows, then a wedge along the
+    # slanted swath edge (0018: 250, 194, 137, 81 and 24 pixels of 255 in the next rows), and nothing else
+    rows = {s.name[-4:]: int((s.label == IGNORE_INDEX).all(axis=1).sum()) for s in test}
+    pixels = {s.name[-4:]: int((s.label == IGNORE_INDEX).sum()) for s in test}
+    assert {chip: n for chip, n in rows.items() if n} == {"0018": 5, "0019": 10, "0400": 38, "0723": 15}
+    assert {chip: n for chip, n in pixels.items() if n} == {
+        "0018": 1966,
+        "0019": 3116,
+        "0400": 10607,
+        "0723": 4479,
     }
-    assert all((s.label == IGNORE_INDEX).sum() == 256 * filled[s.name[-4:]] for s in test)
+    chip = next(s for s in test if s.name.endswith("0018"))
+    assert (chip.label[5:10] == IGNORE_INDEX).sum(axis=1).tolist() == [250, 194, 137, 81, 24]
 
 
 def test_ombria_edge_fill_is_nodata_for_labels_the_water_model_and_otsu(tmp_path):
@@ -292,10 +296,8 @@ def test_ombria_edge_fill_is_nodata_for_labels_the_water_model_and_otsu(tmp_path
     assert with_fill.shape[0] == len(FEATURES) and np.isnan(with_fill[:, fill]).all()
     assert np.allclose(with_fill[:, 3:, :-1], _scene_features(cut))
     assert np.array_equal(baseline.otsu_flood_map(chip.sar[0])[3:, :-1], baseline.otsu_flood_map(cut.sar[0]))
-    assert (
-        baseline.otsu_flood_map(chip.sar[0])[3:, :6].all()
-        and not baseline.otsu_flood_map(chip.sar[0])[3:, 6:-1].any()
-    )
+    otsu = baseline.otsu_flood_map(chip.sar[0])
+    assert otsu[3:, :6].all() and not otsu[3:, 6:-1].any()
 
 
 # --- paired tiles ---

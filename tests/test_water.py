@@ -215,7 +215,7 @@ def test_evaluating_a_water_model_scores_the_thresholds_on_the_same_pixels(demo_
     from hfd_core.baselines import THRESHOLD_BASELINES, otsu_water
     from hfd_core.data import Scene
     from hfd_core.metrics import confusion_matrix, scores
-    from hfd_core.train.evaluation import evaluate_scenes, predict_scene, threshold_maps
+    from hfd_core.train.evaluation import _scene_features, evaluate_scenes, predict_scene, threshold_maps
 
     sar_db = read_float(demo_sample)
     sar_db[:, :10] = np.nan
@@ -235,6 +235,9 @@ def test_evaluating_a_water_model_scores_the_thresholds_on_the_same_pixels(demo_
         otsu = np.where(nodata, IGNORE_INDEX, otsu_water(np.where(nodata, np.nan, scene.sar[0])))
         expected = scores(confusion_matrix(otsu, label, 2))
         assert report["thresholds"]["Otsu (VV)"]["per_chip_miou"] == pytest.approx(expected["miou"])
+    # scenes that hold the model's features already (`--dataset water`) have no raw SAR to threshold
+    features = Scene("f", "g", _scene_features(db), None, label, sar_bands=list(FEATURES))
+    assert "thresholds" not in evaluate_scenes(_DarkHalf(), metadata, [features], "cpu")
 
 
 def test_bundled_water_model_from_the_algorithm_and_the_cli(processing_provider, demo_sample, tmp_path):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from skimage.io import imread
+from skimage.measure import label as label_regions
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.scene import Scene
@@ -40,28 +41,37 @@ def _png(path: Path) -> np.ndarray:
     return image[None] if image.ndim == 2 else np.moveaxis(image[..., :3], -1, 0)
 
 
-def _flat(line: np.ndarray) -> bool:
-    """Whether each band of a (B, N) line holds a single value."""
-    return bool((line.min(axis=1) == line.max(axis=1)).all())
-
-
-def edge_fill(sar: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the rows and columns peeled off a (B, H, W) chip's edges, one at a time, while the edge
-    line of what is left holds a single value in each band (fills that meet at a corner are both found)."""
-    top, bottom, left, right = 0, sar.shape[1], 0, sar.shape[2]
+def _straight_fill(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the rows and columns peeled off an image's edges, one at a time, while the edge line of
+    what is left holds a single value (fills that meet at a corner are both found)."""
+    top, bottom, left, right = 0, image.shape[0], 0, image.shape[1]
     while top < bottom and left < right:
-        if _flat(sar[:, top, left:right]):
+        if np.ptp(image[top, left:right]) == 0:
             top += 1
-        elif _flat(sar[:, bottom - 1, left:right]):
+        elif np.ptp(image[bottom - 1, left:right]) == 0:
             bottom -= 1
-        elif _flat(sar[:, top:bottom, left]):
+        elif np.ptp(image[top:bottom, left]) == 0:
             left += 1
-        elif _flat(sar[:, top:bottom, right - 1]):
+        elif np.ptp(image[top:bottom, right - 1]) == 0:
             right -= 1
         else:
             break
-    fill = np.ones(sar.shape[1:], bool)
+    fill = np.ones(image.shape, bool)
     fill[top:bottom, left:right] = False
+    return fill
+
+
+def edge_fill(sar: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the fill at the edges of any image of a (B, H, W) chip: the whole rows and columns of one
+    value (``_straight_fill``) and the pixels of that value connected to them. The swath edge is slanted, so
+    the fill ends in a wedge (test chip 0018: rows of 255 then 250, 194, 137, 81 and 24 pixels of 255)."""
+    fill = np.zeros(sar.shape[1:], bool)
+    for image in sar:
+        straight = _straight_fill(image)
+        if not straight.any():
+            continue
+        regions = label_regions(straight | np.isin(image, np.unique(image[straight])), connectivity=1)
+        fill |= np.isin(regions, np.unique(regions[straight]))
     return fill
 
 
@@ -70,6 +80,12 @@ def sar_with_nodata(sar: np.ndarray) -> np.ndarray:
     values = sar.astype(np.float32)
     values[:, edge_fill(sar)] = np.nan
     return values
+
+
+def flood_share(label: np.ndarray) -> float:
+    """Share of a chip's labelled pixels (not ``IGNORE_INDEX``) that are flood."""
+    labelled = label[label != IGNORE_INDEX]
+    return float((labelled == 1).mean()) if labelled.size else 0.0
 
 
 def read_ombria(root: str | Path, split: str = "train", inputs: str = "after") -> list[Scene]:

@@ -9,7 +9,7 @@ network predicts near them and score the cuts, not the model. Pixels whose input
 pooled confusion matrix over all scenes (mIoU, per-class IoU, OA, kappa, F1) and ``per_chip_miou``, the mean
 over scenes of each scene's mIoU (the OmbriaNet evaluation protocol). A water model's report also scores the
 classical thresholds (``threshold_maps``) on the same scenes and pixels, so every evaluation shows what the
-model adds to a per-scene threshold.
+model adds to a per-scene threshold (when the scenes hold raw SAR, not the model's features already).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def evaluate_scenes(
         matrix = _confusion(prediction, scene.label, num_classes)
         matrices.append(matrix)
         chips.append({"name": scene.name, "miou": float(scores(matrix)["miou"])})
-        if metadata.input_kind == SCENE_KIND:
+        if metadata.input_kind == SCENE_KIND and list(scene.sar_bands) != list(metadata.bands):
             for name, water in threshold_maps(scene).items():
                 thresholds.setdefault(name, []).append(_confusion(water, scene.label, num_classes))
         if progress is not None:

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
-from skimage.filters import threshold_otsu
 
+from hfd_core.baselines import otsu_water
 from hfd_core.data import Scene
-from hfd_core.data.ombria import edge_fill
+from hfd_core.data.ombria import sar_with_nodata
 from hfd_core.metrics import confusion_matrix, per_chip_miou, scores
 
 
 def otsu_flood_map(after: np.ndarray) -> np.ndarray:
-    """Flood (1) where the SAR is not above the chip's Otsu threshold, else 0; a flat chip has no flood.
-
-    The threshold is taken over the chip without its ``edge_fill`` (the networks' nodata), in the native
-    dtype: for 8-bit chips the histogram has one bin per grey level.
-    """
-    after = np.asarray(after)
-    data = after[~edge_fill(after[None])]
-    if data.size == 0 or data.min() == data.max():
-        return np.zeros(after.shape, np.int64)
-    return (after <= threshold_otsu(data)).astype(np.int64)
+    """Flood (1) where the 8-bit after image is below the chip's Otsu threshold, else 0:
+    ``baselines.otsu_water`` with the chip's ``edge_fill`` as nodata (the Otsu (VV) that ``evaluate`` scores
+    beside a water model)."""
+    return otsu_water(sar_with_nodata(np.asarray(after)[None])[0]).astype(np.int64)
 
 
 def evaluate_otsu(scenes: list[Scene]) -> dict:

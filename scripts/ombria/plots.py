@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from hfd_core.data import Scene
+from hfd_core.data.ombria import flood_share
 from hfd_core.modelfile import load_model
 from hfd_core.train.evaluation import predict_scene
 
@@ -42,7 +43,7 @@ def plot_curves(curves: dict[str, list[list[dict]]], path: Path) -> None:
 
 def example_scenes(scenes: list[Scene], count: int) -> list[Scene]:
     """``count`` scenes whose flood fraction is closest to 40 % (informative examples), in name order."""
-    chosen = sorted(scenes, key=lambda s: abs(float(s.label.mean()) - 0.4))[:count]
+    chosen = sorted(scenes, key=lambda s: abs(flood_share(s.label) - 0.4))[:count]
     return sorted(chosen, key=lambda s: s.name)
 
 
