@@ -81,6 +81,18 @@ def test_power_and_amplitude_told_with_typical_sentinel1_statistics_for_vv_and_v
     assert sar_scale(amplitude, "auto", ["HH", "HV"], **narrow) == "linear"  # the model's own statistics
 
 
+def test_db_range_check_names_an_undeclared_fill_value():
+    """A dB raster whose border is -9999 without a declared nodata value: the refusal says which value
+    fills how much of it and how to declare it."""
+    sar = db_image(np.random.default_rng(0), (2, 64, 64))
+    sar[:, :, :8] = -9999.0
+    with pytest.raises(InputError, match=r"12% of the pixels hold the single value -9999: if it marks"):
+        check_sar_db_range(sar, ["VV", "VH"])
+    with pytest.raises(InputError) as refused:
+        check_sar_db_range(np.random.default_rng(0).integers(0, 4000, (2, 8, 8)).astype(float), ["VV", "VH"])
+    assert "single value" not in str(refused.value)
+
+
 def test_db_range_check_refuses_digital_numbers():
     check_sar_db_range(db_image(np.random.default_rng(0)), ["VV", "VH"])
     with pytest.raises(InputError, match="VV.*not Sentinel-1"):

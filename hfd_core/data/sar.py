@@ -150,7 +150,24 @@ def check_sar_db_range(values: np.ndarray, band_names: list[str] | None = None) 
                 f"SAR {name} values ({low:.3g} to {high:.3g} for the 1st-99th percentile) are not Sentinel-1 "
                 f"sigma0 in dB (expected mostly within {DB_RANGE[0]:.0f} to {DB_RANGE[1]:.0f} dB); check the "
                 "band selection and whether the input is linear power, amplitude or digital numbers"
+                + _fill_hint(sample)
             )
+
+
+def _fill_hint(sample: np.ndarray) -> str:
+    """A hint when the lowest or highest value lies outside ``DB_RANGE`` and fills at least 1 % of the pixels
+    (and 10 of them): an undeclared nodata value (-9999, -32768 ...)."""
+    for value in (sample.min(), sample.max()):
+        count = np.count_nonzero(sample == value)
+        if not DB_RANGE[0] <= value <= DB_RANGE[1] and count >= max(0.01 * sample.size, 10):
+            share = count / sample.size
+            break
+    else:
+        return ""
+    return (
+        f"; {share:.0%} of the pixels hold the single value {value:g}: if it marks nodata, declare it as "
+        'the raster\'s nodata value (Raster > Conversion > Translate, "Assign a specified nodata value")'
+    )
 
 
 def sar_scale(
