@@ -181,6 +181,17 @@ def test_eo_without_the_teacher_bands_is_refused(india, models, tmp_path):
         _finetune(india, models, tmp_path / "tuned.pt", eo=eo)
 
 
+def test_the_water_model_is_refused_as_base_with_the_reason(india, models, tmp_path):
+    """The bundled water model reads the whole raster's statistics, which fine-tuning does not gather: it was
+    refused as "2 bands, the model needs 9 (VV_rank, ...)"; now the error says what to do instead."""
+    from hfd_core.modelfile import bundled_model_path
+
+    water = {**models, "student": bundled_model_path("water_student")}
+    with pytest.raises(InputError, match="is a water model.*fine-tune a land-cover student"):
+        _finetune(india, water, tmp_path / "tuned.pt")
+    assert not (tmp_path / "tuned.pt").exists()
+
+
 def test_the_input_models_are_never_overwritten(india, models):
     with pytest.raises(InputError, match="overwrite"):
         _finetune(india, models, models["student"])

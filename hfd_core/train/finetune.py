@@ -43,6 +43,7 @@ from hfd_core.data import Scene
 from hfd_core.data.bands import band_indices
 from hfd_core.data.raster import read_float, warp_to_grid
 from hfd_core.data.sar import mask_zero_fill, sar_scale, to_db, zero_fill_note
+from hfd_core.data.scene_context import SCENE_KIND
 from hfd_core.data.spectral_labels import LAND_COVER_CLASSES, RULE_BANDS, product_level, rule_labels
 from hfd_core.errors import InputError
 from hfd_core.files import check_outputs, remove_stale
@@ -377,6 +378,12 @@ def finetune(
     student, teacher = read_metadata(student_path), read_metadata(teacher_path)
     if student.role != "student" or teacher.role != "teacher":
         raise InputError(f"{student_path} must be a student and {teacher_path} a teacher model file")
+    if student.input_kind == SCENE_KIND:
+        raise InputError(
+            f"{student_path} is a water model: it reads each pixel with the whole raster's statistics, which "
+            "fine-tuning does not gather; fine-tune a land-cover student (the bundled one by default) and "
+            "map water with the bundled water model"
+        )
     require_single_network(student, student_path, "fine-tuning")
     require_single_network(teacher, teacher_path, "a teacher")
     warn = _warner(callbacks)
