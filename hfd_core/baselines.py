@@ -21,26 +21,26 @@ WATER_VV_FIXED_DB = -15.0
 
 
 def _otsu(values: np.ndarray) -> float:
-    """Otsu's threshold of the finite ``values`` (-inf for a flat scene); whole numbers (8-bit images) get one
-    histogram bin per value, as scikit-image gives integer arrays."""
+    """Otsu's threshold of the finite ``values`` (-inf for a flat scene). Whole numbers from 0 to 255 (8-bit
+    images) get one histogram bin per grey level, as scikit-image gives integer arrays: its threshold is then
+    the dark class's last level; other data get 256 bins and a bin centre."""
     finite = values[np.isfinite(values)]
     if not finite.size or finite.min() == finite.max():
         return -np.inf
-    if np.array_equal(finite, np.round(finite)):
-        finite = finite.astype(np.int64)
+    if finite.min() >= 0 and finite.max() <= 255 and np.array_equal(finite, np.round(finite)):
+        finite = finite.astype(np.uint8)
     return float(threshold_otsu(finite))
 
 
 def otsu_water(band: np.ndarray) -> np.ndarray:
-    """Water at or below the scene's Otsu threshold of ``band`` (scikit-image's threshold is the upper edge
-    of the dark class)."""
-    return band <= _otsu(band)
+    """Water at or below the scene's Otsu threshold of ``band``."""
+    return np.isfinite(band) & (band <= _otsu(band))
 
 
 def filtered_bounded_otsu_water(vh_db: np.ndarray, limit_db: float = WATER_VH_LIMIT_DB) -> np.ndarray:
-    """Water below min(Otsu threshold, ``limit_db``) of the speckle-filtered VH."""
+    """Water at or below min(Otsu threshold, ``limit_db``) of the speckle-filtered VH."""
     filtered = mean_filter(vh_db)
-    return filtered < min(_otsu(filtered), limit_db)
+    return np.isfinite(filtered) & (filtered <= min(_otsu(filtered), limit_db))
 
 
 THRESHOLD_BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {

@@ -208,8 +208,9 @@ def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: st
             "## OMBRIA official test (70 chips), per-chip mIoU",
             "",
             "Published on this split: U-Net S1 0.551, SVM 0.625, OmbriaNet S1+S2 0.705 (flood mask). "
-            "The fill at the edges of 4 test chips (constant rows, `data.ombria.edge_fill`) is nodata for "
-            "every method: not scored, and outside the scene statistics and Otsu's histogram.",
+            "The fill at the edges of 4 test chips (constant rows and their slanted end, "
+            "`data.ombria.edge_fill`) is nodata for every method: not scored, and outside the scene "
+            "statistics and Otsu's histogram.",
             "",
             "| method | flood mask (official) | flood + permanent water |",
             "|---|---|---|",

@@ -301,6 +301,11 @@ def test_ombria_edge_fill_is_nodata_for_labels_the_water_model_and_otsu(tmp_path
     fill = np.zeros((16, 16), bool)
     fill[:3], fill[:, -1] = True, True
     assert np.array_equal(edge_fill(chip.sar), fill)
+    slanted = chip.sar.copy()
+    slanted[0, 3, :2] = slanted[0, 9, 9] = 255  # the fill's slanted end; a pixel of its value apart
+    wedge = np.zeros((16, 16), bool)
+    wedge[3, :2] = True
+    assert np.array_equal(edge_fill(slanted), fill | wedge)
     assert (chip.label[fill] == IGNORE_INDEX).all() and (chip.label[~fill] != IGNORE_INDEX).all()
     assert np.isnan(sar_with_nodata(chip.sar)[0][fill]).all()
     cut = Scene("cut", "g", chip.sar[:, 3:, :-1], None, chip.label[3:, :-1], sar_bands=["VV_after"])

@@ -209,6 +209,24 @@ def test_evaluate_gives_a_water_model_features_of_raw_ombria_and_db_scenes(demo_
     assert scores[0] > 0.95 and scores[1] > 0.95
 
 
+def test_otsu_takes_one_bin_per_grey_level_on_8bit_images():
+    """On whole numbers from 0 to 255 Otsu's threshold is the dark class's last grey level and water is at or
+    below it, so two separated modes split exactly (with 256 float bins the threshold fell inside the dark
+    mode's top bin and its top level was land). NaN and flat scenes are never water; whole numbers beyond 8
+    bits take float bins (an int32 fill of -2**31 had asked for a 16 GiB histogram)."""
+    from hfd_core.baselines import otsu_water
+
+    rng = np.random.default_rng(1)
+    image = np.where(np.arange(16) < 6, rng.integers(10, 60, (16, 16)), rng.integers(120, 200, (16, 16)))
+    image = image.astype(np.float32)
+    image[0, 0], image[0, 15] = 59, np.nan
+    water = otsu_water(image)
+    assert water[:, :6].all() and not water[:, 6:].any()
+    assert not otsu_water(np.full((4, 4), 5.0)).any()
+    assert not otsu_water(np.array([5.0, 5.0, -np.inf])).any()
+    assert otsu_water(np.array([-(2.0**31), 0.0, 1.0, 2.0])).tolist() == [True, False, False, False]
+
+
 def test_evaluating_a_water_model_scores_the_thresholds_on_the_same_pixels(demo_sample):
     """A water model's evaluation also scores the classical thresholds: all of them on dB VV + VH, Otsu
     alone on an 8-bit stretched image (no dB there); each is scored on the pixels the model is scored on."""

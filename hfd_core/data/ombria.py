@@ -9,12 +9,13 @@ memory (the tile dataset converts per tile). ``inputs="after"``: SAR = after ima
 names it. Group = block of ``ID_BLOCK`` consecutive ids, so validation carved from train by ``split_by_group``
 is made of whole id blocks, not random chips.
 
-Fill: 45 of the 624 training chips and 4 of the 70 test chips have rows or columns at an edge where the SAR
-is one grey level (mostly 255: the stretch was made with the fill in it). ``edge_fill`` finds them; their
-label is ``IGNORE_INDEX`` (no SAR there to judge a map by) and ``sar_with_nodata`` makes them NaN for the
-water model's scene statistics. Counted as data, the fill was a spike in the chip's histogram that pulled
-Otsu's threshold above the whole chip: the water model called 88 % of test chip 0019 (4 % flood) flood, and
-Otsu on that chip scored 0.06 mIoU.
+Fill: 45 of the 624 training chips and 4 of the 70 test chips have 1 to 64 rows or columns at an edge where
+the SAR is one grey level (often 255, as the stretch was made with the fill in it; else a mid grey), ending in
+a wedge of that value along the slanted swath edge. ``edge_fill`` finds both; their label is
+``IGNORE_INDEX`` (no SAR there to judge a map by) and ``sar_with_nodata`` makes them NaN for the water
+model's scene statistics. Counted as data, the fill was a spike in the chip's histogram that pulled Otsu's
+threshold above the whole chip: the water model called 88 % of test chip 0019 (4 % flood) flood, and Otsu on
+that chip scored 0.06 mIoU.
 """
 
 from __future__ import annotations

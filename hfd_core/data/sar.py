@@ -165,7 +165,7 @@ def _fill_hint(sample: np.ndarray) -> str:
     else:
         return ""
     return (
-        f"; {share:.0%} of the pixels hold the single value {value:g}: if it marks nodata, declare it as "
+        f"; {share:.0%} of the pixels hold the single value {value:.9g}: if it marks nodata, declare it as "
         'the raster\'s nodata value (Raster > Conversion > Translate, "Assign a specified nodata value")'
     )
 

@@ -46,7 +46,7 @@ def model_input(scene: Scene, metadata: ModelMetadata) -> np.ndarray:
         raise InputError(
             f"scene {scene.name} has no {attribute.upper()}, which this {metadata.role} model reads"
         )
-    if metadata.input_kind == SCENE_KIND and attribute == "sar" and list(bands) != list(metadata.bands):
+    if attribute == "sar" and _holds_raw_sar(scene, metadata):
         return _scene_features(scene)
     missing = [band for band in metadata.bands if band not in bands]
     if missing:
@@ -56,6 +56,11 @@ def model_input(scene: Scene, metadata: ModelMetadata) -> np.ndarray:
     if list(bands) == list(metadata.bands):
         return array
     return array[[list(bands).index(band) for band in metadata.bands]]
+
+
+def _holds_raw_sar(scene: Scene, metadata: ModelMetadata) -> bool:
+    """Whether a water model (``SCENE_KIND``) is given a scene's raw SAR, not the model's features already."""
+    return metadata.input_kind == SCENE_KIND and list(scene.sar_bands) != list(metadata.bands)
 
 
 def _raw_water_sar(scene: Scene) -> tuple[np.ndarray, str]:
@@ -185,7 +190,7 @@ def evaluate_scenes(
         matrix = _confusion(prediction, scene.label, num_classes)
         matrices.append(matrix)
         chips.append({"name": scene.name, "miou": float(scores(matrix)["miou"])})
-        if metadata.input_kind == SCENE_KIND and list(scene.sar_bands) != list(metadata.bands):
+        if _holds_raw_sar(scene, metadata):
             for name, water in threshold_maps(scene).items():
                 thresholds.setdefault(name, []).append(_confusion(water, scene.label, num_classes))
         if progress is not None:

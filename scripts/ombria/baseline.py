@@ -11,7 +11,7 @@ from hfd_core.metrics import confusion_matrix, per_chip_miou, scores
 
 
 def otsu_flood_map(after: np.ndarray) -> np.ndarray:
-    """Flood (1) where the 8-bit after image is below the chip's Otsu threshold, else 0:
+    """Flood (1) where the 8-bit after image is at or below the chip's Otsu threshold, else 0:
     ``baselines.otsu_water`` with the chip's ``edge_fill`` as nodata (the Otsu (VV) that ``evaluate`` scores
     beside a water model)."""
     return otsu_water(sar_with_nodata(np.asarray(after)[None])[0]).astype(np.int64)
