@@ -88,9 +88,12 @@ def find_bands(
         return BandChoice([layout.index(name) + 1 for name in wanted], f"{count}-band Sentinel-2 order")
     if count == len(wanted) or (first_ones and count > len(wanted)):
         return BandChoice(list(range(1, len(wanted) + 1)), f"the first {len(wanted)} of {count}")
+    sentinel2 = any(name in SENTINEL2_LAYOUTS[13] for name in wanted)
     raise InputError(
         f"{path.name} has {count} band(s); the model needs {len(wanted)} ({', '.join(wanted)}). Name the "
-        "bands in the file, give a whole Sentinel-2 product (12 or 13 bands), or choose the band numbers"
+        "bands in the file, "
+        + ("give a whole Sentinel-2 product (12 or 13 bands), " if sentinel2 else "")
+        + "or choose the band numbers"
     )
 
 
