@@ -156,7 +156,8 @@ class SegmentAlgorithm(ChoicesByLabel):
             "paired dB scenes, dB chips with hand-labelled water and synthetic open water pasted into dry dB "
             "scenes. On calibrated chips it never saw, it beats that recipe: pooled water IoU 0.86 against "
             "0.61, and no false water on the two dry chips (the recipe 1.6 % and 1.0 %) "
-            "(docs/experiments/water_model.md). About 10 minutes for a full Sentinel-1 scene on 2 CPU cores. "
+            "(docs/experiments/water_model.md); the log sets the share of water the recipe would map beside "
+            "the model's. About 10 minutes for a full Sentinel-1 scene on 2 CPU cores. "
             "<b>Model file</b> replaces the bundled model. The land-cover model "
             f'card (accuracy and limits) opens with the Help button: <a href="{card}">{card}</a><br><br>'
             "<b>Bands in the model's order</b>: the layer's bands for VV, VH (default: found by the band "

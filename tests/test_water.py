@@ -141,6 +141,11 @@ def test_every_tile_gets_the_whole_rasters_speckle_filtered_channel(demo_sample,
         )
         with rasterio.open(output) as src:
             assert (src.read(1) == whole).all(), (tile, overlap)
+    # the run's summary sets the recipe's share of water beside the model's (read off the first pass's
+    # histogram of the filtered VH: to a bin of 0.05 dB)
+    result = segment_raster(demo_sample, tmp_path / "recipe.tif", (_RecipeChannel(), _water_metadata()))
+    assert result.recipe_water_share == pytest.approx(whole.mean(), abs=0.002)
+    assert f"would call {100 * result.recipe_water_share:.1f}% water" in result.summary()
 
 
 def test_cancel_during_the_scene_context_pass(demo_sample, tmp_path, monkeypatch):

@@ -131,6 +131,18 @@ class SceneContext:
         context.add(array)
         return context
 
+    def recipe_bound(self) -> float:
+        """The classical recipe's threshold of the speckle-filtered VH: its Otsu threshold, at most
+        ``WATER_VH_LIMIT_DB``."""
+        return min(self.vh_filtered.otsu(), WATER_VH_LIMIT_DB)
+
+    def recipe_water_share(self) -> float | None:
+        """Share of the scene's valid pixels that the classical recipe calls water, read off the histogram of
+        the filtered VH (to a bin, ``DB_BIN``); None without VH or outside dB."""
+        if self.kind != "db" or self.vh_filtered is None or not self.vh_filtered.total:
+            return None
+        return float(self.vh_filtered.rank(np.float32(self.recipe_bound())))
+
     def add(self, array: np.ndarray, rows: slice = slice(None)) -> None:
         """Count the ``rows`` of a window of the scene (streaming); pixels where any band is NaN are left out.
 
@@ -168,8 +180,7 @@ def water_features(array: np.ndarray, context: SceneContext) -> np.ndarray:
         if context.kind == "db":
             out[4 + rank_channel] = (values - DB_CENTRE[name]) / DB_SCALE
     if context.kind == "db" and context.vh is not None:
-        bound = min(context.vh_filtered.otsu(), WATER_VH_LIMIT_DB)
-        out[8] = (filtered_vh(array) - bound) / DB_SCALE
+        out[8] = (filtered_vh(array) - context.recipe_bound()) / DB_SCALE
     out[6] = 1.0 if context.kind == "db" else 0.0
     out[7] = 1.0 if context.vh is not None else 0.0
     out[:, ~np.isfinite(array).all(axis=0)] = np.nan

@@ -47,7 +47,7 @@ from rasterio.windows import Window
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.bands import find_bands
 from hfd_core.data.sar import mask_zero_fill, sar_scale, to_db, zero_fill_note
-from hfd_core.data.scene_context import SCENE_KIND, SceneContext, water_features
+from hfd_core.data.scene_context import SCENE_KIND, WATER_VH_LIMIT_DB, SceneContext, water_features
 from hfd_core.data.speckle import SPECKLE_HALO
 from hfd_core.errors import Canceled, InputError
 from hfd_core.files import check_outputs, partial_path, remove_stale
@@ -83,16 +83,24 @@ class SegmentResult:
     input_scale: str
     bands: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: Water model: the share of valid pixels the classical recipe calls water, from the first pass.
+    recipe_water_share: float | None = None
 
     def summary(self) -> str:
         share = ", ".join(
             f"{name} {100 * count / max(self.valid_pixels, 1):.1f}%"
             for name, count in self.class_pixels.items()
         )
+        recipe = (
+            ""
+            if self.recipe_water_share is None
+            else f" (the classical recipe, 7 x 7 mean and Otsu on VH at most {WATER_VH_LIMIT_DB:g} dB, "
+            f"would call {100 * self.recipe_water_share:.1f}% water)"
+        )
         return (
             f"{self.output_path}: {self.pixels / 1e6:.2f} MP ({self.valid_pixels / 1e6:.2f} MP valid) in "
             f"{format_duration(self.seconds)} ({self.megapixels_per_s:.2f} MP/s) on {self.device}, "
-            f"{self.tiles} tiles, input {self.input_scale}, {self.bands}; {share}"
+            f"{self.tiles} tiles, input {self.input_scale}, {self.bands}; {share}{recipe}"
         )
 
     @property
@@ -421,6 +429,7 @@ def segment_raster(
         input_scale=source.scale,
         bands=source.band_note,
         warnings=warnings,
+        recipe_water_share=source.context.recipe_water_share() if source.context else None,
     )
 
 
