@@ -252,7 +252,7 @@ def test_ombria_layout_inputs_and_id_blocks(tmp_path):
     assert np.array_equal(read_ombria(tmp_path, "train")[1].label, after[1].label)
     (tmp_path / "OmbriaS1" / "train" / "BEFORE" / "S1_before_0015.png").unlink()
     assert len(read_ombria(tmp_path, "train")) == 3
-    with pytest.raises(InputError, match="S1_before_0015.png is missing"):
+    with pytest.raises(InputError, match=r"S1_before_0015.png is missing.*--dataset ombria-after"):
         read_ombria(tmp_path, "train", inputs="before_after")
 
 

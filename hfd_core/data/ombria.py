@@ -37,7 +37,11 @@ S2_COLOURS = ("B11", "B08", "B03")
 
 def _png(path: Path) -> np.ndarray:
     if not path.is_file():
-        raise InputError(f"OMBRIA layout: {path} is missing (each chip needs its S1 images and its mask)")
+        before = path.parent.name == "BEFORE"
+        hint = " or read the after images alone (`--dataset ombria-after`)" if before else ""
+        raise InputError(
+            f"OMBRIA layout: {path} is missing (each chip needs its S1 images and its mask{hint})"
+        )
     image = imread(path)
     return image[None] if image.ndim == 2 else np.moveaxis(image[..., :3], -1, 0)
 
