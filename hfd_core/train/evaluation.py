@@ -202,12 +202,10 @@ def evaluate_scenes(
         "bands": list(metadata.bands),
         "classes": names,
         "num_scenes": len(labelled),
-        "miou": float(pooled["miou"]),
-        "per_class_iou": dict(zip(names, map(float, pooled["iou"]), strict=True)),
+        **_summary(matrices, names),
         "oa": float(pooled["oa"]),
         "kappa": float(pooled["kappa"]),
         "f1": dict(zip(names, map(float, pooled["f1"]), strict=True)),
-        "per_chip_miou": float(per_chip_miou(matrices)),
         "confusion_matrix": np.asarray(sum(matrices)).tolist(),
         "per_chip": chips,
     }
@@ -223,7 +221,8 @@ def _confusion(prediction: np.ndarray, label: np.ndarray, num_classes: int) -> t
 
 
 def _summary(matrices: list[torch.Tensor], names: list[str]) -> dict:
-    """Pooled mIoU, per-class IoU and per-chip mIoU of one method's confusion matrices."""
+    """Pooled mIoU, per-class IoU and per-chip mIoU of one method's confusion matrices (the model's report
+    and each threshold's)."""
     pooled = scores(sum(matrices))
     return {
         "miou": float(pooled["miou"]),
