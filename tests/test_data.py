@@ -256,6 +256,24 @@ def test_ombria_layout_inputs_and_id_blocks(tmp_path):
         read_ombria(tmp_path, "train", inputs="before_after")
 
 
+def test_ombria_chips_of_other_events_named_and_saved_their_own_way(tmp_path):
+    """Chips made the OMBRIA way from other floods: any id, grey S1 saved as RGB; a colour S1 image and a mask
+    of another size are refused by name (they had been read as three SAR bands, or failed in indexing)."""
+    _write_ombria(tmp_path, "test", ["valencia-2024-07", "0012"])
+    after = tmp_path / "OmbriaS1" / "test" / "AFTER"
+    grey = read_ombria(tmp_path, "test")[1].sar[0]
+    imsave(after / "S1_after_valencia-2024-07.png", np.stack([grey] * 3, -1), check_contrast=False)
+    chips = read_ombria(tmp_path, "test")
+    assert [s.group for s in chips] == ["ombria-test-block1", "ombria-test-valencia-2024-07"]
+    assert chips[1].sar.shape == (1, 16, 16) and np.array_equal(chips[1].sar[0], grey)
+    imsave(after / "S1_after_0012.png", np.stack([grey, grey, 255 - grey], -1), check_contrast=False)
+    with pytest.raises(InputError, match="S1_after_0012.png is a colour image"):
+        read_ombria(tmp_path, "test")
+    imsave(after / "S1_after_0012.png", grey[:12], check_contrast=False)
+    with pytest.raises(InputError, match=r"chip 0012's images differ in size \(S1_after_0012.png 16 x 12, "):
+        read_ombria(tmp_path, "test")
+
+
 @pytest.mark.shared_data
 def test_ombria_official_splits(shared_data):
     train, test = read_ombria(shared_data / "ombria", "train"), read_ombria(shared_data / "ombria", "test")

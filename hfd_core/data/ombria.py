@@ -6,8 +6,9 @@ S1 is VV only, 8-bit, stretched per chip (not dB); S2 is a B11/B8/B3 false colou
 memory (the tile dataset converts per tile). ``inputs="after"``: SAR = after image (1 band), EO = S2 after
 (3 bands); ``inputs="before_after"``: before and after stacked (2 and 6 bands). Label: mask > 127 -> 1
 (flood) else 0 (a mask of 0 and 1 is read as it is); a chip missing one of its S1 images is an error that
-names it. Group = block of ``ID_BLOCK`` consecutive ids, so validation carved from train by ``split_by_group``
-is made of whole id blocks, not random chips.
+names it, as does one whose images differ in size. Group = block of ``ID_BLOCK`` consecutive ids, so
+validation carved from train by ``split_by_group`` is made of whole id blocks, not random chips; chips of
+other events may be named their own way (``S1_after_<any id>.png``), each its own group.
 
 Fill: 45 of the 624 training chips and 4 of the 70 test chips have 1 to 64 rows or columns at an edge where
 the SAR is one grey level (often 255, as the stretch was made with the fill in it; else a mid grey), ending in
@@ -35,7 +36,9 @@ INPUTS = ("after", "before_after")
 S2_COLOURS = ("B11", "B08", "B03")
 
 
-def _png(path: Path) -> np.ndarray:
+def _png(path: Path, grey: bool = False) -> np.ndarray:
+    """(B, H, W) uint8: a grey image as one band (``grey``: S1 images and masks; a grey image saved with
+    colour or alpha channels is read as its grey band, a colour one is refused), else three colour bands."""
     if not path.is_file():
         before = path.parent.name == "BEFORE"
         hint = " or read the after images alone (`--dataset ombria-after`)" if before else ""
@@ -43,7 +46,20 @@ def _png(path: Path) -> np.ndarray:
             f"OMBRIA layout: {path} is missing (each chip needs its S1 images and its mask{hint})"
         )
     image = imread(path)
-    return image[None] if image.ndim == 2 else np.moveaxis(image[..., :3], -1, 0)
+    if image.ndim == 2:
+        return image[None]
+    bands = np.moveaxis(image[..., :3], -1, 0)
+    if not grey:
+        return bands
+    if np.ptp(bands, axis=0).any():
+        raise InputError(f"OMBRIA layout: {path} is a colour image; S1 images and masks are grey (one band)")
+    return bands[:1]
+
+
+def _group(split: str, chip: str) -> str:
+    """A chip's group: its block of ``ID_BLOCK`` consecutive ids, or the chip itself where the id is not a
+    number (chips of other events named their own way)."""
+    return f"ombria-{split}-block{int(chip) // ID_BLOCK}" if chip.isdigit() else f"ombria-{split}-{chip}"
 
 
 def _straight_fill(image: np.ndarray) -> np.ndarray:
@@ -93,6 +109,14 @@ def flood_share(label: np.ndarray) -> float:
     return float((labelled == 1).mean()) if labelled.size else 0.0
 
 
+def _check_same_size(chip: str, images: dict[Path, np.ndarray]) -> None:
+    if len({image.shape[1:] for image in images.values()}) > 1:
+        sizes = ", ".join(
+            f"{path.name} {image.shape[2]} x {image.shape[1]}" for path, image in images.items()
+        )
+        raise InputError(f"OMBRIA layout: chip {chip}'s images differ in size ({sizes})")
+
+
 def read_ombria(root: str | Path, split: str = "train", inputs: str = "after") -> list[Scene]:
     if inputs not in INPUTS:
         raise InputError(f"inputs must be one of {INPUTS}, not {inputs!r}")
@@ -104,16 +128,22 @@ def read_ombria(root: str | Path, split: str = "train", inputs: str = "after") -
     scenes = []
     for after in sorted((s1 / "AFTER").glob("S1_after_*.png")):
         chip = after.stem.removeprefix("S1_after_")
-        sar = np.concatenate([_png(s1 / t.upper() / f"S1_{t}_{chip}.png") for t in times])
+        sar_paths = [s1 / t.upper() / f"S1_{t}_{chip}.png" for t in times]
+        mask_path = s1 / "MASK" / f"S1_mask_{chip}.png"
         eo_paths = [s2 / t.upper() / f"S2_{t}_{chip}.png" for t in times]
-        eo = np.concatenate([_png(p) for p in eo_paths]) if all(p.is_file() for p in eo_paths) else None
-        mask = _png(s1 / "MASK" / f"S1_mask_{chip}.png")[0]
+        eo_paths = eo_paths if all(p.is_file() for p in eo_paths) else []
+        images = {
+            path: _png(path, grey=path.name.startswith("S1_")) for path in [*sar_paths, mask_path, *eo_paths]
+        }
+        _check_same_size(chip, images)
+        sar, mask = np.concatenate([images[p] for p in sar_paths]), images[mask_path][0]
+        eo = np.concatenate([images[p] for p in eo_paths]) if eo_paths else None
         label = (mask > (127 if mask.max() > 1 else 0)).astype(np.uint8)
         label[edge_fill(sar)] = IGNORE_INDEX
         scenes.append(
             Scene(
                 name=f"ombria-{split}-{chip}",
-                group=f"ombria-{split}-block{int(chip) // ID_BLOCK}",
+                group=_group(split, chip),
                 sar=sar,
                 eo=eo,
                 label=label,
