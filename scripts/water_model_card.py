@@ -14,19 +14,21 @@
   shipped seeds' and all seeds', each fold averaging the seeds' folds of that location.
 * OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (as published) and
   against water = flood + permanent water from Sentinel-2 (``data.water``), Otsu on the same chips.
-* Of the candidates (``ship_candidates``: the distilled student, the SAR-only ensemble of the shipped seeds),
+* Of the candidates (``ship_candidates``: the distilled student, the SAR-only student; single networks),
   the one with the higher leave-one-location-out pooled water IoU is chosen (``choose_variant``): the training
   runs' validation blocks are OMBRIA, paired scenes and their synthetic water, no real dB water chip (too few
   to spare), and on OMBRIA and paired scenes alone the distilled student scored higher while it failed on the
   dB chips (0.336 vs 0.866, 2026-12-04). Choosing between two on the scored chips makes the chosen figure
   slightly optimistic; the card says so, with both figures. The final model of that variant is copied to
   ``resources/models/water_student.pt`` only when its pooled water IoU beats every threshold and it keeps dry
-  chips dry (``ship_decision``); the card says which, and why. The SAR-only candidate is the ensemble, not one
-  seed, because before the synthetic water one seed in five failed on the left-out chips (0.194); with it the
-  five seeds gave 0.781-0.859 (0.819-0.859 with six epochs validated on it too), and the distilled student
-  was chosen (0.866; 0.861 after the validation rebuild). Water pasted into the dry chips
-  (``water_pasted_water.py``) is reported, not a shipping rule: a distilled seed that mapped it worst (0.408
-  at 90 %, three fine-tuning epochs) mapped the real chips' windows with over 70 % water best (0.981).
+  chips dry (``ship_decision``); the card says which, and why. The ensembles are reference rows, not
+  candidates: at the default tile overlap of 96, two full-size members took 16.9 minutes for a full Sentinel-1
+  scene on 2 cores, over the 15-minute budget (bench/README.md, 2026-12-05). They had been the SAR-only
+  candidate since one seed in five failed on the left-out chips (0.194); with synthetic water, seeds give
+  0.781-0.864, and the distilled student was chosen (0.866; 0.861 after the validation rebuild). Water pasted
+  into the dry chips (``water_pasted_water.py``) is reported, not a shipping rule: a distilled seed that
+  mapped it worst (0.408 at 90 %, three fine-tuning epochs) mapped the real chips' windows with over 70 %
+  water best (0.981).
 """
 
 from __future__ import annotations
@@ -292,11 +294,9 @@ def _pooled_leave_out(chips: list[Chip], chip_results: dict, variant: str) -> fl
 
 
 def ship_candidates(final: dict[str, Path]) -> dict[str, Path]:
-    """The variants that may ship: the distilled student, and the SAR-only students' ensemble of the shipped
-    seeds (the single SAR-only student when no ensemble was built). The ensemble of all seeds is a reference
-    row: too slow for a full scene."""
-    sar_only = "ensemble" if "ensemble" in final else "student_sar_only"
-    return {name: final[name] for name in ("student", sar_only) if name in final}
+    """The variants that may ship: the distilled student and the SAR-only student, single networks (the
+    ensembles are too slow for a full scene: module docstring)."""
+    return {name: final[name] for name in ("student", "student_sar_only") if name in final}
 
 
 def choose_variant(chips: list[Chip], chip_results: dict, final: dict[str, Path]) -> tuple[str, str]:
