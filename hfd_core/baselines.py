@@ -37,10 +37,10 @@ def otsu_water(band: np.ndarray) -> np.ndarray:
     return np.isfinite(band) & (band <= _otsu(band))
 
 
-def filtered_bounded_otsu_water(vh_db: np.ndarray, limit_db: float = WATER_VH_LIMIT_DB) -> np.ndarray:
-    """Water at or below min(Otsu threshold, ``limit_db``) of the speckle-filtered VH."""
+def filtered_bounded_otsu_water(vh_db: np.ndarray) -> np.ndarray:
+    """Water at or below min(Otsu threshold, ``WATER_VH_LIMIT_DB``) of the speckle-filtered VH."""
     filtered = mean_filter(vh_db)
-    return np.isfinite(filtered) & (filtered <= min(_otsu(filtered), limit_db))
+    return np.isfinite(filtered) & (filtered <= min(_otsu(filtered), WATER_VH_LIMIT_DB))
 
 
 THRESHOLD_BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {

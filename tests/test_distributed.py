@@ -11,7 +11,6 @@ from test_train_fixtures import tiny_config, toy_scenes
 
 from hfd_core.train import train_teacher
 from hfd_core.train.checkpoint import load_checkpoint
-from hfd_core.train.loop import unwrap
 
 
 def _free_port() -> int:
@@ -32,8 +31,8 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     scenes = toy_scenes(5)
     captured = {}
 
-    def keep_model(model, *args, **kwargs):
-        captured["model"] = unwrap(model)
+    def keep_model(model, *args, **kwargs):  # fit gets the bare network and wraps it for DDP itself
+        captured["model"] = model
         return original_fit(model, *args, **kwargs)
 
     import hfd_core.train.api as api

@@ -15,15 +15,19 @@ class BandStats:
     std: list[float]
 
 
-def compute_band_stats(arrays: list[np.ndarray], max_samples: int = 1_000_000, seed: int = 0) -> BandStats:
-    """Statistics of (C, H, W) arrays over their finite pixels, from at most ``max_samples`` pixels."""
+#: Band statistics are estimated from at most this many pixels, drawn reproducibly.
+MAX_STATS_SAMPLES = 1_000_000
+
+
+def compute_band_stats(arrays: list[np.ndarray]) -> BandStats:
+    """Statistics of (C, H, W) arrays over their finite pixels, from at most ``MAX_STATS_SAMPLES`` pixels."""
     arrays = [a for a in arrays if a is not None]
     if not arrays:
         raise ValueError("no arrays to compute band statistics from")
     channels = arrays[0].shape[0]
     total = sum(a.shape[1] * a.shape[2] for a in arrays)
-    keep = min(1.0, max_samples / total)
-    rng = np.random.default_rng(seed)
+    keep = min(1.0, MAX_STATS_SAMPLES / total)
+    rng = np.random.default_rng(0)
     samples = []
     for array in arrays:
         flat = array.reshape(channels, -1)

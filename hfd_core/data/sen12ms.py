@@ -33,11 +33,9 @@ DFC_TO_LAND_COVER = {
 _NAME = re.compile(r"^(?P<roi>ROIs?\d+)_(?P<season>[a-z]+)_s1_(?P<scene>\d+)_p(?P<patch>\d+)\.tif$")
 
 
-def read_sen12ms(
-    root: str | Path,
-    lc_mapping: dict[int, int] | None = None,
-    dfc_mapping: dict[int, int] | None = None,
-) -> list[Scene]:
+def read_sen12ms(root: str | Path) -> list[Scene]:
+    """The SEN12MS patches under ``root``: S1 (VV, VH dB), S2 where present, and the land-cover classes of the
+    DFC map where present, else of the coarse IGBP map."""
     files = {path.name: path for path in Path(root).rglob("*.tif")}
     scenes = []
     for name in sorted(files):
@@ -47,9 +45,9 @@ def read_sen12ms(
         s2 = files.get(name.replace("_s1_", "_s2_"))
         dfc, lc = files.get(name.replace("_s1_", "_dfc_")), files.get(name.replace("_s1_", "_lc_"))
         if dfc is not None:
-            label = read_label(dfc, dfc_mapping or DFC_TO_LAND_COVER)
+            label = read_label(dfc, DFC_TO_LAND_COVER)
         elif lc is not None:
-            label = read_label(lc, lc_mapping or IGBP_TO_LAND_COVER)
+            label = read_label(lc, IGBP_TO_LAND_COVER)
         else:
             label = None
         scenes.append(

@@ -8,8 +8,8 @@ from torch import Tensor
 from hfd_core import IGNORE_INDEX
 
 
-def segmentation_loss(logits: Tensor, label: Tensor, class_weights: Tensor | None = None) -> Tensor:
+def segmentation_loss(logits: Tensor, label: Tensor) -> Tensor:
     """Mean cross-entropy over labelled pixels (``IGNORE_INDEX`` skipped); 0 with a gradient when none are."""
     if not (label != IGNORE_INDEX).any():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), label.long(), weight=class_weights, ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits.float(), label.long(), ignore_index=IGNORE_INDEX)

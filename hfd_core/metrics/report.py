@@ -78,10 +78,11 @@ class SegmentationReport:
         }
 
 
-def reference_on_grid(reference_path: str | Path, grid_path: str | Path, band: int = 1) -> np.ndarray:
-    """The reference's class ids on the grid of ``grid_path`` (int32; negative where absent or nodata)."""
+def reference_on_grid(reference_path: str | Path, grid_path: str | Path) -> np.ndarray:
+    """The reference's class ids (its band 1) on the grid of ``grid_path`` (int32; negative where absent or
+    nodata)."""
     with rasterio.open(grid_path) as grid:
-        values = warp_to_grid(reference_path, grid, bands=[band], resampling="nearest")[0]
+        values = warp_to_grid(reference_path, grid, bands=[1], resampling="nearest")[0]
     return np.where(np.isfinite(values) & (values >= 0), np.nan_to_num(values), _OUTSIDE).astype(np.int32)
 
 
@@ -208,11 +209,10 @@ def compare_rasters(
     prediction_path: str | Path,
     reference_path: str | Path,
     class_names: list[str] | None = None,
-    reference_band: int = 1,
     mapping: dict[int, int] | None = None,
     positive: int | None = None,
 ) -> SegmentationReport:
-    """Scores of the class raster ``prediction_path`` (band 1) against ``reference_path``.
+    """Scores of the class raster ``prediction_path`` against ``reference_path`` (band 1 of each).
 
     ``mapping``: {reference value: model class}; ``positive``: a model class compared against the rest
     (binary report, classes "<name>" and "not <name>"). InputError when a file cannot be read, the rasters do
@@ -222,7 +222,7 @@ def compare_rasters(
         with rasterio.open(prediction_path) as src:
             prediction = src.read(1).astype(np.int32)
             nodata = src.nodata
-        reference = reference_on_grid(reference_path, prediction_path, reference_band)
+        reference = reference_on_grid(reference_path, prediction_path)
         class_names = class_names or prediction_class_names(prediction_path)
     except rasterio.errors.RasterioIOError as error:
         raise InputError(f"cannot read raster: {error}") from None

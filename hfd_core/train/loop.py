@@ -91,10 +91,6 @@ def autocast_context(ctx: DistContext, enabled: bool) -> AbstractContextManager:
     return nullcontext()
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def _to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
