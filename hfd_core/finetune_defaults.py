@@ -1,4 +1,5 @@
-"""Defaults of fine-tuning (``hfd_core.train.finetune.finetune``), shared by hfd:finetune and the dialog.
+"""Defaults and allowed ranges of fine-tuning (``hfd_core.train.finetune.finetune``), shared by hfd:finetune
+and the dialog.
 
 Here, not in ``hfd_core.train``, because the plugin builds its parameters from them without importing torch.
 README "Fine-tuning defaults" and docs/experiments/finetune_defaults.md have the measurements behind them.
@@ -26,3 +27,12 @@ class FinetuneDefaults:
 
 
 DEFAULTS = FinetuneDefaults()
+
+#: (lowest, highest) allowed value of each numeric setting, for hfd:finetune and the dialog alike.
+RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (1, 1000),
+    "lr": (1e-7, 1.0),
+    "distill_weight": (0.0, 100.0),
+    "tile_size": (32, 4096),
+    "validation_fraction": (0.0, 0.5),
+}

@@ -17,7 +17,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from hfd_core.errors import InputError
 from hfd_core.files import BUNDLED_REFUSED, is_bundled_model
-from hfd_core.finetune_defaults import DEFAULTS, TARGETS
+from hfd_core.finetune_defaults import DEFAULTS, RANGES, TARGETS
 from hfd_qgis.common import (
     DEVICES,
     ChoicesByLabel,
@@ -100,6 +100,7 @@ class FinetuneAlgorithm(ChoicesByLabel):
     VALIDATION_FRACTION = "VALIDATION_FRACTION"
     TARGETS = "TARGETS"
     DEVICE = "DEVICE"
+    SAR_BANDS = "SAR_BANDS"
     EO_BANDS = "EO_BANDS"
     OUTPUT_MODEL = "OUTPUT_MODEL"
 
@@ -156,17 +157,21 @@ class FinetuneAlgorithm(ChoicesByLabel):
             (self.TEACHER_MODEL, "Teacher model (EO)", "teacher"),
         ):
             self.addParameter(model_file_parameter(name, description, role))
-        number, d = QgsProcessingParameterNumber, DEFAULTS
-        for name, description, kind, default, low, high in (
-            (self.EPOCHS, "Epochs", number.Integer, d.epochs, 1, 1000),
-            (self.LEARNING_RATE, "Learning rate", number.Double, d.lr, 1e-7, 1.0),
-            (self.DISTILL_WEIGHT, "Distillation weight", number.Double, d.distill_weight, 0, 100),
-            (self.TILE_SIZE, "Tile size (pixels)", number.Integer, d.tile_size, 32, 4096),
+        number = QgsProcessingParameterNumber
+        for name, description, kind, setting in (
+            (self.EPOCHS, "Epochs", number.Integer, "epochs"),
+            (self.LEARNING_RATE, "Learning rate", number.Double, "lr"),
+            (self.DISTILL_WEIGHT, "Distillation weight", number.Double, "distill_weight"),
+            (self.TILE_SIZE, "Tile size (pixels)", number.Integer, "tile_size"),
             (
-                self.VALIDATION_FRACTION, "Validation fraction (spatial blocks)", number.Double,
-                d.validation_fraction, 0, 0.5,
+                self.VALIDATION_FRACTION,
+                "Validation fraction (spatial blocks)",
+                number.Double,
+                "validation_fraction",
             ),
-        ):  # fmt: skip
+        ):
+            low, high = RANGES[setting]
+            default = getattr(DEFAULTS, setting)
             self.addParameter(number(name, description, kind, default, minValue=low, maxValue=high))
         self.addParameter(
             QgsProcessingParameterEnum(
@@ -179,11 +184,11 @@ class FinetuneAlgorithm(ChoicesByLabel):
         self.addParameter(
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICES), defaultValue=0)
         )
-        self.addParameter(
-            QgsProcessingParameterString(
-                self.EO_BANDS, "EO band numbers for the teacher (empty: automatic)", optional=True
-            )
-        )
+        for name, description in (
+            (self.SAR_BANDS, "SAR band numbers for the student, e.g. 1,2 for VV, VH (empty: automatic)"),
+            (self.EO_BANDS, "EO band numbers for the teacher (empty: automatic)"),
+        ):
+            self.addParameter(QgsProcessingParameterString(name, description, optional=True))
         self.addParameter(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_MODEL, "Fine-tuned model", "HFD-Net model (*.pt)"
@@ -238,6 +243,7 @@ class FinetuneAlgorithm(ChoicesByLabel):
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
                 validation_fraction=self.parameterAsDouble(parameters, self.VALIDATION_FRACTION, context),
                 device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+                sar_bands=parse_band_list(self.parameterAsString(parameters, self.SAR_BANDS, context)),
                 eo_bands=parse_band_list(self.parameterAsString(parameters, self.EO_BANDS, context)),
                 callbacks=callbacks,
             )

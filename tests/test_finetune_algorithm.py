@@ -137,3 +137,21 @@ def test_bundled_models_are_not_overwritten(qgis_app, india, models):
 def test_eo_band_mismatch_is_a_clear_error(qgis_app, india, models, tmp_path):
     results, log = _run(_parameters(india, models, tmp_path / "tuned.pt", EO_BANDS="2,3,4"))
     assert results is None and any("bands" in line for line in log)
+
+
+def test_sar_band_numbers_pick_vv_and_vh_from_a_stack_with_more_bands(qgis_app, india, models, tmp_path):
+    """A SAR stack whose bands are not named (here VH/VV ratio, VV, VH) cannot be read automatically: the
+    error says to choose the band numbers, and SAR_BANDS does so."""
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(india["S1Hand"]) as src:
+        profile, (vv, vh) = src.profile, src.read()
+    stack = tmp_path / "stack.tif"
+    with rasterio.open(stack, "w", **{**profile, "count": 3}) as dst:
+        dst.write(np.stack([vh - vv, vv, vh]))
+    parameters = _parameters(india, models, tmp_path / "tuned.pt", SAR=str(stack), EPOCHS=1)
+    results, log = _run(parameters)
+    assert results is None and any("3 band(s)" in line and "choose the band numbers" in line for line in log)
+    results, log = _run({**parameters, "SAR_BANDS": "2,3"})
+    assert results["OUTPUT_MODEL"] == str(tmp_path / "tuned.pt")

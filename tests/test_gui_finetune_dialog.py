@@ -198,3 +198,37 @@ def test_defaults_are_the_algorithms(qgis_iface):
     for widget_name, default in names.items():
         assert getattr(widget, widget_name).value() == pytest.approx(getattr(DEFAULTS, default)), widget_name
     assert widget.targets.currentIndex() == TARGETS.index(DEFAULTS.targets)
+
+
+def test_ranges_are_the_algorithms(qgis_iface):
+    """The dialog and hfd:finetune accept the same values (``finetune_defaults.RANGES``)."""
+    from hfd_core.finetune_defaults import RANGES
+    from hfd_qgis.finetune_algorithm import FinetuneAlgorithm
+    from hfd_qgis.gui.finetune_dialog import FinetuneDialog
+
+    widget, algorithm = FinetuneDialog(), FinetuneAlgorithm().create()
+    algorithm.initAlgorithm()
+    for widget_name, parameter, setting in (
+        ("epochs", "EPOCHS", "epochs"),
+        ("learning_rate", "LEARNING_RATE", "lr"),
+        ("distill_weight", "DISTILL_WEIGHT", "distill_weight"),
+        ("tile_size", "TILE_SIZE", "tile_size"),
+        ("validation_fraction", "VALIDATION_FRACTION", "validation_fraction"),
+    ):
+        spin, definition = getattr(widget, widget_name), algorithm.parameterDefinition(parameter)
+        assert (spin.minimum(), spin.maximum()) == pytest.approx(RANGES[setting]), widget_name
+        assert (definition.minimum(), definition.maximum()) == pytest.approx(RANGES[setting]), parameter
+    widget.close()
+
+
+def test_sar_band_numbers_go_to_the_run_and_to_the_segment_dialog(dialog, processing_provider, monkeypatch):
+    import processing
+
+    opened = []
+    monkeypatch.setattr(processing, "execAlgorithmDialog", lambda name, values: opened.append((name, values)))
+    dialog.sar_bands.setText("1, 2")
+    assert dialog.arguments()["sar_bands"] == [1, 2]
+    dialog.model_path = dialog.student_file.filePath()
+    dialog.segment()
+    ((name, values),) = opened
+    assert name == "hfd:segment" and values["INPUT"].name() == "S1Hand" and values["BANDS"] == [1, 2]

@@ -41,7 +41,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from hfd_core.errors import HFDError, InputError
-from hfd_core.finetune_defaults import DEFAULTS, TARGETS
+from hfd_core.finetune_defaults import DEFAULTS, RANGES, TARGETS
 from hfd_qgis.common import DEVICES, bundled_model, parse_band_list
 from hfd_qgis.dependencies import missing_dependency_message
 from hfd_qgis.finetune_algorithm import (
@@ -158,16 +158,22 @@ class FinetuneDialog(QDialog):
         self.student_file = self._file_widget(bundled_model("student"))
         self.teacher_file = self._file_widget(bundled_model("teacher"))
         self.output_file = self._file_widget("", save=True)
-        self.epochs = self._spin(1, 500, DEFAULTS.epochs)
-        self.tile_size = self._spin(32, 1024, DEFAULTS.tile_size, step=16)
-        self.learning_rate = self._double(1e-6, 1.0, DEFAULTS.lr, decimals=6, step=1e-4)
-        self.distill_weight = self._double(0.0, 100.0, DEFAULTS.distill_weight, decimals=2, step=0.1)
-        self.validation_fraction = self._double(0.0, 0.5, DEFAULTS.validation_fraction, decimals=2, step=0.05)
+        self.epochs = self._spin(*RANGES["epochs"], DEFAULTS.epochs)
+        self.tile_size = self._spin(*RANGES["tile_size"], DEFAULTS.tile_size, step=16)
+        self.learning_rate = self._double(*RANGES["lr"], DEFAULTS.lr, decimals=7, step=1e-4)
+        self.distill_weight = self._double(
+            *RANGES["distill_weight"], DEFAULTS.distill_weight, decimals=2, step=0.1
+        )
+        self.validation_fraction = self._double(
+            *RANGES["validation_fraction"], DEFAULTS.validation_fraction, decimals=2, step=0.05
+        )
         self.targets = QComboBox()
         self.targets.addItems(TARGET_CHOICES)
         self.targets.setCurrentIndex(TARGETS.index(DEFAULTS.targets))
         self.device = QComboBox()
         self.device.addItems(DEVICES)
+        self.sar_bands = QLineEdit()
+        self.sar_bands.setPlaceholderText("automatic (band names, or two bands), e.g. 1,2 for VV, VH")
         self.eo_bands = QLineEdit()
         self.eo_bands.setPlaceholderText("automatic (band names or Sentinel-2 order), e.g. 2,3,4,8,12,13")
         form.addRow("Base student model", self.student_file)
@@ -180,6 +186,7 @@ class FinetuneDialog(QDialog):
         form.addRow("Validation fraction (blocks)", self.validation_fraction)
         form.addRow("Targets without labels", self.targets)
         form.addRow("Device", self.device)
+        form.addRow("SAR band numbers", self.sar_bands)
         form.addRow("EO band numbers", self.eo_bands)
         return box
 
@@ -271,6 +278,7 @@ class FinetuneDialog(QDialog):
             "validation_fraction": self.validation_fraction.value(),
             "targets": TARGETS[self.targets.currentIndex()],
             "device": self.device.currentText(),
+            "sar_bands": parse_band_list(self.sar_bands.text()),
             "eo_bands": parse_band_list(self.eo_bands.text()),
         }
 
@@ -374,10 +382,9 @@ class FinetuneDialog(QDialog):
         self.segment_button.setEnabled(True)
 
     def segment(self) -> None:
-        """Open ``hfd:segment`` for the chosen SAR layer with the fine-tuned model."""
-        from processing import execAlgorithmDialog
-
-        execAlgorithmDialog("hfd:segment", {"INPUT": self.sar_combo.currentLayer(), "MODEL": self.model_path})
+        """Open ``hfd:segment`` for the chosen SAR layer with the fine-tuned model (and the SAR band numbers,
+        if given)."""
+        self._open_segment(self.sar_combo.currentLayer(), self.model_path, self.sar_bands, "the SAR layer")
 
     def segment_eo_with_teacher(self) -> None:
         """Open ``hfd:segment`` for the EO layer with the teacher (and the EO band numbers, if given).
@@ -385,18 +392,22 @@ class FinetuneDialog(QDialog):
         Label-free fine-tuning follows the teacher's map of the EO, errors included (measured: a teacher at
         water IoU 0.30-0.48 took a student from 0.52-0.85 down to 0.13-0.37; README, fine-tuning), and nothing
         in the run can tell, so the analyst checks that map, before or after a run."""
-        from processing import execAlgorithmDialog
-
         eo, teacher = self.eo_combo.currentLayer(), self.teacher_file.filePath().strip()
         if not isinstance(eo, QgsRasterLayer) or not teacher:
             self.write("Choose an EO layer and a teacher model first")
             return
+        self._open_segment(eo, teacher, self.eo_bands, "the EO layer")
+
+    def _open_segment(self, layer: QgsRasterLayer, model: str, bands: QLineEdit, what: str) -> None:
+        """The ``hfd:segment`` dialog for ``layer`` with ``model`` and the band numbers typed in ``bands``."""
+        from processing import execAlgorithmDialog
+
         try:
-            bands = parse_band_list(self.eo_bands.text())
+            numbers = parse_band_list(bands.text())
         except InputError as error:
-            self.write(f"Cannot segment the EO layer: {error}")
+            self.write(f"Cannot segment {what}: {error}")
             return
-        parameters = {"INPUT": eo, "MODEL": teacher}
-        if bands:
-            parameters["BANDS"] = bands
+        parameters = {"INPUT": layer, "MODEL": model}
+        if numbers:
+            parameters["BANDS"] = numbers
         execAlgorithmDialog("hfd:segment", parameters)
