@@ -6,7 +6,7 @@ hfd:finetune takes its optional labels as two separate parameters, a raster or p
 (``class_layer`` checks that at most one is given), and hfd:evaluate its required reference as one layer with
 the field as plain text (``only_numeric_field`` when it is left empty).
 
-Polygons are reprojected to the grid raster's CRS with QGIS and burnt with ``rasterio.features.rasterize``
+Polygons are reprojected to the grid raster's CRS with QGIS and burnt by ``hfd_core.data.raster.burn_classes``
 into a temporary uint8 GeoTIFF on that grid: class ids from a numeric field, ``IGNORE_INDEX`` where no polygon
 lies (unlabelled, not a class).
 """
@@ -16,10 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import rasterio
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsMapLayer,
     QgsProcessing,
@@ -33,9 +30,9 @@ from qgis.core import (
     QgsRasterLayer,
     QgsVectorLayer,
 )
-from rasterio.features import rasterize
 
 from hfd_core import IGNORE_INDEX
+from hfd_core.data.raster import burn_classes
 from hfd_core.errors import InputError
 
 
@@ -49,27 +46,15 @@ def rasterize_polygons(layer: QgsVectorLayer, field: str, grid_path: str, output
             f"the field {field!r} of {layer.name()} holds {layer.fields().at(index).typeName()} values, not "
             f"numbers: choose a numeric field with class ids 0..{IGNORE_INDEX - 1}"
         )
-    with rasterio.open(grid_path) as grid:
-        profile = grid.profile
-        crs = QgsCoordinateReferenceSystem.fromWkt(grid.crs.to_wkt())
-        shape, transform = (grid.height, grid.width), grid.transform
-    to_grid = QgsCoordinateTransform(layer.crs(), crs, QgsProject.instance())
+    to_grid = QgsCoordinateTransform(layer.crs(), QgsRasterLayer(grid_path).crs(), QgsProject.instance())
     shapes = []
     for feature in layer.getFeatures():
         value, geometry = feature[field], feature.geometry()
         if value is None or geometry.isEmpty():
             continue
-        if not 0 <= int(value) < IGNORE_INDEX:
-            raise InputError(f"class id {value} in field {field!r} is not in 0..{IGNORE_INDEX - 1}")
         geometry.transform(to_grid)
         shapes.append((json.loads(geometry.asJson()), int(value)))
-    if not shapes:
-        raise InputError(f"the label layer {layer.name()} has no polygon with a class in {field!r}")
-    burnt = rasterize(shapes, out_shape=shape, transform=transform, fill=IGNORE_INDEX, dtype="uint8")
-    profile.update(count=1, dtype="uint8", nodata=IGNORE_INDEX, compress="deflate", driver="GTiff")
-    with rasterio.open(output_path, "w", **profile) as out:
-        out.write(burnt[np.newaxis])
-    return output_path
+    return burn_classes(shapes, grid_path, output_path, f"the field {field!r} of {layer.name()}")
 
 
 def class_layer_parameters(

@@ -119,6 +119,28 @@ def test_split_by_group_keeps_locations_whole():
 # --- readers on small files in the public layouts ---
 
 
+def test_class_polygons_are_burnt_onto_the_grid_and_bad_ids_refused(tmp_path):
+    from hfd_core.data.raster import burn_classes
+
+    grid = tmp_path / "grid.tif"
+    profile = {"driver": "GTiff", "width": 4, "height": 3, "count": 2, "dtype": "float32"}
+    profile |= {"crs": CRS.from_epsg(32633), "transform": from_origin(500, 30, 10, 10)}
+    with rasterio.open(grid, "w", **profile) as d:
+        d.write(np.zeros((2, 3, 4), np.float32))
+    west = {"type": "Polygon", "coordinates": [[(500, 30), (520, 30), (520, 0), (500, 0), (500, 30)]]}
+    corner = {"type": "Polygon", "coordinates": [[(510, 30), (520, 30), (520, 20), (510, 20), (510, 30)]]}
+    out = burn_classes([(west, 2), (corner, 0)], grid, tmp_path / "labels.tif", "the test polygons")
+    with rasterio.open(out) as src, rasterio.open(grid) as ref:
+        assert src.transform == ref.transform and src.crs == ref.crs and src.nodata == IGNORE_INDEX
+        burnt = src.read(1)
+    assert burnt.tolist() == [[2, 0, IGNORE_INDEX, IGNORE_INDEX]] + [[2, 2, IGNORE_INDEX, IGNORE_INDEX]] * 2
+    with pytest.raises(InputError, match="class id 255 in the test polygons is not in 0..254"):
+        burn_classes([(west, 255)], grid, tmp_path / "bad.tif", "the test polygons")
+    with pytest.raises(InputError, match="the test polygons has no polygon"):
+        burn_classes([], grid, tmp_path / "none.tif", "the test polygons")
+    assert not (tmp_path / "bad.tif").exists() and not (tmp_path / "none.tif").exists()
+
+
 def test_sen1floods11_release_layout_and_broken_chips(tmp_path):
     rng = np.random.default_rng(0)
     for kind in ("S1Hand", "S2Hand", "LabelHand"):

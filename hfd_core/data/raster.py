@@ -1,4 +1,5 @@
-"""Small GeoTIFF helpers shared by the readers: read with nodata as NaN, warp onto another grid."""
+"""Small GeoTIFF helpers shared by the readers: read with nodata as NaN, warp onto another grid, burn class
+polygons onto a grid."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.features import rasterize
 from rasterio.io import DatasetReader
 from rasterio.warp import Resampling, reproject
 
 from hfd_core import IGNORE_INDEX
+from hfd_core.errors import InputError
 
 
 def read_float(path: str | Path, bands: list[int] | None = None) -> np.ndarray:
@@ -66,3 +69,24 @@ def warp_to_grid(
 
 def same_grid(a: DatasetReader, b: DatasetReader) -> bool:
     return a.crs == b.crs and a.transform.almost_equals(b.transform) and a.shape == b.shape
+
+
+def burn_classes(
+    shapes: list[tuple[dict, int]], grid_path: str | Path, output_path: str | Path, source: str
+) -> str:
+    """Burn (GeoJSON geometry in the grid's CRS, class id) pairs onto the grid of ``grid_path`` into a uint8
+    GeoTIFF, ``IGNORE_INDEX`` where no shape lies (unlabelled, not a class); later shapes win where they
+    overlap. InputError when a class id is outside 0..IGNORE_INDEX - 1 or there is no shape; ``source`` names
+    where they came from in the message."""
+    if not shapes:
+        raise InputError(f"{source} has no polygon with a class id")
+    for _, value in shapes:
+        if not 0 <= value < IGNORE_INDEX:
+            raise InputError(f"class id {value} in {source} is not in 0..{IGNORE_INDEX - 1}")
+    with rasterio.open(grid_path) as grid:
+        profile, shape, transform = grid.profile, grid.shape, grid.transform
+    burnt = rasterize(shapes, out_shape=shape, transform=transform, fill=IGNORE_INDEX, dtype="uint8")
+    profile.update(count=1, dtype="uint8", nodata=IGNORE_INDEX, compress="deflate", driver="GTiff")
+    with rasterio.open(output_path, "w", **profile) as out:
+        out.write(burnt[np.newaxis])
+    return str(output_path)
