@@ -125,7 +125,9 @@ def model_file_parameter(name: str, description: str, role: str) -> QgsProcessin
     )
 
 
-def model_file(algorithm, parameters: dict, name: str, context, role: str) -> str:
+def model_file(
+    algorithm: QgsProcessingAlgorithm, parameters: dict, name: str, context: QgsProcessingContext, role: str
+) -> str:
     """The chosen model file, or the bundled ``role`` model when none was given; InputError when that
     bundled model is missing (a plugin installed without its models)."""
     path = algorithm.parameterAsFile(parameters, name, context) or bundled_model(role)

@@ -61,7 +61,7 @@ def class_layer_parameters(
     raster: str, polygons: str, field: str, what: str
 ) -> list[QgsProcessingParameterDefinition]:
     """Optional parameters for class ids given as a raster or as polygons with a numeric class field; ``what``
-    ("Reference", "Labels") starts their descriptions."""
+    (e.g. "Labels") starts their descriptions."""
     return [
         QgsProcessingParameterRasterLayer(raster, f"{what}: class-id raster", optional=True),
         QgsProcessingParameterVectorLayer(
