@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ombria.baseline import otsu_flood_map
 
 from hfd_core.baselines import otsu_water
 from hfd_core.data import Scene, read_ombria, split_by_group
@@ -41,7 +42,6 @@ from hfd_core.modelfile import load_model
 from hfd_core.train.api import train_student
 from hfd_core.train.config import TrainConfig
 from hfd_core.train.evaluation import predict_scene
-from scripts.ombria.baseline import otsu_flood_map
 
 VARIANTS = ("after", "before", "change", "stretched")
 #: The page's students: (variant, epochs).

@@ -11,20 +11,18 @@ card has the same table.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from water_ensembles import VARIANT, seed_folder
+from water_model_card import WATER, Chip, pooled_iou, read_chips, run_arguments, water_counts
 
-from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
 from hfd_core.modelfile import load_model
 from hfd_core.train.evaluation import predict_probabilities
-from scripts.water_ensembles import VARIANT, seed_folder
-from scripts.water_model_card import WATER, Chip, read_chips
 
 
 def water_probability(model: Path, chip: Chip) -> np.ndarray:
@@ -35,18 +33,10 @@ def water_probability(model: Path, chip: Chip) -> np.ndarray:
     return predict_probabilities(network, metadata, scene, torch.device("cpu"))[0][WATER]
 
 
-def pooled_iou(chips: list[Chip], probabilities: dict[str, list[np.ndarray]]) -> float:
+def ensemble_iou(chips: list[Chip], probabilities: dict[str, list[np.ndarray]]) -> float:
     """Pooled water IoU over the chips with water of the averaged ``probabilities`` (chip -> members)."""
-    intersection = union = 0
-    for chip in chips:
-        truth = chip.label == WATER
-        if not truth.any():
-            continue
-        keep = (chip.label != IGNORE_INDEX) & np.isfinite(chip.vv) & np.isfinite(chip.vh)
-        water = np.mean(probabilities[chip.name], axis=0) > 0.5
-        intersection += int((water & truth & keep).sum())
-        union += int(((water | truth) & keep).sum())
-    return intersection / union
+    wet = [chip for chip in chips if (chip.label == WATER).any()]
+    return pooled_iou([water_counts(np.mean(probabilities[c.name], axis=0) > 0.5, c) for c in wet])
 
 
 def size_table(chips: list[Chip], run: Path, seeds: list[int], base_seed: int) -> str:
@@ -65,7 +55,7 @@ def size_table(chips: list[Chip], run: Path, seeds: list[int], base_seed: int) -
     for size in range(1, len(seeds) + 1):
         subsets = itertools.combinations(seeds, size)
         scores = [
-            pooled_iou(chips, {c.name: [probability[seed, c.name] for seed in subset] for c in chips})
+            ensemble_iou(chips, {c.name: [probability[seed, c.name] for seed in subset] for c in chips})
             for subset in subsets
         ]
         lines.append(
@@ -75,9 +65,7 @@ def size_table(chips: list[Chip], run: Path, seeds: list[int], base_seed: int) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--run", type=Path, default=Path("runs/water"))
+    parser = run_arguments(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--base-seed", type=int, default=0, help="the seed of the run folder's own runs")
     args = parser.parse_args()

@@ -24,11 +24,11 @@
   chips dry (``ship_decision``); the card says which, and why. The ensembles are reference rows, not
   candidates: at the default tile overlap of 96, two full-size members took 16.9 minutes for a full Sentinel-1
   scene on 2 cores, over the 15-minute budget (bench/README.md, 2026-12-05). They had been the SAR-only
-  candidate since one seed in five failed on the left-out chips (0.194); with synthetic water, seeds give
-  0.781-0.864, and the distilled student was chosen (0.866; 0.861 after the validation rebuild). Water pasted
-  into the dry chips (``water_pasted_water.py``) is reported, not a shipping rule: a distilled seed that
-  mapped it worst (0.408 at 90 %, three fine-tuning epochs) mapped the real chips' windows with over 70 %
-  water best (0.981).
+  candidate since one seed in five failed on the left-out chips (0.194); with synthetic water, the SAR-only
+  student's seeds give 0.819-0.859 (the card's seed rows), and the distilled student was chosen (0.866; 0.861
+  after the validation rebuild). Water pasted into the dry chips (``water_pasted_water.py``) is reported, not
+  a shipping rule: a distilled seed that mapped it worst (0.408 at 90 %, three fine-tuning epochs) mapped the
+  real chips' windows with over 70 % water best (0.981).
 """
 
 from __future__ import annotations
@@ -104,7 +104,9 @@ def read_chips(samples: Path, workdir: Path) -> list[Chip]:
     return chips
 
 
-def _counts(water: np.ndarray, chip: Chip) -> dict:
+def water_counts(water: np.ndarray, chip: Chip) -> dict:
+    """Pixel counts of a water map against ``chip``'s labels, over its labelled, valid pixels; ``pooled_iou``
+    sums them over chips."""
     keep = (chip.label != IGNORE_INDEX) & np.isfinite(chip.vv) & np.isfinite(chip.vh)
     truth = chip.label == WATER
     return {
@@ -125,30 +127,31 @@ def _model_water(model: Path, chip: Chip, workdir: Path) -> np.ndarray:
 
 def score_chips(
     chips: list[Chip], models: dict[str, Path], leave_out: dict[str, dict[str, Path]], workdir: Path
-):
+) -> dict[str, dict[str, dict]]:
     """{method: {chip: counts}} for the thresholds, the models and the leave-one-location-out rows."""
     results: dict[str, dict[str, dict]] = {}
     for name, method in THRESHOLD_BASELINES.items():
-        results[name] = {chip.name: _counts(method(chip.vv, chip.vh), chip) for chip in chips}
+        results[name] = {chip.name: water_counts(method(chip.vv, chip.vh), chip) for chip in chips}
     for name, path in models.items():
-        results[name] = {chip.name: _counts(_model_water(path, chip, workdir), chip) for chip in chips}
+        results[name] = {chip.name: water_counts(_model_water(path, chip, workdir), chip) for chip in chips}
     for name, by_location in leave_out.items():
         results[name] = {
-            chip.name: _counts(_model_water(by_location[chip.location], chip, workdir), chip)
+            chip.name: water_counts(_model_water(by_location[chip.location], chip, workdir), chip)
             for chip in chips
             if chip.location in by_location
         }
     return results
 
 
-def _iou(counts: list[dict]) -> float:
+def pooled_iou(counts: list[dict]) -> float:
+    """Water IoU of ``water_counts`` summed over chips (NaN without water in the maps or the labels)."""
     union = sum(c["union"] for c in counts)
     return sum(c["intersection"] for c in counts) / union if union else float("nan")
 
 
 def score_ombria(root: Path, models: dict[str, Path]) -> dict[str, dict[str, float]]:
     """Per-chip mIoU on OMBRIA's official test: official flood mask, and flood + permanent water."""
-    from scripts.ombria.baseline import otsu_flood_map
+    from ombria.baseline import otsu_flood_map
 
     official = read_ombria_water(root, "test", permanent_water=False)
     water = read_ombria_water(root, "test")
@@ -195,7 +198,7 @@ def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: st
         "|---|" + "---|" * (len(wet) + 1 + len(dry)),
     ]
     for method, by_chip in chip_results.items():
-        cells = [_fmt(_iou([by_chip[c.name]])) if c.name in by_chip else "-" for c in wet]
+        cells = [_fmt(pooled_iou([by_chip[c.name]])) if c.name in by_chip else "-" for c in wet]
         pooled = _pooled(chips, by_chip)
         dry_cells = [
             f"{100 * by_chip[c.name]['water'] / max(by_chip[c.name]['pixels'], 1):.2f}" if c.name in by_chip
@@ -226,7 +229,7 @@ def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: st
 
 def ensemble_size_section(chips: list[Chip], run: Path, seeds: list[int], base_seed: int) -> str:
     """The card's section on ensemble size (``scripts/water_ensemble_sizes.py``)."""
-    from scripts.water_ensemble_sizes import size_table
+    from water_ensemble_sizes import size_table
 
     return (
         "\n## Ensemble size: every subset of the SAR-only seeds, probabilities averaged\n\n"
@@ -246,14 +249,27 @@ def foreign_sections(text: str) -> list[str]:
     return [match.group(0) for match in re.finditer(GENERATED_SECTION, text, flags=re.DOTALL)]
 
 
-def section_arguments(description: str) -> argparse.ArgumentParser:
-    """The options of a script that writes a generated section into the cards: the samples folder, the run
-    folder of ``make water-model`` and the cards."""
+def run_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of every script that scores a water run: the samples folder and the run folder of ``make
+    water-model``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
     parser.add_argument("--run", type=Path, default=Path("runs/water"), help="run folder of make water-model")
+    return parser
+
+
+def section_arguments(description: str) -> argparse.ArgumentParser:
+    """``run_arguments`` and the cards, for a script that writes a generated section into them."""
+    parser = run_arguments(description)
     parser.add_argument("--cards", type=Path, nargs="+", default=list(CARDS))
     return parser
+
+
+def write_sections(cards: list[Path], section: str) -> None:
+    """``write_generated_section`` into each of ``cards``, then print the section."""
+    for card in cards:
+        write_generated_section(card, section)
+    print(section)
 
 
 def write_generated_section(card: Path, section: str) -> None:
@@ -270,23 +286,18 @@ def write_generated_section(card: Path, section: str) -> None:
     card.write_text(text)
 
 
-def _folds(folder: Path) -> dict[str, Path]:
+def leave_out_folds(folder: Path) -> dict[str, Path]:
     """{left-out location: model} of a folder of leave-out runs."""
     return {run.name: run / "best.pt" for run in sorted(folder.iterdir()) if (run / "best.pt").is_file()}
 
 
-def _validation_miou(path: Path) -> str:
-    """The model's validation mIoU, or the mean of an ensemble's members'."""
-    metadata = read_metadata(path)
-    sources = metadata.training.get("ensemble_of", [])
-    scores = [read_metadata(source).metrics.get("val_miou", np.nan) for source in sources]
-    scores = scores or [metadata.metrics.get("val_miou", np.nan)]
-    return f"{np.mean(scores):.3f}" + (" on average" if sources else "")
+def _validation_miou(path: Path) -> float:
+    return read_metadata(path).metrics.get("val_miou", np.nan)
 
 
 def _pooled(chips: list[Chip], model: dict[str, dict]) -> float:
     """Pooled water IoU of one row of ``score_chips`` over the chips with water."""
-    return _iou([model[c.name] for c in chips if (c.label == WATER).any() and c.name in model])
+    return pooled_iou([model[c.name] for c in chips if (c.label == WATER).any() and c.name in model])
 
 
 def _pooled_leave_out(chips: list[Chip], chip_results: dict, variant: str) -> float:
@@ -305,7 +316,7 @@ def choose_variant(chips: list[Chip], chip_results: dict, final: dict[str, Path]
     pooled = {name: _pooled_leave_out(chips, chip_results, name) for name in final}
     chosen = max(pooled, key=pooled.get)
     figures = "; ".join(
-        f"{VARIANT_LABELS[name]} {pooled[name]:.3f} (validation mIoU {_validation_miou(path)})"
+        f"{VARIANT_LABELS[name]} {pooled[name]:.3f} (validation mIoU {_validation_miou(path):.3f})"
         for name, path in final.items()
     )
     sentence = (
@@ -361,9 +372,7 @@ def _leave_out_label(variant: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--run", type=Path, default=Path("runs/water"), help="run folder of make water-model")
+    parser = run_arguments(__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=Path("resources/models"), help="where the model ships")
     parser.add_argument("--card", type=Path, default=CARDS[0])
     parser.add_argument("--command", default="make water-model", help="the command, for the card")
@@ -377,14 +386,15 @@ def main() -> None:
         for name in variants
         if (pretrained / name / "best.pt").is_file()
     }
-    leave_out = {_leave_out_label(name): _folds(run / "leave-out" / name) for name in variants}
+    leave_out = {_leave_out_label(name): leave_out_folds(run / "leave-out" / name) for name in variants}
     for dataset in sorted((run / "ablation").glob("*/student_sar_only")):
-        leave_out[f"{ablation_label(dataset.parent.name)} (leave-one-location-out)"] = _folds(dataset)
+        row = f"{ablation_label(dataset.parent.name)} (leave-one-location-out)"
+        leave_out[row] = leave_out_folds(dataset)
     seeds = {
         seed.name.removeprefix("seed"): seed / "leave-out" / "student_sar_only" for seed in run.glob("seed*")
     }
     for seed, folder in sorted(seeds.items(), key=lambda item: int(item[0])):
-        leave_out[_seed_label(seed)] = _folds(folder)
+        leave_out[_seed_label(seed)] = leave_out_folds(folder)
     with tempfile.TemporaryDirectory() as workdir:
         chips = read_chips(args.samples, Path(workdir))
         chip_results = score_chips(chips, held_out, leave_out, Path(workdir))

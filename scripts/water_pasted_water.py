@@ -36,13 +36,13 @@ from water_model_card import (
     VARIANT_LABELS,
     WATER,
     Chip,
-    _folds,
-    _iou,
     ablation_label,
+    leave_out_folds,
+    pooled_iou,
     read_chips,
     score_chips,
     section_arguments,
-    write_generated_section,
+    write_sections,
 )
 
 from hfd_core.data.synthetic_water import paste_open_water
@@ -85,12 +85,12 @@ def row_models(run: Path) -> dict[str, dict[str, Path]]:
     rows = {}
     for variant, label in VARIANT_LABELS.items():
         final = run / "water" / variant / "best.pt"
-        folds = _folds(run / "leave-out" / variant) if (run / "leave-out" / variant).is_dir() else {}
+        folds = leave_out_folds(run / "leave-out" / variant) if (run / "leave-out" / variant).is_dir() else {}
         models = ({"final": final} if final.is_file() else {}) | folds
         if models:
             rows[label] = models
     for ablation in sorted((run / "ablation").glob("*/student_sar_only")):
-        rows[ablation_label(ablation.parent.name)] = _folds(ablation)
+        rows[ablation_label(ablation.parent.name)] = leave_out_folds(ablation)
     return rows
 
 
@@ -105,7 +105,7 @@ def mean_and_worst(
     for row, names in methods.items():
         scores[row] = {}
         for share, chosen in by_share.items():
-            values = [_iou([results[name][c.name]]) for name in names for c in chosen]
+            values = [pooled_iou([results[name][c.name]]) for name in names for c in chosen]
             scores[row][share] = (float(np.mean(values)), float(min(values)))
     return scores
 
@@ -150,9 +150,7 @@ def main() -> None:
         results = score_chips(chips, models, {}, Path(workdir))
     scores = mean_and_worst(chips, results, rows)
     text = section(hosts, scores, rows)
-    for card in args.cards:
-        write_generated_section(card, text)
-    print(text)
+    write_sections(args.cards, text)
 
 
 if __name__ == "__main__":

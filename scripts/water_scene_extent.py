@@ -23,12 +23,12 @@ from water_model_card import (
     CARD_SCORES,
     DRY_LIMIT,
     Chip,
-    _folds,
-    _iou,
+    leave_out_folds,
+    pooled_iou,
     read_chips,
     score_chips,
     section_arguments,
-    write_generated_section,
+    write_sections,
 )
 
 WINDOW_SIZES = (256, 128)
@@ -90,10 +90,10 @@ def section(windows: list[Chip], results: dict, variant: str) -> str:
     for low, high, name in SHARE_BINS:
         chosen = [w for w, share in wet.items() if low < share <= high]
         if chosen:
-            scores = [f"{_iou([results[m][w] for w in chosen]):.3f}" for m in METHODS]
+            scores = [f"{pooled_iou([results[m][w] for w in chosen]):.3f}" for m in METHODS]
             lines.append(f"| water {name} | {len(chosen)} | " + " | ".join(scores) + " |")
     if wet:
-        scores = [f"**{_iou([results[m][w] for w in wet]):.3f}**" for m in METHODS]
+        scores = [f"**{pooled_iou([results[m][w] for w in wet]):.3f}**" for m in METHODS]
         lines.append(f"| all with water (pooled) | {len(wet)} | " + " | ".join(scores) + " |")
     dry = [w for w in windows if w.name not in wet]
     chips = sorted({w.name.rsplit("_window", 1)[0] for w in dry})
@@ -116,15 +116,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     variant = args.variant or json.loads((args.run / CARD_SCORES).read_text())["chosen"]
-    folds = _folds(args.run / "leave-out" / variant)
+    folds = leave_out_folds(args.run / "leave-out" / variant)
     with tempfile.TemporaryDirectory() as workdir:
         chips = [c for c in read_chips(args.samples, Path(workdir)) if c.location in folds]
         windows = [w for chip in chips for w in window_chips(chip, Path(workdir))]
         results = score_chips(windows, {}, {"model": folds}, Path(workdir))
     text = section(windows, results, variant)
-    for card in args.cards:
-        write_generated_section(card, text)
-    print(text)
+    write_sections(args.cards, text)
 
 
 if __name__ == "__main__":

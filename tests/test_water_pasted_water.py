@@ -65,7 +65,7 @@ def test_section_gives_mean_and_worst_per_share_between_its_markers(demo_sample,
     results = card.score_chips(chips, {}, {}, tmp_path)
     rows = {"perfect": {"final": Path("a.pt"), "fold": Path("b.pt")}}
     results["perfect: final"] = results["perfect: fold"] = {
-        c.name: card._counts(c.label == card.WATER, c) for c in chips
+        c.name: card.water_counts(c.label == card.WATER, c) for c in chips
     }
     scores = pasted.mean_and_worst(chips, results, rows)
     assert scores["perfect"] == {share: (1.0, 1.0) for share in pasted.SHARES}

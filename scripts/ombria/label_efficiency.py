@@ -329,7 +329,8 @@ def card_section(points: list[Point], otsu: float, planned_missing: int) -> str:
 
 
 def _bearing_on_the_card(points: list[Point]) -> str:
-    """What the answer means for the model the card describes (the water model ships a SAR-only student)."""
+    """What the answer means for the model the card describes (which variant ships is the card's own choice,
+    on the dB chips)."""
     helps = _by_verdict(points, "hfd", "sar_only")[0]
     if helps:
         return (
@@ -338,6 +339,6 @@ def _bearing_on_the_card(points: list[Point]) -> str:
         )
     return (
         "For this card: at no label fraction did the planned HFD arm beat SAR-only training beyond the "
-        "interval, which agrees with shipping the SAR-only student (the balanced arm above is a lead, not a "
-        "result)."
+        "interval: OMBRIA's labels give no reason to prefer the distilled student, and the card chooses "
+        "between the two on the dB chips (the balanced arm above is a lead, not a result)."
     )
