@@ -3,7 +3,8 @@
 ``check_outputs`` is the one guard every writer calls (``segment_raster``, ``finetune``, the CLI and, through
 ``hfd_qgis.common.check_outputs``, every Processing algorithm) before any work starts:
 
-* an output may not be the same file as an input or as another output. Two paths name the same file when
+* an output may not be the same file as an input, as a file an input raster reads (a VRT's sources: GDAL's
+  file list), or as another output. Two paths name the same file when
   ``os.path.samefile`` says so (symbolic and hard links, relative paths, case-insensitive file systems), or,
   for files that do not exist yet, when their resolved paths are equal (case-folded where the folder ignores
   case);
@@ -126,19 +127,39 @@ def check_outputs(
     a bundled model, or cannot be written (see the module doc). Names are the user's parameter names."""
     given_outputs = [(name, Path(path)) for name, path in outputs.items() if path]
     given_inputs = [(name, Path(path)) for name, path in inputs.items() if path]
+    read = [(name, input_path, _files_read(input_path)) for name, input_path in given_inputs]
     for index, (name, path) in enumerate(given_outputs):
         if is_bundled_model(path, extra_bundled_dirs):
             raise InputError(f"{name} ({path}): {BUNDLED_REFUSED}")
-        for other, other_path in given_inputs:
+        for other, other_path, files in read:
             if same_file(path, other_path):
                 raise InputError(
                     f"{name} ({path}) is the same file as {other} ({other_path}) and would overwrite it: "
+                    f"choose another file for {name}"
+                )
+            if any(same_file(path, file) for file in files):
+                raise InputError(
+                    f"{name} ({path}) is a file that {other} ({other_path}) reads and would overwrite it: "
                     f"choose another file for {name}"
                 )
         for other, other_path in given_outputs[:index]:
             if same_file(path, other_path):
                 raise InputError(f"{name} and {other} are the same file ({path}): choose two different files")
         check_writable_folder(path, name)
+
+
+def _files_read(path: Path) -> list[Path]:
+    """The other files a raster input reads (GDAL's file list: a VRT's sources, sidecars); none for a model
+    file or a path GDAL cannot open."""
+    if path.suffix.lower() == ".pt" or not path.is_file():
+        return []
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            return [Path(file) for file in src.files if not same_file(file, path)]
+    except rasterio.errors.RasterioError:
+        return []
 
 
 def partial_path(path: PathLike) -> Path:

@@ -158,6 +158,25 @@ def test_01_output_same_file_as_input(processing_provider, sar, tiny_sar_model, 
     assert sar.read_bytes() == original
 
 
+def test_01b_output_over_a_file_that_a_vrt_input_reads(processing_provider, sar, tiny_sar_model, tmp_path):
+    """`gdalbuildvrt in.vrt in.tif; qgis_process run hfd:segment -- INPUT=in.vrt OUTPUT=in.tif` exits 0 and
+    replaces the SAR raster behind the VRT with the class map. Refuse an output that an input reads."""
+    from osgeo import gdal
+    from qgis.core import QgsProcessingException
+
+    original = sar.read_bytes()
+    vrt = tmp_path / "sar.vrt"
+    gdal.BuildVRT(str(vrt), [str(sar)]).FlushCache()
+    with pytest.raises(QgsProcessingException, match="a file that INPUT .* reads"):
+        processing("hfd:segment", {"INPUT": str(vrt), "MODEL": str(tiny_sar_model), "OUTPUT": str(sar)})
+    done = run_cli("segment", str(vrt), str(sar), "--model", str(tiny_sar_model))
+    assert_one_line_error(done, "reads and would overwrite it")
+    assert sar.read_bytes() == original
+    result = processing(
+        "hfd:segment", {"INPUT": str(vrt), "MODEL": str(tiny_sar_model), "OUTPUT": str(tmp_path / "map.tif")}
+    )
+    assert Path(result["OUTPUT"]).is_file()
+
 def test_02_evaluate_report_over_prediction(processing_provider, tmp_path):
     """`hfd:evaluate` with OUTPUT_HTML equal to the PREDICTION overwrites the prediction raster with HTML,
     exit 0."""
