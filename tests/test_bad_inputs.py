@@ -177,6 +177,7 @@ def test_01b_output_over_a_file_that_a_vrt_input_reads(processing_provider, sar,
     )
     assert Path(result["OUTPUT"]).is_file()
 
+
 def test_02_evaluate_report_over_prediction(processing_provider, tmp_path):
     """`hfd:evaluate` with OUTPUT_HTML equal to the PREDICTION overwrites the prediction raster with HTML,
     exit 0."""
@@ -378,6 +379,37 @@ def test_07_band_descriptions_used_or_contradiction_refused(processing_provider,
     with pytest.raises(QgsProcessingException, match="contradict the raster's band descriptions"):
         processing("hfd:segment", {**parameters, "BANDS": [1, 2], "OUTPUT": str(tmp_path / "c.tif")})
     assert not (tmp_path / "c.tif").exists()
+
+
+def test_07b_unnamed_bands_in_vh_vv_order_refused(
+    processing_provider, tiny_sar_model, tmp_path, shared_data_or_none
+):
+    """Bands without names stacked VH, VV (what `gdalbuildvrt -separate *_VH.tif *_VV.tif` gives) were read as
+    VV, VH: on the real India chip the water model called 4.1 % water instead of 47.8 %, and the log only said
+    "the first 2 of 2". The band read as VV is darker than the one read as VH: refuse and say which numbers to
+    choose; those numbers then give the map of the right order. Fine-tuning reads its SAR the same way."""
+    from qgis.core import QgsProcessingException
+
+    from hfd_core.modelfile import read_metadata
+    from hfd_core.train.finetune import prepare_scenes
+
+    db = sar_db(seed=4)
+    if shared_data_or_none is not None:
+        with rasterio.open(shared_data_or_none / "sen1floods11" / "India_900498_S1Hand.tif") as src:
+            db = src.read()[:, :256, :256]
+    write(tmp_path / "vv_vh.tif", db)
+    write(tmp_path / "vh_vv.tif", db[::-1])
+    parameters = {"INPUT": str(tmp_path / "vh_vv.tif"), "MODEL": str(tiny_sar_model)}
+    with pytest.raises(QgsProcessingException, match=r"band 1, taken as VV.*look swapped.*here 2,1"):
+        processing("hfd:segment", {**parameters, "OUTPUT": str(tmp_path / "a.tif")})
+    processing("hfd:segment", {**parameters, "BANDS": [2, 1], "OUTPUT": str(tmp_path / "b.tif")})
+    processing(
+        "hfd:segment", {**parameters, "INPUT": str(tmp_path / "vv_vh.tif"), "OUTPUT": str(tmp_path / "c.tif")}
+    )
+    assert (read(tmp_path / "b.tif") == read(tmp_path / "c.tif")).all()
+    model = read_metadata(tiny_sar_model)
+    with pytest.raises(InputError, match="look swapped"):
+        prepare_scenes(tmp_path / "vh_vv.tif", tmp_path / "vv_vh.tif", model, model, tile_size=32)
 
 
 def test_08_teacher_on_13_band_sentinel2(shared_data, tmp_path):

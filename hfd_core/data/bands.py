@@ -5,7 +5,8 @@ model (a description names a band when it holds the name as a word: "VV", "Sigma
 the band order of a whole Sentinel-2 product (12 or 13 bands); a raster with exactly the model's number of
 bands, taken in order; for SAR models the first bands (documented default of hfd:segment). Chosen bands that
 the descriptions contradict ("VH" given to the model as VV) are refused: a silently swapped map is worse than
-an error.
+an error. Bands taken by their order alone (``BandChoice.by_order``) are checked against the data where the
+model reads VV and VH (``data.sar.check_polarisation_order``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class BandChoice:
 
     indices: list[int]
     how: str
+    #: taken by their order in the file alone: nothing but the data can tell whether they are swapped
+    by_order: bool = False
 
     def describe(self, wanted: list[str]) -> str:
         pairs = ", ".join(f"{name}=band {index}" for name, index in zip(wanted, self.indices, strict=True))
@@ -87,7 +90,8 @@ def find_bands(
     if layout is not None and all(name in layout for name in wanted):
         return BandChoice([layout.index(name) + 1 for name in wanted], f"{count}-band Sentinel-2 order")
     if count == len(wanted) or (first_ones and count > len(wanted)):
-        return BandChoice(list(range(1, len(wanted) + 1)), f"the first {len(wanted)} of {count}")
+        first = list(range(1, len(wanted) + 1))
+        return BandChoice(first, f"the first {len(wanted)} of {count}", by_order=True)
     sentinel2 = any(name in SENTINEL2_LAYOUTS[13] for name in wanted)
     raise InputError(
         f"{path.name} has {count} band(s); the model needs {len(wanted)} ({', '.join(wanted)}). Name the "

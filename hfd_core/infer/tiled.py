@@ -46,7 +46,7 @@ from rasterio.windows import Window
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.bands import find_bands
-from hfd_core.data.sar import mask_zero_fill, sar_scale, to_db, zero_fill_note
+from hfd_core.data.sar import check_polarisation_order, mask_zero_fill, sar_scale, to_db, zero_fill_note
 from hfd_core.data.scene_context import SCENE_KIND, WATER_VH_LIMIT_DB, SceneContext, water_features
 from hfd_core.data.speckle import SPECKLE_HALO
 from hfd_core.errors import Canceled, InputError
@@ -167,6 +167,8 @@ class _Input:
         self.zero_fill = 0.0
         self.zero_fill = self._zero_fill()
         self.scale = self._scale(input_scale, metadata)
+        if self.is_sar and choice.by_order:
+            check_polarisation_order(to_db(self._sample(), self.scale), names, self.bands, path.name)
         self.reads_scene_features = metadata.input_kind == SCENE_KIND
         #: histograms of the whole raster for a model of scene features (``gather_context``), else None
         self.context: SceneContext | None = None

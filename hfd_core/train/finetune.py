@@ -40,9 +40,9 @@ import rasterio
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
-from hfd_core.data.bands import band_indices
+from hfd_core.data.bands import band_indices, find_bands
 from hfd_core.data.raster import read_float, warp_to_grid
-from hfd_core.data.sar import mask_zero_fill, sar_scale, to_db, zero_fill_note
+from hfd_core.data.sar import check_polarisation_order, mask_zero_fill, sar_scale, to_db, zero_fill_note
 from hfd_core.data.scene_context import SCENE_KIND
 from hfd_core.data.spectral_labels import LAND_COVER_CLASSES, RULE_BANDS, product_level, rule_labels
 from hfd_core.errors import InputError
@@ -138,9 +138,9 @@ def prepare_scenes(
     """Training scene and validation block scenes over the SAR/EO overlap (module doc), and the held-out
     blocks as (row, column, size) in pixels of the SAR raster (block scene names count from the overlap).
     ``warn`` gets what the caller should tell the user (labels outside the model's classes)."""
-    sar_index = band_indices(sar_path, student.bands, sar_bands)
+    sar_choice = find_bands(sar_path, student.bands, sar_bands)
     eo_index = band_indices(eo_path, teacher.bands, eo_bands)
-    sar = read_float(sar_path, sar_index)
+    sar = read_float(sar_path, sar_choice.indices)
     zero_share = mask_zero_fill(sar)
     if zero_share:
         (warn or log.warning)(zero_fill_note(zero_share))
@@ -149,6 +149,8 @@ def prepare_scenes(
         if scale != "db":
             log.info("%s looks like %s backscatter: converted to dB", Path(sar_path).name, scale)
             sar = to_db(sar, scale)
+        if sar_choice.by_order:
+            check_polarisation_order(sar, student.bands, sar_choice.indices, Path(sar_path).name)
     with rasterio.open(sar_path) as grid:
         eo = warp_to_grid(eo_path, grid, bands=eo_index, resampling="bilinear")
         label = None
