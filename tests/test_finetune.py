@@ -110,6 +110,33 @@ def test_finetune_with_labels_validates_against_them(india, models, tmp_path):
     assert run["labels"] == str(india["LabelHand"]) and run["validation"] == "labels"
 
 
+def test_labels_numbered_otherwise_are_named_before_training(india, tmp_path):
+    """`hfd:finetune` with Sen1Floods11's hand labels as they are (1 water, 0 not water) trained the bundled
+    student to call water built-up (class 1), with only a warning about the -1 pixels. The base model's
+    agreement with the labels says how they are numbered: warn with the reading it agrees with."""
+    from hfd_core.train.finetune import renumbering_hint
+
+    repo = Path(__file__).resolve().parents[1]
+    models = {role: repo / "resources" / "models" / f"{role}.pt" for role in ("student", "teacher")}
+    warnings = []
+    callbacks = TrainCallbacks(on_warning=warnings.append)
+    _finetune(
+        india, models, tmp_path / "tuned.pt", label_path=india["LabelHand"], epochs=1, callbacks=callbacks
+    )
+    (hint,) = [w for w in warnings if "label ids read as" in w]
+    assert "1 as water" in hint and "recode them to the model's ids (0 water, 1 built-up" in hint
+    classes = ["water", "built-up", "tree cover"]  # confusion matrices: labels x the base model's classes
+    fair = np.array([[80, 5, 15], [10, 60, 30], [5, 5, 90]])
+    assert renumbering_hint(fair, classes) is None
+    wrong_on_water = np.array([[10, 5, 85], [10, 60, 30], [5, 5, 90]])  # what fine-tuning is for
+    assert renumbering_hint(wrong_on_water, classes) is None
+    swapped = fair[[1, 0, 2]]  # labels 0 and 1 numbered the other way round
+    assert "agrees with the labels on 35% of the held-out pixels, but on 77%" in renumbering_hint(
+        swapped, classes
+    )
+    assert "read as 0 as built-up, 1 as water, 2 as tree cover" in renumbering_hint(swapped, classes)
+
+
 def test_eo_in_another_crs_is_warped_onto_the_sar_grid_over_the_overlap_only(india, models, tmp_path):
     from hfd_core.train.finetune import prepare_scenes
 

@@ -26,6 +26,7 @@ Steps:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -210,6 +211,35 @@ def _class_ids(
     if found and warn is not None:
         warn(f"{Path(path).name}: {found} are ignored; the model's classes are 0..{num_classes - 1}")
     return np.where(known, np.nan_to_num(values), IGNORE_INDEX).astype(np.uint8)
+
+
+def renumbering_hint(matrix: np.ndarray, classes: list[str]) -> str | None:
+    """A warning when labels look numbered differently from the model's classes, else None. ``matrix``: the
+    base model's confusion (labels x predictions) on the held-out blocks. Of every one-to-one reading of the
+    label ids present as model classes, the one the base model agrees with most is compared with the ids as
+    they are; a reading that agrees at least twice as often and by 25 points more is named. Measured on
+    India_900498's hand labels (1 water, 0 not water) given as they are: the bundled student agreed on 0.3 %
+    of the held-out pixels, and training went on silently, learning water as built-up."""
+    total = matrix.sum()
+    present = [label for label in range(len(classes)) if matrix[label].sum()]
+    if not total or len(present) < 2:
+        return None
+
+    def agreeing(reading: tuple[int, ...]) -> int:
+        return sum(matrix[label, model_class] for label, model_class in zip(present, reading, strict=True))
+
+    as_given = np.trace(matrix) / total
+    best = max(itertools.permutations(range(len(classes)), len(present)), key=agreeing)
+    agreement = agreeing(best) / total
+    if agreement < 2 * as_given or agreement - as_given < 0.25:
+        return None
+    reading = ", ".join(f"{label} as {classes[c]}" for label, c in zip(present, best, strict=True))
+    ids = ", ".join(f"{i} {name}" for i, name in enumerate(classes))
+    return (
+        f"the base model agrees with the labels on {as_given:.0%} of the held-out pixels, but on "
+        f"{agreement:.0%} with the label ids read as {reading}: if the labels number the classes "
+        f"differently, recode them to the model's ids ({ids}) and run again"
+    )
 
 
 def _block(scene: Scene, row: int, col: int, size: int) -> Scene:
@@ -417,6 +447,10 @@ def finetune(
         base_model, _ = load_model(student_path)
         base = evaluate_scenes(base_model, student, validation, device)
         base_metrics = {"val_miou": base["miou"], "val_oa": base["oa"], "val_kappa": base["kappa"]}
+        if not label_free:
+            renumbered = renumbering_hint(np.asarray(base["confusion_matrix"]), base["classes"])
+            if renumbered:
+                warn(renumbered)
     train_pixels = int(np.isfinite(train[0].sar).all(axis=0).sum())
     if samples_per_epoch is None:
         areas = math.ceil(train_pixels / tile_size**2)
