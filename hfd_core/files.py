@@ -158,7 +158,7 @@ def _files_read(path: Path) -> list[Path]:
     try:
         with rasterio.open(path) as src:
             return [Path(file) for file in src.files if not same_file(file, path)]
-    except rasterio.errors.RasterioError:
+    except (rasterio.errors.RasterioError, rasterio.errors.RasterioIOError):  # not related in rasterio 1.3
         return []
 
 

@@ -108,8 +108,10 @@ def label_raster(layer: QgsMapLayer, field: str | None, grid_path: str, folder: 
 
 
 def only_numeric_field(layer: QgsVectorLayer) -> str:
-    """The one numeric field of ``layer``; InputError naming the candidates when there are none or several."""
-    numeric = [f.name() for f in layer.fields() if f.isNumeric()]
+    """The one numeric field of ``layer`` besides its primary key (a GeoPackage's ``fid``); InputError naming
+    the candidates when there are none or several."""
+    keys = set(layer.primaryKeyAttributes())
+    numeric = [f.name() for i, f in enumerate(layer.fields()) if f.isNumeric() and i not in keys]
     if len(numeric) != 1:
         found = f"numeric fields {', '.join(numeric)}" if numeric else "no numeric field"
         raise InputError(f"{layer.name()} has {found}: give the class-id field")

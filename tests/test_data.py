@@ -129,7 +129,9 @@ def test_class_polygons_are_burnt_onto_the_grid_and_bad_ids_refused(tmp_path):
         d.write(np.zeros((2, 3, 4), np.float32))
     west = {"type": "Polygon", "coordinates": [[(500, 30), (520, 30), (520, 0), (500, 0), (500, 30)]]}
     corner = {"type": "Polygon", "coordinates": [[(510, 30), (520, 30), (520, 20), (510, 20), (510, 30)]]}
-    out = burn_classes([(west, 2), (corner, 0)], grid, tmp_path / "labels.tif", "the test polygons")
+    east = {"type": "Polygon", "coordinates": [[(520, 30), (540, 30), (540, 0), (520, 0), (520, 30)]]}
+    shapes = [(west, 2), (corner, 0), (east, -1)]  # -1: nodata, as in a raster of class ids
+    out = burn_classes(shapes, grid, tmp_path / "labels.tif", "the test polygons")
     with rasterio.open(out) as src, rasterio.open(grid) as ref:
         assert src.transform == ref.transform and src.crs == ref.crs and src.nodata == IGNORE_INDEX
         burnt = src.read(1)
@@ -137,7 +139,7 @@ def test_class_polygons_are_burnt_onto_the_grid_and_bad_ids_refused(tmp_path):
     with pytest.raises(InputError, match="class id 255 in the test polygons is not in 0..254"):
         burn_classes([(west, 255)], grid, tmp_path / "bad.tif", "the test polygons")
     with pytest.raises(InputError, match="the test polygons has no polygon"):
-        burn_classes([], grid, tmp_path / "none.tif", "the test polygons")
+        burn_classes([(east, -1)], grid, tmp_path / "none.tif", "the test polygons")
     assert not (tmp_path / "bad.tif").exists() and not (tmp_path / "none.tif").exists()
 
 

@@ -104,6 +104,34 @@ def test_the_only_numeric_field_is_the_class_field_by_default(qgis_app, predicti
     assert results["OA"] == pytest.approx(0.5)
 
 
+def test_a_geopackage_of_polygonised_labels_by_default(qgis_app, prediction, tmp_path):
+    """`gdal_polygonize.py label.tif -f GPKG ref.gpkg` gives fields fid and the class: "has numeric fields
+    fid, cls: give the class-id field", and its -1 (nodata) polygons were refused as class ids. The key is not
+    a class field, and -1 is nodata as in the raster."""
+    from qgis.core import QgsGeometry, QgsVectorFileWriter, QgsVectorLayer
+
+    layer = _polygons()
+    feature = next(layer.getFeatures())
+    x, y = ORIGIN
+    feature.setGeometry(
+        QgsGeometry.fromWkt(
+            f"POLYGON(({x} {y - 100},{x + 400} {y - 100},{x + 400} {y - 200},{x} {y - 200},{x} {y - 100}))"
+        )
+    )
+    feature["cls"] = -1
+    layer.dataProvider().addFeatures([feature])
+    path = str(tmp_path / "reference.gpkg")
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    QgsVectorFileWriter.writeAsVectorFormatV3(layer, path, layer.transformContext(), options)
+    reference = QgsVectorLayer(path, "reference")
+    assert [f.name() for f in reference.fields()] == ["fid", "cls"]
+    feedback = Feedback()
+    results = _run({"PREDICTION": prediction, "REFERENCE": path, **_outputs(tmp_path)}, feedback)
+    assert results is not None, feedback.lines
+    assert results["OA"] == pytest.approx(0.5)  # the water polygon alone, as with the memory layer
+
+
 def test_the_reference_is_required(qgis_app, prediction, tmp_path):
     feedback = Feedback()
     assert _run({"PREDICTION": prediction, **_outputs(tmp_path)}, feedback) is None

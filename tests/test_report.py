@@ -82,6 +82,25 @@ def test_disjoint_rasters_are_refused(tmp_path, prediction):
         compare_rasters(prediction, path)
 
 
+def test_sar_given_as_a_class_map_is_refused(tmp_path, prediction):
+    """hfd:evaluate with the SAR raster as PREDICTION and REFERENCE (the dialog's default, the active layer)
+    scored "OA 1.0000, mIoU 1.0000" on the values truncated to integers."""
+    transform = from_origin(500000, 4000040, 10, 10)
+    sar = _write(
+        tmp_path / "sar.tif", np.full((4, 4), -12.7, np.float32) + np.eye(4, dtype=np.float32), transform
+    )
+    with pytest.raises(
+        InputError, match=r"the segmentation sar.tif holds values that are not class ids \(such as"
+    ):
+        compare_rasters(sar, sar)
+    with pytest.raises(InputError, match="the reference sar.tif holds values that are not class ids"):
+        compare_rasters(prediction, sar)
+    whole = _write(tmp_path / "float_ids.tif", np.array([[0, 0, 1, np.nan]] * 4, np.float32), transform)
+    assert (
+        compare_rasters(prediction, whole).pixels > 0
+    )  # class ids stored as floats, NaN as nodata, are fine
+
+
 def test_html_and_csv(tmp_path, prediction):
     path = _write(
         tmp_path / "same.tif", np.array([[0, 0, 1, 1]] * 4, np.uint8), from_origin(500000, 4000040, 10, 10)

@@ -76,13 +76,15 @@ def burn_classes(
 ) -> str:
     """Burn (GeoJSON geometry in the grid's CRS, class id) pairs onto the grid of ``grid_path`` into a uint8
     GeoTIFF, ``IGNORE_INDEX`` where no shape lies (unlabelled, not a class); later shapes win where they
-    overlap. InputError when a class id is outside 0..IGNORE_INDEX - 1 or there is no shape; ``source`` names
-    where they came from in the message."""
+    overlap. Negative ids are nodata, as in a raster of class ids (Sen1Floods11's -1, polygonised). InputError
+    when a class id is above IGNORE_INDEX - 1 or no shape has a class id; ``source`` names where they came
+    from in the message."""
+    for _, value in shapes:
+        if value >= IGNORE_INDEX:
+            raise InputError(f"class id {value} in {source} is not in 0..{IGNORE_INDEX - 1}")
+    shapes = [(geometry, value) for geometry, value in shapes if value >= 0]
     if not shapes:
         raise InputError(f"{source} has no polygon with a class id")
-    for _, value in shapes:
-        if not 0 <= value < IGNORE_INDEX:
-            raise InputError(f"class id {value} in {source} is not in 0..{IGNORE_INDEX - 1}")
     with rasterio.open(grid_path) as grid:
         profile, shape, transform = grid.profile, grid.shape, grid.transform
     burnt = rasterize(shapes, out_shape=shape, transform=transform, fill=IGNORE_INDEX, dtype="uint8")

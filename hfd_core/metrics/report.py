@@ -78,11 +78,25 @@ class SegmentationReport:
         }
 
 
+def require_class_ids(values: np.ndarray, path: str | Path, what: str) -> None:
+    """InputError when finite ``values`` are not whole numbers: a SAR or confidence raster given as a class
+    map (the desktop dialog offers the active layer for both) was truncated to integers and scored, an mIoU of
+    1.0 for the SAR against itself."""
+    finite = values[np.isfinite(values)]
+    fractional = finite[finite != np.round(finite)]
+    if fractional.size:
+        raise InputError(
+            f"{what} {Path(path).name} holds values that are not class ids (such as {fractional[0]:g}): "
+            "give a class map, such as the output of hfd:segment, not a SAR or confidence raster"
+        )
+
+
 def reference_on_grid(reference_path: str | Path, grid_path: str | Path) -> np.ndarray:
     """The reference's class ids (its band 1) on the grid of ``grid_path`` (int32; negative where absent or
-    nodata)."""
+    nodata); InputError when it holds values that are not class ids."""
     with rasterio.open(grid_path) as grid:
         values = warp_to_grid(reference_path, grid, bands=[1], resampling="nearest")[0]
+    require_class_ids(values, reference_path, "the reference")
     return np.where(np.isfinite(values) & (values >= 0), np.nan_to_num(values), _OUTSIDE).astype(np.int32)
 
 
@@ -220,8 +234,10 @@ def compare_rasters(
     """
     try:
         with rasterio.open(prediction_path) as src:
-            prediction = src.read(1).astype(np.int32)
+            prediction = src.read(1)
             nodata = src.nodata
+        require_class_ids(prediction, prediction_path, "the segmentation")
+        prediction = prediction.astype(np.int32)
         reference = reference_on_grid(reference_path, prediction_path)
         class_names = class_names or prediction_class_names(prediction_path)
     except rasterio.errors.RasterioIOError as error:
