@@ -25,24 +25,48 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 class ChoicesByLabel(QgsProcessingAlgorithm):
-    """Base of the provider's algorithms: a Choice parameter takes an option's label, in any case
-    (``BUNDLED_MODEL=water``, ``DEVICE=cpu``), as well as its number. QGIS 3.22's Choice takes only the
-    number, and a Choice of static strings would refuse the numbers that scripts already pass."""
+    """Base of the provider's algorithms: a Choice parameter takes, in any case, an option's label, the label
+    without its explanation in brackets, or its name in ``CHOICE_NAMES`` (``BUNDLED_MODEL=water``,
+    ``DEVICE=cpu``, ``INPUT_SCALE=dB``, ``TARGETS=teacher``), as well as its number. QGIS 3.22's Choice takes
+    only the number, and a Choice of static strings would refuse the numbers that scripts already pass. A
+    value that is none of these is refused with the accepted ones listed."""
+
+    #: Choice parameter -> the options' names in hfd_core, in the options' order.
+    CHOICE_NAMES: dict[str, tuple[str, ...]] = {}
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
-        return super().checkParameterValues(self.choices_as_numbers(parameters), context)
+        resolved = self.choices_as_numbers(parameters)
+        for definition in self.parameterDefinitions():
+            value = resolved.get(definition.name())
+            if definition.type() == "enum" and isinstance(value, str) and not value.strip().isdigit():
+                accepted = "; ".join(
+                    f"{number} or {' or '.join(repr(name) for name in names)}"
+                    for number, names in enumerate(self._option_names(definition))
+                )
+                return False, f"{definition.name()}={value!r} is not an option: {accepted}"
+        return super().checkParameterValues(resolved, context)
+
+    def _option_names(self, definition) -> list[list[str]]:
+        """Each option's accepted names: its label, the label without the part in brackets, its hfd_core
+        name."""
+        core = self.CHOICE_NAMES.get(definition.name(), ())
+        names = []
+        for index, label in enumerate(definition.options()):
+            candidates = [label, label.split(" (")[0], *core[index : index + 1]]
+            names.append(list({name.casefold(): name for name in reversed(candidates)}.values())[::-1])
+        return names
 
     def choices_as_numbers(self, parameters: dict) -> dict:
-        """``parameters`` with each Choice given by an option's label replaced by the option's number; call
+        """``parameters`` with each Choice given by a name of an option replaced by the option's number; call
         it first in ``processAlgorithm``."""
         resolved = dict(parameters)
         for definition in self.parameterDefinitions():
             value = resolved.get(definition.name())
             if definition.type() != "enum" or not isinstance(value, str):
                 continue
-            labels = [option.casefold() for option in definition.options()]
-            if value.strip().casefold() in labels:
-                resolved[definition.name()] = labels.index(value.strip().casefold())
+            for number, names in enumerate(self._option_names(definition)):
+                if value.strip().casefold() in (name.casefold() for name in names):
+                    resolved[definition.name()] = number
         return resolved
 
 

@@ -15,6 +15,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
+from hfd_core import finetune_defaults
 from hfd_core.errors import InputError
 from hfd_core.files import BUNDLED_REFUSED, is_bundled_model
 from hfd_core.finetune_defaults import DEFAULTS, RANGES, TARGETS
@@ -103,6 +104,7 @@ class FinetuneAlgorithm(ChoicesByLabel):
     SAR_BANDS = "SAR_BANDS"
     EO_BANDS = "EO_BANDS"
     OUTPUT_MODEL = "OUTPUT_MODEL"
+    CHOICE_NAMES = {"TARGETS": finetune_defaults.TARGETS}
 
     def name(self) -> str:
         return "finetune"

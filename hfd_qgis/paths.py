@@ -18,6 +18,7 @@ def icon_path(name: str = "hfd") -> str:
     return str(resources_dir() / "icons" / f"{name}.svg")
 
 
-def model_card_path() -> Path:
-    """The bundled model's card (classes, training data, accuracy on held-out locations, limits)."""
-    return resources_dir() / "models" / "MODEL_CARD.md"
+def model_card_path(card: str = "MODEL_CARD.md") -> Path:
+    """A bundled model's card (classes, training data, accuracy on held-out locations, limits): the
+    land-cover model's, or ``WATER_MODEL_CARD.md``."""
+    return resources_dir() / "models" / card

@@ -127,6 +127,7 @@ class SegmentAlgorithm(ChoicesByLabel):
     BUNDLED_MODEL = "BUNDLED_MODEL"
     #: Bundled models by name (label, file stem, what the output is called), in the enum's order.
     BUNDLED = (("Land cover", "student", "land cover"), ("Water", "water_student", "water"))
+    CHOICE_NAMES = {"INPUT_SCALE": INPUT_SCALES}
 
     def name(self) -> str:
         return "segment"
@@ -143,6 +144,7 @@ class SegmentAlgorithm(ChoicesByLabel):
 
     def shortHelpString(self) -> str:  # noqa: N802
         card = QUrl.fromLocalFile(str(model_card_path())).toString()
+        water_card = QUrl.fromLocalFile(str(model_card_path("WATER_MODEL_CARD.md"))).toString()
         return (
             "Classifies every pixel of a SAR raster with an HFD-Net student model: it needs only SAR."
             "<br><br>"
@@ -154,12 +156,12 @@ class SegmentAlgorithm(ChoicesByLabel):
             "over the raster) and the classical recipe's margin (7 x 7 mean filter, Otsu on VH bounded at -18"
             " dB). It is an HFD student distilled from a Sentinel-2 teacher, trained on OMBRIA's floods, "
             "paired dB scenes, dB chips with hand-labelled water and synthetic open water pasted into dry dB "
-            "scenes. On calibrated chips it never saw, it beats that recipe: pooled water IoU 0.86 against "
-            "0.61, and no false water on the two dry chips (the recipe 1.6 % and 1.0 %) "
-            "(docs/experiments/water_model.md); the log sets the share of water the recipe would map beside "
-            "the model's. About 10 minutes for a full Sentinel-1 scene on 2 CPU cores. "
-            "<b>Model file</b> replaces the bundled model. The land-cover model "
-            f'card (accuracy and limits) opens with the Help button: <a href="{card}">{card}</a><br><br>'
+            "scenes. On calibrated chips it never saw (leave-one-location-out), it beats that recipe: pooled "
+            "water IoU 0.86 against 0.61, and no false water on the two dry chips (the recipe 1.6 % and "
+            "1.0 %); the log sets the share of water the recipe would map beside the model's. About 10 "
+            "minutes for a full Sentinel-1 scene on 2 CPU cores. <b>Model file</b> replaces the bundled "
+            "model. The model cards (accuracy and limits): land cover, which the Help button opens, "
+            f'<a href="{card}">{card}</a>; water, <a href="{water_card}">{water_card}</a><br><br>'
             "<b>Bands in the model's order</b>: the layer's bands for VV, VH (default: found by the band "
             "descriptions, e.g. VV and VH, or the Sentinel-2 band order, else the first ones; chosen bands "
             "that the descriptions contradict are refused). <b>Input scale</b>: linear power and amplitude "
@@ -171,10 +173,10 @@ class SegmentAlgorithm(ChoicesByLabel):
             "one for the device. Each pixel takes its class mostly from "
             "the tile where it lies deepest: a <b>Tile overlap</b> of half the tile makes the map almost "
             "independent of the tiling (2.25 times the work of a quarter).<br>"
-            "NaN and nodata input pixels are nodata (255) in the output. <b>Land cover</b> keeps the "
+            "NaN and nodata input pixels are nodata (255) in the output. <b>Class map</b> keeps the "
             "input's grid and CRS, carries a colour table and a .qml style beside it, and is loaded as "
-            '"&lt;input&gt; land cover". <b>Confidence</b> (optional) is the probability of the chosen '
-            "class in percent, styled with a colour ramp."
+            '"&lt;input&gt; land cover" or "&lt;input&gt; water". <b>Confidence</b> (optional) is the '
+            "probability of the chosen class in percent, styled with a colour ramp."
         )
 
     def createInstance(self) -> SegmentAlgorithm:  # noqa: N802
@@ -225,7 +227,7 @@ class SegmentAlgorithm(ChoicesByLabel):
                 self.INPUT_SCALE, "Input scale", list(INPUT_SCALE_LABELS), defaultValue=0
             )
         )
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Land cover"))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Class map"))
         self.addParameter(
             QgsProcessingParameterRasterDestination(
                 self.CONFIDENCE, "Confidence (percent)", optional=True, createByDefault=True

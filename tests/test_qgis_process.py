@@ -67,13 +67,15 @@ def test_documented_command_uses_the_bundled_model(qgis_process, installed_profi
 
 def test_choices_take_the_option_name_from_the_shell(qgis_process, installed_profile, demo_sample, tmp_path):
     """`BUNDLED_MODEL=water` (the option's label, any case) picks the water model as `BUNDLED_MODEL=1` does;
-    QGIS 3.22's Choice alone takes only the number. A name that is no option is refused before any work."""
+    QGIS 3.22's Choice alone takes only the number. `INPUT_SCALE=dB` (a label without its explanation in
+    brackets) had been refused with "Incorrect parameter value for INPUT_SCALE". A name that is no option is
+    refused before any work, with the accepted values."""
     outputs = {}
     for value in ("water", "1"):
         outputs[value] = tmp_path / f"water_{value}.tif"
         run = qgis_process(
-            installed_profile, "run", "hfd:segment", "--",
-            f"INPUT={demo_sample}", f"BUNDLED_MODEL={value}", "DEVICE=CPU", f"OUTPUT={outputs[value]}",
+            installed_profile, "run", "hfd:segment", "--", f"INPUT={demo_sample}", f"BUNDLED_MODEL={value}",
+            "DEVICE=CPU", f"INPUT_SCALE={'dB' if value == 'water' else 1}", f"OUTPUT={outputs[value]}",
         )  # fmt: skip
         assert run.returncode == 0, run.stdout + run.stderr
         assert 'label="not water"' in outputs[value].with_suffix(".qml").read_text()
@@ -83,7 +85,11 @@ def test_choices_take_the_option_name_from_the_shell(qgis_process, installed_pro
         installed_profile, "run", "hfd:segment", "--",
         f"INPUT={demo_sample}", "BUNDLED_MODEL=lakes", f"OUTPUT={tmp_path / 'refused.tif'}",
     )  # fmt: skip
-    assert refused.returncode != 0 and "BUNDLED_MODEL" in refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert (
+        "BUNDLED_MODEL='lakes' is not an option: 0 or 'Land cover'; 1 or 'Water'"
+        in refused.stdout + refused.stderr
+    )
     assert not (tmp_path / "refused.tif").exists()
 
 
