@@ -24,6 +24,11 @@ class HFDProvider(QgsProcessingProvider):
     def svgIconPath(self) -> str:  # noqa: N802
         return icon_path()
 
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802
+        """The class map and the confidence are written as GeoTIFF, whatever the name: a file named ``.png``
+        was a GeoTIFF under a wrong name. The dialog offers .tif only, and QGIS refuses other extensions."""
+        return ["tif"]
+
     def loadAlgorithms(self) -> None:  # noqa: N802
         for algorithm_class in algorithm_classes():
             self.addAlgorithm(algorithm_class())

@@ -178,6 +178,20 @@ def test_01b_output_over_a_file_that_a_vrt_input_reads(processing_provider, sar,
     assert Path(result["OUTPUT"]).is_file()
 
 
+def test_01c_output_named_as_another_format(processing_provider, sar, tiny_sar_model, tmp_path):
+    """`OUTPUT=/t/map.png` exited 0 and wrote a GeoTIFF named map.png (QGIS 3.22's qgis_process does not hold
+    the provider's extensions against it). Refuse it before any work."""
+    from qgis.core import QgsProcessingException
+
+    for output, confidence in ((tmp_path / "map.png", None), (tmp_path / "map.tif", tmp_path / "conf.jpg")):
+        parameters = {"INPUT": str(sar), "MODEL": str(tiny_sar_model), "OUTPUT": str(output)}
+        with pytest.raises(
+            QgsProcessingException, match="is written as a GeoTIFF: give it the extension .tif"
+        ):
+            processing("hfd:segment", {**parameters, "CONFIDENCE": str(confidence) if confidence else None})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
 def test_02_evaluate_report_over_prediction(processing_provider, tmp_path):
     """`hfd:evaluate` with OUTPUT_HTML equal to the PREDICTION overwrites the prediction raster with HTML,
     exit 0."""

@@ -369,6 +369,9 @@ def segment_raster(
     _check_numbers(tile_size=tile_size, overlap=overlap, batch_size=batch_size)
     if not input_path.is_file():
         raise InputError(f"input raster not found: {input_path}")
+    for name, path in (("the output", output_path), ("the confidence output", confidence_path)):
+        if path is not None and path.suffix.lower() not in (".tif", ".tiff"):
+            raise InputError(f"{name} {path} is written as a GeoTIFF: give it the extension .tif")
     check_outputs(
         {
             "the output": output_path,
