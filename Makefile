@@ -26,7 +26,10 @@ export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 help:
 	@echo "make demo     install what is missing, then segment the bundled real SAR sample"
 	@echo "make test     install what is missing, then run the whole test suite"
-	@echo "make setup | install | lint | package | clean"
+	@echo "make setup | install | uninstall | lint | package | clean"
+	@echo "make train-bundled     rebuild the bundled land-cover models (README, Training)"
+	@echo "make water-model       rebuild the bundled water model and its card (about 2 hours on 2 cores)"
+	@echo "make reproduce-ombria | ablate-ombria | label-efficiency-ombria   the OMBRIA experiments"
 
 ## setup: Debian packages (QGIS 3.22, GDAL-based numpy/rasterio/skimage) + .venv with torch (CPU) and test tools.
 # Recommended packages are installed, as a user's `apt-get install qgis` does: they bring Python packages
