@@ -27,7 +27,7 @@ help:
 	@echo "make demo     install what is missing, then segment the bundled real SAR sample"
 	@echo "make test     install what is missing, then run the whole test suite"
 	@echo "make setup | install | uninstall | lint | package | clean"
-	@echo "make train-bundled     rebuild the bundled land-cover models (README, Training)"
+	@echo "make train-bundled     rebuild the bundled land-cover models (README, Training from the command line)"
 	@echo "make water-model       rebuild the bundled water model and its card (about 2 hours on 2 cores)"
 	@echo "make reproduce-ombria | ablate-ombria | label-efficiency-ombria   the OMBRIA experiments"
 
