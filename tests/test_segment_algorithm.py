@@ -262,9 +262,13 @@ def assert_fails(match: str, output: Path, **parameters) -> None:
 def test_too_few_bands_is_refused(processing_provider, demo_sample, tiny_sar_model, tmp_path):
     (tmp_path / "in").mkdir()
     one_band = write_one_band(tmp_path / "in" / "vv_only.tif", demo_sample)
-    assert_fails(  # a SAR model's refusal does not suggest a Sentinel-2 product
-        r"1 band.*VV, VH\)\. Name the bands in the file, or choose the band numbers",
+    assert_fails(  # no advice that cannot help (naming or choosing bands), no Sentinel-2 product for SAR
+        r"has 1 band\(s\); the model needs 2 \(VV, VH\): give a raster with those bands$",
         tmp_path / "out" / "o.tif", INPUT=str(one_band), MODEL=str(tiny_sar_model),
+    )  # fmt: skip
+    assert_fails(  # the water model with VV alone: why it is refused, and what to do instead
+        r"has one band; the water model reads VV and VH. With VV alone it was no better than a threshold",
+        tmp_path / "out" / "o.tif", INPUT=str(one_band), BUNDLED_MODEL=1,
     )  # fmt: skip
 
 

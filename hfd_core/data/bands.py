@@ -93,9 +93,11 @@ def find_bands(
         first = list(range(1, len(wanted) + 1))
         return BandChoice(first, f"the first {len(wanted)} of {count}", by_order=True)
     sentinel2 = any(name in SENTINEL2_LAYOUTS[13] for name in wanted)
+    needs = f"{path.name} has {count} band(s); the model needs {len(wanted)} ({', '.join(wanted)})"
+    if count < len(wanted):
+        raise InputError(f"{needs}: give a raster with those bands")
     raise InputError(
-        f"{path.name} has {count} band(s); the model needs {len(wanted)} ({', '.join(wanted)}). Name the "
-        "bands in the file, "
+        f"{needs}. Name the bands in the file, "
         + ("give a whole Sentinel-2 product (12 or 13 bands), " if sentinel2 else "")
         + "or choose the band numbers"
     )

@@ -139,6 +139,16 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+#: Why the water model refuses a one-band raster. Measured on the dB chips with VH left out, each by the
+#: shipped variant's fold that did not train on it (docs/experiments/water_model_findings.md).
+VV_ALONE_REFUSED = (
+    "{name} has one band; the water model reads VV and VH. With VV alone it was no better than a threshold "
+    "where measured (leave-one-location-out pooled water IoU 0.37, and 99 % and 75 % of the two dry chips "
+    "called water; VV < -15 dB: 0.25, and 1.0 % and 0.8 %), so a raster without VH is refused: give VV and "
+    "VH (the bands named, or in that order), or threshold VV"
+)
+
+
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
@@ -154,6 +164,8 @@ class _Input:
         self.path = path
         names = metadata.raster_bands
         self.is_sar = metadata.input_kind in ("sar_db", SCENE_KIND)
+        if metadata.input_kind == SCENE_KIND and self.src.count == 1:
+            raise InputError(VV_ALONE_REFUSED.format(name=path.name))
         choice = find_bands(path, names, bands, first_ones=self.is_sar)
         self.bands = choice.indices
         #: how the bands were found, for the log
