@@ -32,7 +32,6 @@ from qgis.core import (
 )
 
 from hfd_core import IGNORE_INDEX
-from hfd_core.data.raster import burn_classes
 from hfd_core.errors import InputError
 
 
@@ -46,6 +45,8 @@ def rasterize_polygons(layer: QgsVectorLayer, field: str, grid_path: str, output
             f"the field {field!r} of {layer.name()} holds {layer.fields().at(index).typeName()} values, not "
             f"numbers: choose a numeric field with class ids 0..{IGNORE_INDEX - 1}"
         )
+    from hfd_core.data.raster import burn_classes  # hfd_core.data needs torch: only when running
+
     to_grid = QgsCoordinateTransform(layer.crs(), QgsRasterLayer(grid_path).crs(), QgsProject.instance())
     shapes = []
     for feature in layer.getFeatures():

@@ -225,8 +225,8 @@ def test_03_confidence_same_as_output(processing_provider, sar, tiny_sar_model, 
     with pytest.raises(QgsProcessingException, match="CONFIDENCE and OUTPUT are the same file"):
         processing("hfd:segment", {**parameters, "CONFIDENCE": str(output)})
     assert not output.exists()
-    with pytest.raises(InputError, match="same file"):  # the .qml style written beside the output
-        segment_raster(sar, output, tiny_sar_model, confidence_path=tmp_path / "classes.qml")
+    with pytest.raises(InputError, match="same file"):  # both styles would be classes.qml
+        segment_raster(sar, output, tiny_sar_model, confidence_path=tmp_path / "classes.tiff")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 

@@ -119,8 +119,10 @@ def write(path: Path, array: np.ndarray, nodata: float | None = None, **profile)
 
 
 def smooth_sar(rows: int, cols: int, seed: int = 0) -> np.ndarray:
-    """(2, rows, cols) dB values varying over ~8 pixels, spanning the three classes."""
+    """(2, rows, cols) dB values varying over ~8 pixels, spanning the three classes; VH 7 dB below VV, as on
+    real ground (a VH brighter than VV reads as swapped bands)."""
     coarse = np.random.default_rng(seed).normal(MEAN_DB, 6.0, (2, rows // 8 + 2, cols // 8 + 2))
+    coarse[1] -= 7.0
     return resize(coarse, (2, rows, cols), order=1).astype(np.float32)
 
 
