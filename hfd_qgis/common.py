@@ -52,8 +52,11 @@ class ChoicesByLabel(QgsProcessingAlgorithm):
         core = self.CHOICE_NAMES.get(definition.name(), ())
         names = []
         for index, label in enumerate(definition.options()):
-            candidates = [label, label.split(" (")[0], *core[index : index + 1]]
-            names.append(list({name.casefold(): name for name in reversed(candidates)}.values())[::-1])
+            unique: list[str] = []
+            for name in (label, label.split(" (")[0], *core[index : index + 1]):
+                if name.casefold() not in (kept.casefold() for kept in unique):
+                    unique.append(name)
+            names.append(unique)
         return names
 
     def choices_as_numbers(self, parameters: dict) -> dict:

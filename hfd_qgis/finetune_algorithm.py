@@ -18,7 +18,7 @@ from qgis.PyQt.QtGui import QIcon
 from hfd_core import finetune_defaults
 from hfd_core.errors import InputError
 from hfd_core.files import BUNDLED_REFUSED, is_bundled_model
-from hfd_core.finetune_defaults import DEFAULTS, RANGES, TARGETS
+from hfd_core.finetune_defaults import DEFAULTS, RANGES
 from hfd_qgis.common import (
     DEVICES,
     ChoicesByLabel,
@@ -42,7 +42,7 @@ def check_output_model(path: str) -> str:
     return path
 
 
-#: hfd:finetune's choices of targets without labels, in ``TARGETS`` order.
+#: hfd:finetune's choices of targets without labels, in ``finetune_defaults.TARGETS`` order.
 TARGET_CHOICES = ("Spectral rules first, then the teacher", "The teacher only")
 #: Messages and validation score names by the targets a run trains on (``planned_targets``).
 TARGET_MESSAGES = {
@@ -180,7 +180,7 @@ class FinetuneAlgorithm(ChoicesByLabel):
                 self.TARGETS,
                 "Targets without labels",
                 options=list(TARGET_CHOICES),
-                defaultValue=TARGETS.index(DEFAULTS.targets),
+                defaultValue=finetune_defaults.TARGETS.index(DEFAULTS.targets),
             )
         )
         self.addParameter(
@@ -221,7 +221,7 @@ class FinetuneAlgorithm(ChoicesByLabel):
                 field = self.parameterAsString(parameters, self.LABEL_FIELD, context)
                 label_path = label_raster(labels, field, sar_path, QgsProcessingUtils.tempFolder())
             teacher = model_file(self, parameters, self.TEACHER_MODEL, context, "teacher")
-            chosen = TARGETS[self.parameterAsEnum(parameters, self.TARGETS, context)]
+            chosen = finetune_defaults.TARGETS[self.parameterAsEnum(parameters, self.TARGETS, context)]
             targets = planned_targets(teacher, label_path, chosen)
             score = score_name(targets)
             feedback.pushInfo(TARGET_MESSAGES[targets])

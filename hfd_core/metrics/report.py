@@ -78,7 +78,7 @@ class SegmentationReport:
         }
 
 
-def require_class_ids(values: np.ndarray, path: str | Path, what: str) -> None:
+def _require_class_ids(values: np.ndarray, path: str | Path, what: str) -> None:
     """InputError when finite ``values`` are not whole numbers: a SAR or confidence raster given as a class
     map (the desktop dialog offers the active layer for both) was truncated to integers and scored, an mIoU of
     1.0 for the SAR against itself."""
@@ -96,7 +96,7 @@ def reference_on_grid(reference_path: str | Path, grid_path: str | Path) -> np.n
     nodata); InputError when it holds values that are not class ids."""
     with rasterio.open(grid_path) as grid:
         values = warp_to_grid(reference_path, grid, bands=[1], resampling="nearest")[0]
-    require_class_ids(values, reference_path, "the reference")
+    _require_class_ids(values, reference_path, "the reference")
     return np.where(np.isfinite(values) & (values >= 0), np.nan_to_num(values), _OUTSIDE).astype(np.int32)
 
 
@@ -236,7 +236,7 @@ def compare_rasters(
         with rasterio.open(prediction_path) as src:
             prediction = src.read(1)
             nodata = src.nodata
-        require_class_ids(prediction, prediction_path, "the segmentation")
+        _require_class_ids(prediction, prediction_path, "the segmentation")
         prediction = prediction.astype(np.int32)
         reference = reference_on_grid(reference_path, prediction_path)
         class_names = class_names or prediction_class_names(prediction_path)
