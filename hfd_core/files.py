@@ -148,18 +148,22 @@ def check_outputs(
         check_writable_folder(path, name)
 
 
-def _files_read(path: Path) -> list[Path]:
-    """The other files a raster input reads (GDAL's file list: a VRT's sources, sidecars); none for a model
-    file or a path GDAL cannot open."""
-    if path.suffix.lower() == ".pt" or not path.is_file():
+def _files_read(path: Path, seen: set[str] | None = None) -> list[Path]:
+    """The other files a raster input reads (GDAL's file list: a VRT's sources, sidecars), and the files those
+    read in turn (a VRT of VRTs lists only the next level); none for a model file or a path GDAL cannot
+    open."""
+    seen = set() if seen is None else seen
+    if path.suffix.lower() == ".pt" or not path.is_file() or _key(path) in seen:
         return []
+    seen.add(_key(path))
     import rasterio
 
     try:
         with rasterio.open(path) as src:
-            return [Path(file) for file in src.files if not same_file(file, path)]
+            listed = [Path(file) for file in src.files if not same_file(file, path)]
     except (rasterio.errors.RasterioError, rasterio.errors.RasterioIOError):  # not related in rasterio 1.3
         return []
+    return listed + [deeper for file in listed for deeper in _files_read(file, seen)]
 
 
 def partial_path(path: PathLike) -> Path:

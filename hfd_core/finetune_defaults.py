@@ -29,7 +29,7 @@ class FinetuneDefaults:
 DEFAULTS = FinetuneDefaults()
 
 #: (lowest, highest) allowed value of each numeric setting, for hfd:finetune and the dialog alike.
-RANGES: dict[str, tuple[float, float]] = {
+RANGES: dict[str, tuple[int, int] | tuple[float, float]] = {
     "epochs": (1, 1000),
     "lr": (1e-7, 1.0),
     "distill_weight": (0.0, 100.0),

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from qgis.core import (
+    NULL,
     QgsCoordinateTransform,
     QgsMapLayer,
     QgsProcessing,
@@ -51,10 +52,10 @@ def rasterize_polygons(layer: QgsVectorLayer, field: str, grid_path: str, output
     shapes = []
     for feature in layer.getFeatures():
         value, geometry = feature[field], feature.geometry()
-        if value is None or geometry.isEmpty():
+        if value is None or value == NULL or geometry.isEmpty():  # an empty field is NULL, not None
             continue
         geometry.transform(to_grid)
-        shapes.append((json.loads(geometry.asJson()), int(value)))
+        shapes.append((json.loads(geometry.asJson()), float(value)))
     return burn_classes(shapes, grid_path, output_path, f"the field {field!r} of {layer.name()}")
 
 

@@ -26,8 +26,9 @@ class HFDProvider(QgsProcessingProvider):
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802
         """The class map and the confidence are written as GeoTIFF, whatever the name: a file named ``.png``
-        was a GeoTIFF under a wrong name. The dialog offers .tif only, and QGIS refuses other extensions."""
-        return ["tif"]
+        was a GeoTIFF under a wrong name. The dialog offers .tif and .tiff only (``segment_raster`` refuses
+        the rest, which qgis_process lets through)."""
+        return ["tif", "tiff"]
 
     def loadAlgorithms(self) -> None:  # noqa: N802
         for algorithm_class in algorithm_classes():

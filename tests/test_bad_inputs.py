@@ -165,10 +165,14 @@ def test_01b_output_over_a_file_that_a_vrt_input_reads(processing_provider, sar,
     from qgis.core import QgsProcessingException
 
     original = sar.read_bytes()
-    vrt = tmp_path / "sar.vrt"
+    vrt, of_vrt = tmp_path / "sar.vrt", tmp_path / "of_vrt.vrt"
     gdal.BuildVRT(str(vrt), [str(sar)]).FlushCache()
-    with pytest.raises(QgsProcessingException, match="a file that INPUT .* reads"):
-        processing("hfd:segment", {"INPUT": str(vrt), "MODEL": str(tiny_sar_model), "OUTPUT": str(sar)})
+    gdal.BuildVRT(str(of_vrt), [str(vrt)]).FlushCache()  # GDAL lists only the next level: sar.vrt
+    for source in (vrt, of_vrt):
+        with pytest.raises(QgsProcessingException, match="a file that INPUT .* reads"):
+            processing(
+                "hfd:segment", {"INPUT": str(source), "MODEL": str(tiny_sar_model), "OUTPUT": str(sar)}
+            )
     done = run_cli("segment", str(vrt), str(sar), "--model", str(tiny_sar_model))
     assert_one_line_error(done, "reads and would overwrite it")
     assert sar.read_bytes() == original
@@ -179,8 +183,9 @@ def test_01b_output_over_a_file_that_a_vrt_input_reads(processing_provider, sar,
 
 
 def test_01c_output_named_as_another_format(processing_provider, sar, tiny_sar_model, tmp_path):
-    """`OUTPUT=/t/map.png` exited 0 and wrote a GeoTIFF named map.png (QGIS 3.22's qgis_process does not hold
-    the provider's extensions against it). Refuse it before any work."""
+    """`qgis_process run hfd:segment -- ... OUTPUT=/t/map.png` exited 0 and wrote a GeoTIFF named map.png
+    (QGIS 3.22's qgis_process does not hold the provider's extensions against it); so did processing.run,
+    checked here. Refuse it before any work."""
     from qgis.core import QgsProcessingException
 
     for output, confidence in ((tmp_path / "map.png", None), (tmp_path / "map.tif", tmp_path / "conf.jpg")):

@@ -136,8 +136,11 @@ def test_class_polygons_are_burnt_onto_the_grid_and_bad_ids_refused(tmp_path):
         assert src.transform == ref.transform and src.crs == ref.crs and src.nodata == IGNORE_INDEX
         burnt = src.read(1)
     assert burnt.tolist() == [[2, 0, IGNORE_INDEX, IGNORE_INDEX]] + [[2, 2, IGNORE_INDEX, IGNORE_INDEX]] * 2
-    with pytest.raises(InputError, match="class id 255 in the test polygons is not in 0..254"):
-        burn_classes([(west, 255)], grid, tmp_path / "bad.tif", "the test polygons")
+    for bad in (255, 1.5):
+        with pytest.raises(
+            InputError, match=f"class id {bad:g} in the test polygons is not a whole number in 0..254"
+        ):
+            burn_classes([(west, bad)], grid, tmp_path / "bad.tif", "the test polygons")
     with pytest.raises(InputError, match="the test polygons has no polygon"):
         burn_classes([(east, -1)], grid, tmp_path / "none.tif", "the test polygons")
     assert not (tmp_path / "bad.tif").exists() and not (tmp_path / "none.tif").exists()

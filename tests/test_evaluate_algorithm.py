@@ -107,8 +107,8 @@ def test_the_only_numeric_field_is_the_class_field_by_default(qgis_app, predicti
 def test_a_geopackage_of_polygonised_labels_by_default(qgis_app, prediction, tmp_path):
     """`gdal_polygonize.py label.tif -f GPKG ref.gpkg` gives fields fid and the class: "has numeric fields
     fid, cls: give the class-id field", and its -1 (nodata) polygons were refused as class ids. The key is not
-    a class field, and -1 is nodata as in the raster."""
-    from qgis.core import QgsGeometry, QgsVectorFileWriter, QgsVectorLayer
+    a class field, and -1 is nodata as in the raster, as is a polygon without a class."""
+    from qgis.core import NULL, QgsGeometry, QgsVectorFileWriter, QgsVectorLayer
 
     layer = _polygons()
     feature = next(layer.getFeatures())
@@ -119,6 +119,8 @@ def test_a_geopackage_of_polygonised_labels_by_default(qgis_app, prediction, tmp
         )
     )
     feature["cls"] = -1
+    layer.dataProvider().addFeatures([feature])
+    feature["cls"] = NULL  # an empty class field (it crashed: int() of a QVariant)
     layer.dataProvider().addFeatures([feature])
     path = str(tmp_path / "reference.gpkg")
     options = QgsVectorFileWriter.SaveVectorOptions()

@@ -72,17 +72,17 @@ def same_grid(a: DatasetReader, b: DatasetReader) -> bool:
 
 
 def burn_classes(
-    shapes: list[tuple[dict, int]], grid_path: str | Path, output_path: str | Path, source: str
+    shapes: list[tuple[dict, float]], grid_path: str | Path, output_path: str | Path, source: str
 ) -> str:
     """Burn (GeoJSON geometry in the grid's CRS, class id) pairs onto the grid of ``grid_path`` into a uint8
     GeoTIFF, ``IGNORE_INDEX`` where no shape lies (unlabelled, not a class); later shapes win where they
     overlap. Negative ids are nodata, as in a raster of class ids (Sen1Floods11's -1, polygonised). InputError
-    when a class id is above IGNORE_INDEX - 1 or no shape has a class id; ``source`` names where they came
-    from in the message."""
+    when a class id is not a whole number or above IGNORE_INDEX - 1, or no shape has a class id; ``source``
+    names where they came from in the message."""
     for _, value in shapes:
-        if value >= IGNORE_INDEX:
-            raise InputError(f"class id {value} in {source} is not in 0..{IGNORE_INDEX - 1}")
-    shapes = [(geometry, value) for geometry, value in shapes if value >= 0]
+        if value != round(value) or value >= IGNORE_INDEX:
+            raise InputError(f"class id {value:g} in {source} is not a whole number in 0..{IGNORE_INDEX - 1}")
+    shapes = [(geometry, int(value)) for geometry, value in shapes if value >= 0]
     if not shapes:
         raise InputError(f"{source} has no polygon with a class id")
     with rasterio.open(grid_path) as grid:

@@ -83,23 +83,26 @@ def detect_sar_scale(
     return min(distances, key=distances.get)
 
 
-def check_polarisation_order(db: np.ndarray, wanted: list[str], indices: list[int], source: str) -> None:
+def check_polarisation_order(values: np.ndarray, wanted: list[str], indices: list[int], source: str) -> None:
     """InputError when the bands taken as VV and VH by their order in the file look swapped: the band taken as
     VV has the lower median. Cross-polarised VH is darker than VV on nearly all ground: VV's median is 4.9 to
     14.8 dB above VH's on every Sentinel-1 sample in ../shared/data (Sen1Floods11, SEN12MS, SEN12MS-CR,
     BigEarthNet, SSL4EO-S12, STAC Overflow; the highest on the all-water Sri Lanka chip), and VH, VV is the
-    order that stacking ``*_VH.tif`` and ``*_VV.tif`` alphabetically gives. ``db``: (C, ...) values in dB in
-    the model's band order ``wanted``; ``indices``: the file's band numbers, for the message."""
+    order that stacking ``*_VH.tif`` and ``*_VV.tif`` alphabetically gives. ``values``: (C, ...) backscatter
+    in dB, linear power or amplitude (each keeps the order of the medians) in the model's band order
+    ``wanted``; ``indices``: the file's band numbers, for the message."""
     if "VV" not in wanted or "VH" not in wanted:
         return
     vv, vh = wanted.index("VV"), wanted.index("VH")
-    medians = [np.median(_finite_sample(db[i])) if np.isfinite(db[i]).any() else np.nan for i in (vv, vh)]
+    medians = [
+        np.median(_finite_sample(values[i])) if np.isfinite(values[i]).any() else np.nan for i in (vv, vh)
+    ]
     if medians[0] < medians[1]:
         swapped = list(indices)
         swapped[vv], swapped[vh] = indices[vh], indices[vv]
         raise InputError(
-            f"{source}: band {indices[vv]}, taken as VV, has a median of {medians[0]:.1f} dB, below band "
-            f"{indices[vh]}, taken as VH ({medians[1]:.1f} dB). VH is darker than VV on nearly all ground "
+            f"{source}: band {indices[vv]}, taken as VV, has a median of {medians[0]:.3g}, below band "
+            f"{indices[vh]}, taken as VH ({medians[1]:.3g}). VH is darker than VV on nearly all ground "
             "(4.9 to 14.8 dB darker on every Sentinel-1 scene this was checked on), so the bands look "
             f"swapped: choose the band numbers in the model's order ({', '.join(wanted)}), here "
             f"{','.join(map(str, swapped))}, or name the bands in the file"

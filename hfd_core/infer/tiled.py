@@ -142,10 +142,10 @@ def _resolve_device(device: str) -> torch.device:
 #: Why the water model refuses a one-band raster. Measured on the dB chips with VH left out, each by the
 #: shipped variant's fold that did not train on it (docs/experiments/water_model_findings.md).
 VV_ALONE_REFUSED = (
-    "{name} has one band; the water model reads VV and VH. With VV alone it was no better than a threshold "
-    "where measured (leave-one-location-out pooled water IoU 0.37, and 99 % and 75 % of the two dry chips "
-    "called water; VV < -15 dB: 0.25, and 1.0 % and 0.8 %), so a raster without VH is refused: give VV and "
-    "VH (the bands named, or in that order), or threshold VV"
+    "{name} has one band; the water model reads VV and VH. With VV alone it called far more false water "
+    "than a threshold where measured (99 % and 75 % of the two dry chips called water, VV < -15 dB 1.0 % "
+    "and 0.8 %; leave-one-location-out pooled water IoU 0.37, VV < -15 dB 0.25), so a raster without VH is "
+    "refused: give VV and VH (the bands named, or in that order), or threshold VV"
 )
 
 
@@ -178,9 +178,9 @@ class _Input:
         #: sample that decides it is read)
         self.zero_fill = 0.0
         self.zero_fill = self._zero_fill()
+        if self.is_sar and choice.by_order:  # before the scale: swapped bands mislead its detection
+            check_polarisation_order(self._sample(), names, self.bands, path.name)
         self.scale = self._scale(input_scale, metadata)
-        if self.is_sar and choice.by_order:
-            check_polarisation_order(to_db(self._sample(), self.scale), names, self.bands, path.name)
         self.reads_scene_features = metadata.input_kind == SCENE_KIND
         #: histograms of the whole raster for a model of scene features (``gather_context``), else None
         self.context: SceneContext | None = None
@@ -252,7 +252,7 @@ class _Input:
         if not self.reads_scene_features:
             return
         src = self.src
-        context = SceneContext.empty("db", has_vh=len(self.bands) > 1)
+        context = SceneContext.empty("db", has_vh=True)  # a one-band raster is refused (VV_ALONE_REFUSED)
         strip = max(SPECKLE_HALO, CONTEXT_STRIP_PIXELS // src.width)
         for top in range(0, src.height, strip):
             if is_canceled and is_canceled():

@@ -79,15 +79,15 @@ class SegmentationReport:
 
 
 def _require_class_ids(values: np.ndarray, path: str | Path, what: str) -> None:
-    """InputError when finite ``values`` are not whole numbers: a SAR or confidence raster given as a class
-    map (the desktop dialog offers the active layer for both) was truncated to integers and scored, an mIoU of
-    1.0 for the SAR against itself."""
+    """InputError when finite ``values`` (nodata already NaN) are not whole numbers (to 1e-6): a SAR raster
+    given as a class map (the desktop dialog offers the active layer for both) was truncated to integers and
+    scored, an mIoU of 1.0 for the SAR against itself."""
     finite = values[np.isfinite(values)]
-    fractional = finite[finite != np.round(finite)]
+    fractional = finite[np.abs(finite - np.round(finite)) > 1e-6]
     if fractional.size:
         raise InputError(
             f"{what} {Path(path).name} holds values that are not class ids (such as {fractional[0]:g}): "
-            "give a class map, such as the output of hfd:segment, not a SAR or confidence raster"
+            "give a class map, such as the output of hfd:segment, not a SAR raster"
         )
 
 
@@ -234,16 +234,16 @@ def compare_rasters(
     """
     try:
         with rasterio.open(prediction_path) as src:
-            prediction = src.read(1)
+            prediction = src.read(1).astype(np.float32)  # exact for class ids; nodata becomes NaN
             nodata = src.nodata
+        if nodata is not None:
+            prediction[prediction == nodata] = np.nan
         _require_class_ids(prediction, prediction_path, "the segmentation")
-        prediction = prediction.astype(np.int32)
+        prediction = np.where(np.isfinite(prediction), np.round(prediction), IGNORE_INDEX).astype(np.int32)
         reference = reference_on_grid(reference_path, prediction_path)
         class_names = class_names or prediction_class_names(prediction_path)
     except rasterio.errors.RasterioIOError as error:
         raise InputError(f"cannot read raster: {error}") from None
-    if nodata is not None and np.isfinite(nodata):
-        prediction[prediction == int(nodata)] = IGNORE_INDEX
     prediction[(prediction < 0) | (prediction > IGNORE_INDEX)] = IGNORE_INDEX
     if (reference < 0).all():
         raise InputError(

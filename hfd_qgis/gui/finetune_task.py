@@ -8,7 +8,6 @@ from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from hfd_core.errors import user_error_message
-from hfd_core.train.config import TrainCallbacks
 
 
 class FinetuneTask(QgsTask):
@@ -31,6 +30,7 @@ class FinetuneTask(QgsTask):
         self.error: str | None = None
 
     def run(self) -> bool:
+        from hfd_core.train.config import TrainCallbacks  # hfd_core.train needs torch: only when running
         from hfd_core.train.finetune import finetune
 
         callbacks = TrainCallbacks(
