@@ -2,9 +2,10 @@
 
 Steps:
 1. Read the student's SAR bands (``find_bands``; bands taken by their order alone are checked for a VV/VH
-   swap; linear backscatter is converted to dB) and the teacher's EO bands (``band_indices``), bring the EO (bilinear) and the labels (nearest) onto the SAR grid, and keep only the
-   overlap: the SAR grid is cropped to the rows and columns where the EO has data, and SAR pixels without EO
-   become nodata (NaN). No overlap: InputError.
+   swap; linear backscatter is converted to dB) and the teacher's EO bands (``band_indices``), bring the EO
+   (bilinear) and the labels (nearest) onto the SAR grid, and keep only the overlap: the SAR grid is cropped
+   to the rows and columns where the EO has data, and SAR pixels without EO become nodata (NaN). No overlap:
+   InputError.
 2. Hold out spatial blocks (``tile_size`` squares, ``validation_fraction`` of the full blocks, seeded) for
    validation; the rest of the overlap, with those blocks blanked, is the training scene. Blocks rather than
    random pixels, because neighbouring pixels are nearly copies of each other.
