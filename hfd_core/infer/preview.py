@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from rasterio.enums import Resampling
 
 from hfd_core import IGNORE_INDEX
+from hfd_core.errors import InputError
 
 MAX_SIDE = 1024
 BACKGROUND = (255, 255, 255)
@@ -26,9 +27,14 @@ def _shape(src: rasterio.io.DatasetReader) -> tuple[int, int]:
 
 def _classes_rgb(path: Path) -> tuple[np.ndarray, list[tuple[str, tuple[int, int, int]]]]:
     with rasterio.open(path) as src:
+        names = json.loads(src.tags().get("CLASS_NAMES", "[]"))
+        if not names:
+            raise InputError(
+                f"{path} is not a class map written by segment (no CLASS_NAMES tag): give the segmentation, "
+                "and the SAR raster with --input"
+            )
         classes = src.read(1, out_shape=_shape(src), resampling=Resampling.nearest)
         cmap = src.colormap(1)
-        names = json.loads(src.tags().get("CLASS_NAMES", "[]"))
     rgb = np.full((*classes.shape, 3), BACKGROUND, np.uint8)
     legend = []
     for value in range(len(names)):

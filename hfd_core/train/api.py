@@ -43,6 +43,27 @@ def _require(scenes: list[Scene], attribute: str, purpose: str) -> None:
         )
 
 
+def _require_labelled_pixels(scenes: list[Scene], purpose: str) -> None:
+    """InputError when no training scene has a labelled pixel: the run would train on nothing (loss 0) and
+    write a model all the same."""
+    if not any(scene.label is not None and (scene.label != IGNORE_INDEX).any() for scene in scenes):
+        raise InputError(
+            f"{purpose}: none of the {len(scenes)} training scene(s) has a labelled pixel (all nodata)"
+        )
+
+
+def _require_tiles_fit(scenes: list[Scene], tile_size: int) -> None:
+    """InputError when the tile is larger than every training scene in both directions: most of each tile
+    would be padding."""
+    shapes = [scene.shape for scene in scenes]
+    if shapes and all(rows < tile_size and cols < tile_size for rows, cols in shapes):
+        largest = max(max(shape) for shape in shapes)
+        raise InputError(
+            f"tile size {tile_size} is larger than every training scene (the largest side is {largest} "
+            f"pixels): choose a tile size of at most {largest}"
+        )
+
+
 def _bands(scenes: list[Scene], attribute: str) -> list[str]:
     bands = getattr(scenes[0], f"{attribute}_bands")
     for scene in scenes:
@@ -82,6 +103,7 @@ def _tiles(
         mode="random" if training else "grid",
         samples_per_epoch=config.samples_per_epoch,
         augment=training and config.augment,
+        seed=config.seed,
     )
 
 
@@ -172,6 +194,8 @@ def train_teacher(
     """Train the EO teacher on EO + labels; the best epoch is ``<out_dir>/best.pt``."""
     _require(train_scenes + val_scenes, "eo", "teacher training")
     _require(train_scenes + val_scenes, "label", "teacher training")
+    _require_labelled_pixels(train_scenes, "teacher training")
+    _require_tiles_fit(train_scenes, config.tile_size)
     seed_everything(config.seed)
     model, metadata = _start(
         "teacher",
@@ -207,6 +231,8 @@ def train_student(
     _require(scenes, "sar", "student training")
     if not config.pseudo_labels:
         _require(scenes, "label", "student training without pseudo-labels")
+        _require_labelled_pixels(train_scenes, "student training without pseudo-labels")
+    _require_tiles_fit(train_scenes, config.tile_size)
     seed_everything(config.seed)
     if teacher_meta is None:
         architecture, classes, eo_stats = dict(config.model), _classes(scenes, spec), None

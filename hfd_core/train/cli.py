@@ -14,7 +14,9 @@ from hfd_core.data import split_by_group
 from hfd_core.errors import InputError
 from hfd_core.files import check_outputs
 from hfd_core.modelfile import combine_model_files, save_model
+from hfd_core.models.hfdnet import SIZE_MULTIPLE
 from hfd_core.train.api import train_student, train_teacher
+from hfd_core.train.checkpoint import BEST_MODEL_NAME, CHECKPOINT_NAME
 from hfd_core.train.config import TrainConfig
 from hfd_core.train.datasets import DATASETS, SPLITS, load_scenes
 from hfd_core.train.evaluation import evaluate_model_file, format_report
@@ -59,7 +61,12 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=number(float, 0), default=DEFAULTS.weight_decay)
     parser.add_argument("--tile-size", type=number(int, 16), default=DEFAULTS.tile_size)
     parser.add_argument("--samples-per-epoch", type=number(int, 1), default=DEFAULTS.samples_per_epoch)
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument(
+        "--seed",
+        type=number(int, 0),
+        default=DEFAULTS.seed,
+        help="initial weights, training windows, batch order and the validation groups",
+    )
     parser.add_argument("--num-workers", type=number(int, 0), default=DEFAULTS.num_workers)
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt")
     parser.add_argument("--init-from", type=Path, help="start from this model file (fine-tuning)")
@@ -150,6 +157,30 @@ def _config(args: argparse.Namespace, **extra) -> TrainConfig:
     )
 
 
+def _check_run(args: argparse.Namespace) -> None:
+    """User errors that need no data, found before any is read (a full dataset takes minutes to load)."""
+    if args.tile_size % SIZE_MULTIPLE:
+        raise InputError(
+            f"--tile-size must be a multiple of {SIZE_MULTIPLE} (the network halves it four times), "
+            f"not {args.tile_size}"
+        )
+    if args.widths and len(args.widths) != 4:
+        raise InputError(f"--widths needs 4 numbers, one per encoder stage, not {len(args.widths)}")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out {args.out} is a file: give a run folder")
+    held = [name for name in (CHECKPOINT_NAME, BEST_MODEL_NAME) if (args.out / name).exists()]
+    if held and not args.resume:
+        raise InputError(
+            f"{args.out} already holds a run ({', '.join(held)}): add --resume to continue it, or give "
+            "another --out (nothing was overwritten)"
+        )
+    if args.resume and not (args.out / CHECKPOINT_NAME).exists() and _is_main():
+        print(
+            f"--resume: no {CHECKPOINT_NAME} in {args.out} yet, starting from the first epoch",
+            file=sys.stderr,
+        )
+
+
 def _is_main() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
@@ -190,12 +221,17 @@ def _finish(result: TrainResult) -> int:
 
 def run_train_teacher(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO)
+    _check_run(args)
     train, val = _split(args)
     return _finish(train_teacher(train, val, _config(args), spec=DATASETS[args.dataset]))
 
 
 def run_train_student(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO)
+    _check_run(args)
+    distils = args.distill_weight > 0 or args.logit_distill_weight > 0 or args.pseudo_labels
+    if distils and not args.no_distill and args.teacher is None:
+        raise InputError("train-student distils from a teacher: give --teacher, or --no-distill for SAR only")
     train, val = _split(args)
     config = _config(
         args,

@@ -136,7 +136,8 @@ def _register_builtin() -> None:
             classes=(ClassInfo(0, "not water", "#d9d9d9"), ClassInfo(1, "water", "#2e86de")),
         )
     )
-    register_dataset(DatasetSpec("sen12ms", _whole(read_sen12ms)))
+    land_cover = tuple(ClassInfo(*c) for c in LAND_COVER_CLASSES)
+    register_dataset(DatasetSpec("sen12ms", _whole(read_sen12ms), classes=land_cover))
     register_dataset(DatasetSpec("whu-opt-sar", _whole(read_whu_opt_sar)))
     register_dataset(DatasetSpec("folder", _whole(read_triplet_folder)))
     register_dataset(

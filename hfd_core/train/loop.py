@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -89,6 +90,37 @@ def autocast_context(ctx: DistContext, enabled: bool) -> AbstractContextManager:
     if enabled and ctx.device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.float16)
     return nullcontext()
+
+
+#: Settings a resumed run must share with the run that wrote its checkpoint (``epochs`` may grow).
+RESUME_SETTINGS = (
+    "tile_size", "batch_size", "lr", "weight_decay", "samples_per_epoch", "seed", "augment",
+    "distill_weight", "logit_distill_weight", "pseudo_labels", "consistency_weight",
+)  # fmt: skip
+
+
+def _check_resumable(path: Path, stored: dict, config: TrainConfig) -> None:
+    """InputError when ``config`` differs from the checkpoint's in a ``RESUME_SETTINGS`` setting: the run
+    would go on as another one, its history mixing both (a distilled run resumed without distillation)."""
+    now = config.to_dict()
+    changed = [
+        f"{name} {stored[name]} -> {now[name]}"
+        for name in RESUME_SETTINGS
+        if name in stored and stored[name] != now[name]
+    ]
+    if changed:
+        raise InputError(
+            f"{path} was written with other settings ({'; '.join(changed)}): resume with the run's own "
+            "settings, or start a new run in another folder"
+        )
+
+
+def _epoch_line(epoch: int, epochs: int, values: dict, improved: bool) -> str:
+    """``epoch 3/20: train loss 0.4123, val mIoU 0.5512 (best so far)``."""
+    scores = f", val mIoU {values['val_miou']:.4f}" if "val_miou" in values else ""
+    return f"epoch {epoch}/{epochs}: train loss {values['train_loss']:.4f}{scores}" + (
+        " (best so far)" if improved and scores else ""
+    )
 
 
 def _to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
@@ -270,7 +302,14 @@ def fit(
     start_epoch, best_epoch, best_score, history = 0, 0, -math.inf, []
     if config.resume and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path, ctx.device)
-        module.load_state_dict(state["model"])
+        _check_resumable(checkpoint_path, state.get("config", {}), config)
+        try:
+            module.load_state_dict(state["model"])
+        except RuntimeError:
+            raise InputError(
+                f"{checkpoint_path} holds another network than this run's (other bands, classes or widths): "
+                "give another run folder, or the options of the run that wrote it"
+            ) from None
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -296,6 +335,8 @@ def fit(
         improved = _score(values) > best_score
         if improved:
             best_epoch, best_score = epoch, _score(values)
+        if config.progress and ctx.is_main:  # the bar shows the training loss; validation once per epoch
+            print(_epoch_line(epoch, config.epochs, values, improved), file=sys.stderr)
         if ctx.is_main:
             if improved:
                 metadata.training = {
