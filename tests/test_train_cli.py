@@ -199,3 +199,12 @@ def test_the_seed_draws_other_training_windows():
         tiles.set_epoch(1)
         windows.append([tiles[i]["eo"].sum().item() for i in range(8)])
     assert windows[0] != windows[1]
+
+
+def test_each_epoch_prints_its_validation_score_and_no_bar_into_a_log(tmp_path, toy_dataset, capsys):
+    """The bar showed only the training loss (validation came in the table after the last epoch) and, in a
+    log redirected from a terminal, wrote one line per step."""
+    loud = [option for option in TINY if option != "--quiet"]
+    assert main(["train-teacher", *toy_dataset, "--out", str(tmp_path / "t"), *loud]) == 0
+    err = capsys.readouterr().err
+    assert "epoch 1/1: train loss" in err and "val mIoU" in err and "it/s" not in err

@@ -8,16 +8,18 @@ from typing import TextIO
 
 
 class ProgressBar:
-    """``[#####.....] 12/40 loss 0.513  3.1 it/s`` redrawn in place; does nothing when disabled."""
+    """``[#####.....] 12/40 loss 0.513  3.1 it/s`` redrawn in place; does nothing when disabled or when the
+    stream is not a terminal (a log redirected with nohup got one line per step; the loop's per-epoch line
+    stays)."""
 
     def __init__(
         self, total: int, label: str, enabled: bool = True, width: int = 24, stream: TextIO | None = None
     ):
         self.total = max(total, 1)
         self.label = label
-        self.enabled = enabled
-        self.width = width
         self.stream = stream or sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.width = width
         self.count = 0
         self.start = time.monotonic()
 
