@@ -25,7 +25,7 @@ import torch
 from hfd_core import IGNORE_INDEX, __version__
 from hfd_core.data.scene_context import FEATURES, RASTER_BANDS, SCENE_KIND
 from hfd_core.errors import InputError, ModelFileError
-from hfd_core.files import partial_path, remove_stale
+from hfd_core.files import partial_path, remove_stale, same_file
 from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.models.ensemble import HFDEnsemble
 
@@ -154,6 +154,12 @@ def combine_model_files(paths: list[str | Path]) -> tuple[HFDEnsemble, ModelMeta
     and its metadata: the first model's, with every member listed and the sources in ``training``."""
     if len(paths) < 2:
         raise ModelFileError("an ensemble needs two or more model files")
+    for index, path in enumerate(paths):
+        repeated = [other for other in paths[:index] if same_file(other, path)]
+        if repeated:
+            raise ModelFileError(
+                f"{path} is given twice (as {repeated[0]}): an ensemble averages different models"
+            )
     loaded = [load_model(path) for path in paths]
     first = loaded[0][1]
     for path, (network, metadata) in zip(paths, loaded, strict=True):

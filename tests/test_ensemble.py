@@ -79,6 +79,8 @@ def test_combining_refuses_one_model_other_tasks_and_ensembles(members, tmp_path
     save_model(tmp_path / "ensemble.pt", ensemble, metadata)
     with pytest.raises(ModelFileError, match="already an ensemble"):
         combine_model_files([tmp_path / "ensemble.pt", members[2]])
+    with pytest.raises(ModelFileError, match="is given twice"):  # it was averaged with itself
+        combine_model_files([members[0], members[1], members[0]])
 
 
 def _ensemble_file(paths, out):

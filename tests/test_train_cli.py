@@ -208,3 +208,16 @@ def test_each_epoch_prints_its_validation_score_and_no_bar_into_a_log(tmp_path, 
     assert main(["train-teacher", *toy_dataset, "--out", str(tmp_path / "t"), *loud]) == 0
     err = capsys.readouterr().err
     assert "epoch 1/1: train loss" in err and "val mIoU" in err and "it/s" not in err
+
+
+def test_a_damaged_checkpoint_and_an_unwritable_json_are_one_line_errors(tmp_path, toy_dataset):
+    """A damaged last.ckpt gave torch's message, advice to load it unsafely included; `evaluate --json
+    <folder>` failed only after scoring."""
+    out = tmp_path / "teacher"
+    assert main(["train-teacher", *toy_dataset, "--out", str(out), *TINY]) == 0
+    (out / "last.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="damaged or not a checkpoint") as error:
+        main(["train-teacher", *toy_dataset, "--out", str(out), "--resume", *TINY])
+    assert "weights_only" not in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(InputError, match="is a folder"):
+        main(["evaluate", *toy_dataset, "--model", str(out / "best.pt"), "--json", str(tmp_path)])

@@ -40,8 +40,11 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     """Read a checkpoint written by ``save_checkpoint``; InputError when the file is something else."""
     try:
         state = torch.load(Path(path), map_location=device, weights_only=True)
-    except Exception as exc:  # torch raises many types for damaged or foreign files
-        raise InputError(f"cannot read training checkpoint {path}: {exc}") from exc
+    except Exception as exc:  # torch raises many types for damaged or foreign files; its text can advise
+        raise InputError(  # loading the file unsafely, so only the type is kept
+            f"cannot read training checkpoint {path} ({type(exc).__name__}): the file is damaged or not a "
+            "checkpoint; delete it to start the run again, or give another run folder"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path} is not an HFD-Net training checkpoint")
     return state

@@ -247,12 +247,13 @@ def run_train_student(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.json:  # before the scoring, which can take minutes
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        check_outputs({"--json": args.json}, {"--model": args.model})
     report = evaluate_model_file(args.model, load_scenes(args.dataset, args.root, args.split), args.device)
     report = {"dataset": args.dataset, "root": str(args.root), "split": args.split, **report}
     print(format_report(report))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        check_outputs({"--json": args.json}, {"--model": args.model})
         args.json.write_text(json.dumps(report, indent=2))
     return 0
 
