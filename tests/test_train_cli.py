@@ -81,6 +81,7 @@ def test_teacher_then_students_from_the_command_line(tmp_path, toy_dataset, caps
         )
         == 0
     )
+    assert "ignored, the student takes its teacher's architecture" in capsys.readouterr().err
     _, distilled = load_model(tmp_path / "hfd" / "best.pt")
     _, baseline = load_model(tmp_path / "sar" / "best.pt")
     assert distilled.training["config"]["distill_weight"] == 2.0

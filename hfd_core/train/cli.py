@@ -232,6 +232,11 @@ def run_train_student(args: argparse.Namespace) -> int:
     distils = args.distill_weight > 0 or args.logit_distill_weight > 0 or args.pseudo_labels
     if distils and not args.no_distill and args.teacher is None:
         raise InputError("train-student distils from a teacher: give --teacher, or --no-distill for SAR only")
+    if args.teacher and (args.widths or args.align_dim or args.no_align) and _is_main():
+        print(
+            "--widths, --align-dim, --no-align: ignored, the student takes its teacher's architecture",
+            file=sys.stderr,
+        )
     train, val = _split(args)
     config = _config(
         args,
