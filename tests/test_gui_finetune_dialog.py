@@ -232,3 +232,13 @@ def test_sar_band_numbers_go_to_the_run_and_to_the_segment_dialog(dialog, proces
     dialog.segment()
     ((name, values),) = opened
     assert name == "hfd:segment" and values["INPUT"].name() == "S1Hand" and values["BANDS"] == [1, 2]
+
+
+def test_the_dialog_fits_a_laptop_screen(qgis_iface):
+    """Laid out in full, the settings made the dialog at least 1071 pixels tall: on a 768- or 1080-pixel
+    screen Start, Close and the log fell off it. The settings scroll instead."""
+    from hfd_qgis.gui.finetune_dialog import FinetuneDialog
+
+    widget = FinetuneDialog()
+    assert widget.minimumSizeHint().height() <= 700
+    widget.close()

@@ -27,6 +27,7 @@ from qgis.PyQt.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -35,6 +36,7 @@ from qgis.PyQt.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -91,9 +93,20 @@ class FinetuneDialog(QDialog):
         self.model_path: str | None = None
         self._work = tempfile.TemporaryDirectory(prefix="hfd-dialog-")
         layout = QVBoxLayout(self)
+        # the settings scroll, so the dialog fits a laptop screen: laid out in full they made it at least
+        # 1071 pixels tall, and Start, Close and the log fell off a 768- or 1080-pixel screen
+        settings = QWidget()
+        settings_layout = QVBoxLayout(settings)
+        settings_layout.setContentsMargins(0, 0, 0, 0)
         self.inputs = [self._inputs(), self._parameters()]
         for box in self.inputs:
-            layout.addWidget(box)
+            settings_layout.addWidget(box)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(settings)
+        scroll.setMinimumHeight(240)  # on a small screen the settings keep more room than the chart
+        layout.addWidget(scroll, stretch=8)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.cancel_button = QPushButton("Cancel")
@@ -113,6 +126,7 @@ class FinetuneDialog(QDialog):
         self.progress.setRange(0, 100)
         layout.addWidget(self.progress)
         self.chart = TrainingChart()
+        self.chart.setMinimumHeight(120)
         layout.addWidget(self.chart, stretch=2)
         self.scores = QLabel("")
         layout.addWidget(self.scores)
@@ -128,7 +142,8 @@ class FinetuneDialog(QDialog):
         self.teacher_button.clicked.connect(self.segment_eo_with_teacher)
         self.dialog_buttons.rejected.connect(self.close)
         self.dialog_buttons.helpRequested.connect(self.show_help)
-        self.resize(620, 900)
+        screen = self.screen().availableGeometry().height() if self.screen() else 900
+        self.resize(620, min(900, screen - 60))
         self.pick_layers()
 
     def _inputs(self) -> QGroupBox:
