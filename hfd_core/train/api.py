@@ -43,6 +43,13 @@ def _require(scenes: list[Scene], attribute: str, purpose: str) -> None:
         )
 
 
+def require_teacher(config: TrainConfig, teacher_path: str | Path | None) -> None:
+    """InputError when ``config`` distils from a teacher (``TrainConfig.uses_teacher``) and none is given;
+    the CLI asks before it reads the data."""
+    if config.uses_teacher and not teacher_path:
+        raise InputError("train-student distils from a teacher: give --teacher, or --no-distill for SAR only")
+
+
 def _require_labelled_pixels(scenes: list[Scene], purpose: str) -> None:
     """InputError when no training scene has a labelled pixel: the run would train on nothing (loss 0) and
     write a model all the same."""
@@ -221,9 +228,8 @@ def train_student(
     spec: DatasetSpec | None = None,
 ) -> TrainResult:
     """Train the SAR student, distilled from the teacher file (or SAR-only when it is None or unused)."""
-    uses_teacher = config.distill_weight > 0 or config.logit_distill_weight > 0 or config.pseudo_labels
-    if uses_teacher and not teacher_path:
-        raise InputError("distillation or pseudo-labels need --teacher (or use --no-distill)")
+    require_teacher(config, teacher_path)
+    uses_teacher = config.uses_teacher
     teacher, teacher_meta = load_model(teacher_path) if teacher_path else (None, None)
     if teacher_meta is not None:
         require_single_network(teacher_meta, teacher_path, "a teacher")

@@ -15,7 +15,7 @@ from hfd_core.errors import InputError
 from hfd_core.files import check_outputs
 from hfd_core.modelfile import combine_model_files, save_model
 from hfd_core.models.hfdnet import SIZE_MULTIPLE
-from hfd_core.train.api import train_student, train_teacher
+from hfd_core.train.api import require_teacher, train_student, train_teacher
 from hfd_core.train.checkpoint import BEST_MODEL_NAME, CHECKPOINT_NAME
 from hfd_core.train.config import TrainConfig
 from hfd_core.train.datasets import DATASETS, SPLITS, load_scenes
@@ -229,15 +229,6 @@ def run_train_teacher(args: argparse.Namespace) -> int:
 def run_train_student(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO)
     _check_run(args)
-    distils = args.distill_weight > 0 or args.logit_distill_weight > 0 or args.pseudo_labels
-    if distils and not args.no_distill and args.teacher is None:
-        raise InputError("train-student distils from a teacher: give --teacher, or --no-distill for SAR only")
-    if args.teacher and (args.widths or args.align_dim or args.no_align) and _is_main():
-        print(
-            "--widths, --align-dim, --no-align: ignored, the student takes its teacher's architecture",
-            file=sys.stderr,
-        )
-    train, val = _split(args)
     config = _config(
         args,
         distill_weight=0.0 if args.no_distill else args.distill_weight,
@@ -248,6 +239,13 @@ def run_train_student(args: argparse.Namespace) -> int:
         pseudo_labels=args.pseudo_labels and not args.no_distill,
         consistency_weight=args.consistency_weight,
     )
+    require_teacher(config, args.teacher)  # before the data is read
+    if args.teacher and (args.widths or args.align_dim or args.no_align) and _is_main():
+        print(
+            "--widths, --align-dim, --no-align: ignored, the student takes its teacher's architecture",
+            file=sys.stderr,
+        )
+    train, val = _split(args)
     return _finish(train_student(train, val, args.teacher, config, spec=DATASETS[args.dataset]))
 
 

@@ -43,6 +43,11 @@ class TrainConfig:
     init_from: str | None = None
     progress: bool = True
 
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether the run reads a teacher: feature or logit distillation, or its pseudo-labels."""
+        return self.distill_weight > 0 or self.logit_distill_weight > 0 or self.pseudo_labels
+
     def to_dict(self) -> dict:
         return asdict(self)
 
