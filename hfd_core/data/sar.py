@@ -19,10 +19,15 @@ refused with a message naming INPUT_SCALE rather than guessed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from hfd_core.errors import InputError
 from hfd_core.infer import INPUT_SCALES
+
+if TYPE_CHECKING:
+    from hfd_core.data.bands import BandChoice
 
 #: Plausible range of Sentinel-1 sigma0 in dB for the bulk of pixels (1st to 99th percentile).
 DB_RANGE = (-50.0, 20.0)
@@ -83,16 +88,17 @@ def detect_sar_scale(
     return min(distances, key=distances.get)
 
 
-def check_polarisation_order(values: np.ndarray, wanted: list[str], indices: list[int], source: str) -> None:
-    """InputError when the bands taken as VV and VH by their order in the file look swapped: the band taken as
-    VV has the lower median. Cross-polarised VH is darker than VV on nearly all ground: VV's median is 4.9 to
-    14.8 dB above VH's on every Sentinel-1 sample in ../shared/data (Sen1Floods11, SEN12MS, SEN12MS-CR,
-    BigEarthNet, SSL4EO-S12, STAC Overflow; the highest on the all-water Sri Lanka chip), and VH, VV is the
-    order that stacking ``*_VH.tif`` and ``*_VV.tif`` alphabetically gives. ``values``: (C, ...) backscatter
-    in dB, linear power or amplitude (each keeps the order of the medians) in the model's band order
-    ``wanted``; ``indices``: the file's band numbers, for the message."""
-    if "VV" not in wanted or "VH" not in wanted:
+def check_polarisation_order(values: np.ndarray, wanted: list[str], choice: BandChoice, source: str) -> None:
+    """InputError when the bands taken as VV and VH by their order in the file alone (``choice.by_order``;
+    chosen or named bands are not second-guessed) look swapped: the band taken as VV has the lower median.
+    Cross-polarised VH is darker than VV on nearly all ground: VV's median is 4.9 to 14.8 dB above VH's on
+    every Sentinel-1 sample in ../shared/data (Sen1Floods11, SEN12MS, SEN12MS-CR, BigEarthNet, SSL4EO-S12,
+    STAC Overflow; the highest on the all-water Sri Lanka chip), and VH, VV is the order that stacking
+    ``*_VH.tif`` and ``*_VV.tif`` alphabetically gives. ``values``: (C, ...) backscatter in dB, linear power
+    or amplitude (each keeps the order of the medians) in the model's band order ``wanted``."""
+    if not choice.by_order or "VV" not in wanted or "VH" not in wanted:
         return
+    indices = choice.indices
     vv, vh = wanted.index("VV"), wanted.index("VH")
     medians = [
         np.median(_finite_sample(values[i])) if np.isfinite(values[i]).any() else np.nan for i in (vv, vh)

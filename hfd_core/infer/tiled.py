@@ -178,8 +178,8 @@ class _Input:
         #: sample that decides it is read)
         self.zero_fill = 0.0
         self.zero_fill = self._zero_fill()
-        if self.is_sar and choice.by_order:  # before the scale: swapped bands mislead its detection
-            check_polarisation_order(self._sample(), names, self.bands, path.name)
+        if self.is_sar:  # before the scale: swapped bands mislead its detection
+            check_polarisation_order(self._sample(), names, choice, path.name)
         self.scale = self._scale(input_scale, metadata)
         self.reads_scene_features = metadata.input_kind == SCENE_KIND
         #: histograms of the whole raster for a model of scene features (``gather_context``), else None

@@ -147,8 +147,8 @@ def prepare_scenes(
     if zero_share:
         (warn or log.warning)(zero_fill_note(zero_share))
     if student.input_kind == "sar_db":
-        if sar_choice.by_order:  # before the scale: swapped bands mislead its detection
-            check_polarisation_order(sar, student.bands, sar_choice.indices, Path(sar_path).name)
+        # before the scale: swapped bands mislead its detection
+        check_polarisation_order(sar, student.bands, sar_choice, Path(sar_path).name)
         scale = sar_scale(sar, "auto", student.bands, student.mean, student.std)
         if scale != "db":
             log.info("%s looks like %s backscatter: converted to dB", Path(sar_path).name, scale)
