@@ -5,6 +5,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from hfd_core.infer import OUTPUT_EXTENSIONS
 from hfd_qgis.paths import icon_path
 
 
@@ -28,7 +29,7 @@ class HFDProvider(QgsProcessingProvider):
         """The class map and the confidence are written as GeoTIFF, whatever the name: a file named ``.png``
         was a GeoTIFF under a wrong name. The dialog offers .tif and .tiff only (``segment_raster`` refuses
         the rest, which qgis_process lets through)."""
-        return ["tif", "tiff"]
+        return list(OUTPUT_EXTENSIONS)
 
     def loadAlgorithms(self) -> None:  # noqa: N802
         for algorithm_class in algorithm_classes():

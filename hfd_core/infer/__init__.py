@@ -13,3 +13,6 @@ OVERLAP_RANGE = (0, 1024)
 BATCH_SIZE_RANGE = (0, 512)
 #: Input scales of SAR rasters: "auto" detects dB, linear power or amplitude (``hfd_core.data.sar``).
 INPUT_SCALES = ("auto", "db", "linear", "amplitude")
+#: Extensions of the class map and the confidence (both written as GeoTIFF), shared by ``segment_raster`` and
+#: the provider.
+OUTPUT_EXTENSIONS = ("tif", "tiff")

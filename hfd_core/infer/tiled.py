@@ -51,7 +51,14 @@ from hfd_core.data.scene_context import SCENE_KIND, WATER_VH_LIMIT_DB, SceneCont
 from hfd_core.data.speckle import SPECKLE_HALO
 from hfd_core.errors import Canceled, InputError
 from hfd_core.files import check_outputs, partial_path, remove_stale
-from hfd_core.infer import BATCH_SIZE_RANGE, DEFAULT_OVERLAP, INPUT_SCALES, OVERLAP_RANGE, TILE_SIZE_RANGE
+from hfd_core.infer import (
+    BATCH_SIZE_RANGE,
+    DEFAULT_OVERLAP,
+    INPUT_SCALES,
+    OUTPUT_EXTENSIONS,
+    OVERLAP_RANGE,
+    TILE_SIZE_RANGE,
+)
 from hfd_core.infer.style import colormap, write_confidence_qml, write_qml
 from hfd_core.infer.timing import format_duration
 from hfd_core.modelfile import ModelMetadata, load_model
@@ -382,7 +389,7 @@ def segment_raster(
     if not input_path.is_file():
         raise InputError(f"input raster not found: {input_path}")
     for name, path in (("the output", output_path), ("the confidence output", confidence_path)):
-        if path is not None and path.suffix.lower() not in (".tif", ".tiff"):
+        if path is not None and path.suffix.lower().removeprefix(".") not in OUTPUT_EXTENSIONS:
             raise InputError(f"{name} {path} is written as a GeoTIFF: give it the extension .tif")
     check_outputs(
         {
