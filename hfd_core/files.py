@@ -26,7 +26,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from hfd_core.errors import InputError
@@ -170,6 +170,24 @@ def partial_path(path: PathLike) -> Path:
     """Temporary name beside ``path`` while it is written: ``.<stem>.partial-<pid><suffix>``."""
     path = Path(path)
     return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+
+
+def write_atomically(path: PathLike, write: Callable[[Path], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path`` (``partial_path``), then move it onto ``path``: a
+    crash never leaves a half-written file, and what a killed writer left is removed first (``remove_stale``).
+    The file is created like any new file (0666 less the umask), not 0600 as ``tempfile.mkstemp`` would:
+    models and checkpoints are shared between users of a run folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path.parent, f".{path.stem}.partial-*{path.suffix}")
+    temporary = partial_path(path)
+    os.close(os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o666))
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _alive(pid: int) -> bool:

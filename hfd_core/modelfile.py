@@ -4,7 +4,7 @@ The file is ``torch.save`` of a plain dict ``{"format": "hfd-net", "format_versi
 "state_dict": {name: tensor}}``. Loading uses ``torch.load(weights_only=True)``, which refuses to unpickle
 arbitrary objects, so a model file from a stranger cannot run code. Saving goes through a temporary file in
 the same folder and ``os.replace``: a crash never leaves a half-written model, and the temporary file of a
-killed process is removed by the next save into that folder (``hfd_core.files.remove_stale``).
+killed process is removed by the next save into that folder (``hfd_core.files.write_atomically``).
 
 An ensemble (``models.ensemble``) is one file too, of format version 2: ``metadata.members`` holds each
 member's architecture and input statistics (member 0's are the file's own ``config``, ``mean`` and ``std``),
@@ -13,8 +13,8 @@ its weights are under ``members.<i>.``; ``combine_model_files`` makes one from m
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import pickle
 import re
 from dataclasses import asdict, dataclass, field
@@ -25,7 +25,7 @@ import torch
 from hfd_core import IGNORE_INDEX, __version__
 from hfd_core.data.scene_context import FEATURES, RASTER_BANDS, SCENE_KIND
 from hfd_core.errors import InputError, ModelFileError
-from hfd_core.files import partial_path, remove_stale, same_file
+from hfd_core.files import same_file, write_atomically
 from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.models.ensemble import HFDEnsemble
 
@@ -184,8 +184,6 @@ def combine_model_files(paths: list[str | Path]) -> tuple[HFDEnsemble, ModelMeta
 def save_model(path: str | Path, model: HFDNet | HFDEnsemble, metadata: ModelMetadata) -> None:
     """Write ``model`` and ``metadata`` to ``path`` atomically."""
     metadata.validate()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     payload = {
         "format": FORMAT,
@@ -193,16 +191,7 @@ def save_model(path: str | Path, model: HFDNet | HFDEnsemble, metadata: ModelMet
         "metadata_json": metadata.to_json(),
         "state_dict": state,
     }
-    remove_stale(path.parent, f".{path.stem}.partial-*{path.suffix}")
-    temporary = partial_path(path)
-    # created like any new file (0666 less the umask), not 0600 as mkstemp would: the model is for sharing
-    os.close(os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o666))
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_atomically(path, functools.partial(torch.save, payload))
 
 
 #: File stems of the bundled models: the land-cover student and its teacher, and the water student.

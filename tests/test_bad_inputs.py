@@ -683,14 +683,22 @@ def test_18a_model_errors_without_unsafe_advice(tmp_path, sar):
 
 
 def test_18b_models_saved_with_the_umask(tiny_sar_model, tmp_path):
-    """Models are saved with mode 0600 (use the umask)."""
+    """Models are saved with mode 0600 (use the umask); so were training checkpoints (`last.ckpt`), and a
+    killed run left its temporary checkpoint beside them."""
+    from hfd_core.train.checkpoint import save_checkpoint
+
     model, metadata = load_model(tiny_sar_model)
+    debris = tmp_path / f".last.partial-{dead_pid()}.ckpt"
+    debris.write_bytes(b"x" * 1000)
     previous = os.umask(0o022)
     try:
         save_model(tmp_path / "shared.pt", model, metadata)
+        save_checkpoint(tmp_path / "last.ckpt", {"epoch": 1})
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "shared.pt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "last.ckpt").stat().st_mode) == 0o644
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["last.ckpt", "shared.pt"]
 
 
 def test_18c_debris_of_killed_runs_removed(sar, tiny_sar_model, tmp_path):

@@ -145,6 +145,13 @@ def test_user_errors_found_before_the_data_is_read(tmp_path, toy_dataset, monkey
         main(["train-student", *toy_dataset, "--out", str(tmp_path / "s"), *TINY])
 
 
+def test_fewer_samples_than_a_batch_names_the_option(tmp_path, toy_dataset):
+    """The message named the config field (`samples_per_epoch`), which a command-line user never typed."""
+    options = [*TINY[:7], "2", *TINY[8:]]
+    with pytest.raises(InputError, match=r"2 samples per epoch \(--samples-per-epoch\).*4 x 1"):
+        main(["train-teacher", *toy_dataset, "--out", str(tmp_path / "t"), *options])
+
+
 def test_labels_all_nodata_or_tiles_larger_than_every_scene_are_refused(tmp_path, monkeypatch):
     """A folder whose labels are all nodata trained "successfully" (loss 0, a meaningless best.pt); a tile
     larger than every scene trained on padding."""

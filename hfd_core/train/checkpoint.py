@@ -9,13 +9,13 @@ seed and the epoch stored here fully determine the random state of the next epoc
 
 from __future__ import annotations
 
-import os
-import tempfile
+import functools
 from pathlib import Path
 
 import torch
 
 from hfd_core.errors import InputError
+from hfd_core.files import write_atomically
 
 CHECKPOINT_NAME = "last.ckpt"
 BEST_MODEL_NAME = "best.pt"
@@ -23,17 +23,8 @@ CHECKPOINT_FORMAT = "hfd-train-checkpoint"
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write ``state`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": CHECKPOINT_FORMAT, **state}, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``state`` to ``path`` atomically (``files.write_atomically``)."""
+    write_atomically(path, functools.partial(torch.save, {"format": CHECKPOINT_FORMAT, **state}))
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:

@@ -192,8 +192,9 @@ def _steps_per_epoch(dataset_len: int, config: TrainConfig, ctx: DistContext) ->
     steps = (dataset_len // ctx.world_size) // config.batch_size
     if steps < 1:
         raise InputError(
-            f"samples_per_epoch ({dataset_len}) must be at least batch_size x processes "
-            f"({config.batch_size} x {ctx.world_size})"
+            f"{dataset_len} samples per epoch (--samples-per-epoch) are fewer than one batch for each "
+            f"process: give at least the batch size times the processes, "
+            f"{config.batch_size} x {ctx.world_size}"
         )
     return steps
 
