@@ -45,8 +45,9 @@ class EvaluateAlgorithm(ChoicesByLabel):
             "numeric field (empty: their only numeric field). The reference is brought onto the "
             "segmentation's grid (nearest neighbour) and only their overlap is compared; nodata is not "
             "counted.<br><br>"
-            "References rarely use the model's class ids (Sen1Floods11: 1 water, 0 not water; the bundled "
-            "model: 0 water). <b>Class mapping</b> translates them, as reference value: model class, e.g. "
+            "References rarely use the model's class ids (Sen1Floods11: 1 water, 0 not water, as the bundled "
+            "water model; the bundled land-cover model: 0 water, 1 built-up, 2 tree cover, 3 low vegetation, "
+            "4 bare / sparse). <b>Class mapping</b> translates them, as reference value: model class, e.g. "
             "<i>1: water, 0: low vegetation</i> (classes by name or id; unlisted values are not counted). "
             "<b>Compare one class against the rest</b> (e.g. <i>water</i>) scores that class against all "
             "others; with a class mapping, the reference values mapped to it are the class (e.g. <i>1: "
@@ -54,8 +55,8 @@ class EvaluateAlgorithm(ChoicesByLabel):
             "reference's values do not line up with the classes, and suggests pairs.<br><br>"
             "Class names come from the segmentation (its style or the class names it was written with) "
             "unless <b>Class names</b> are given. Writes overall accuracy, mean IoU, per-class IoU/F1, "
-            "Cohen's kappa and the confusion matrix (rows reference, columns prediction) as an HTML report "
-            "and a CSV table."
+            "Cohen's kappa and the confusion matrix (rows reference, columns prediction) to the log and, "
+            "unless skipped, as an HTML report and a CSV table."
         )
 
     def createInstance(self) -> EvaluateAlgorithm:  # noqa: N802
@@ -85,12 +86,17 @@ class EvaluateAlgorithm(ChoicesByLabel):
             (self.CLASS_NAMES, "Class names in id order, comma separated (empty: from the segmentation)"),
         ):
             self.addParameter(QgsProcessingParameterString(name, description, optional=True))
-        self.addParameter(
-            QgsProcessingParameterFileDestination(self.OUTPUT_HTML, "Report", "HTML files (*.html)")
-        )
-        self.addParameter(
-            QgsProcessingParameterFileDestination(self.OUTPUT_CSV, "Per-class table", "CSV files (*.csv)")
-        )
+        # Optional, created by default in the dialog: the scores are also in the log and the outputs OA, MIOU
+        # and KAPPA, so `qgis_process run hfd:evaluate -- PREDICTION=... REFERENCE=...` needs no file names.
+        for name, description, file_filter in (
+            (self.OUTPUT_HTML, "Report", "HTML files (*.html)"),
+            (self.OUTPUT_CSV, "Per-class table", "CSV files (*.csv)"),
+        ):
+            self.addParameter(
+                QgsProcessingParameterFileDestination(
+                    name, description, file_filter, optional=True, createByDefault=True
+                )
+            )
         for name, description in (("OA", "Overall accuracy"), ("MIOU", "Mean IoU"), ("KAPPA", "Kappa")):
             self.addOutput(QgsProcessingOutputNumber(name, description))
 
@@ -132,11 +138,13 @@ class EvaluateAlgorithm(ChoicesByLabel):
             )
         if isinstance(reference, QgsVectorLayer):
             feedback.pushInfo(f"Reference polygons rasterised onto the segmentation grid: {reference_path}")
-        write_html(report, html_path)
-        write_csv(report, csv_path)
+        if html_path:
+            write_html(report, html_path)
+        if csv_path:
+            write_csv(report, csv_path)
         feedback.pushInfo(f"Compared: {report.comparison}")
         for warning in report.warnings:
-            feedback.pushWarning(f"Warning: {warning}")
+            feedback.pushWarning(warning)
         feedback.pushInfo(
             f"{report.pixels} pixels compared: OA {report.oa:.4f}, mIoU {report.miou:.4f}, "
             f"kappa {report.kappa:.4f}"

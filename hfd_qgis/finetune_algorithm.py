@@ -254,7 +254,7 @@ class FinetuneAlgorithm(ChoicesByLabel):
         line, warning = comparison(before, after, score)
         feedback.pushInfo(line)
         if warning:
-            feedback.pushWarning(f"Warning: {warning}")
+            feedback.pushWarning(warning)
         if result.canceled:
             feedback.reportError(
                 f"Cancelled: kept the best epoch so far ({result.best_epoch}) in {output}", fatalError=False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from qgis.core import (
@@ -26,6 +27,7 @@ from hfd_core.infer import (
     DEFAULT_OVERLAP,
     INPUT_SCALES,
     OVERLAP_RANGE,
+    STACK_HINT,
     TILE_SIZE_RANGE,
 )
 from hfd_qgis.common import (
@@ -34,6 +36,7 @@ from hfd_qgis.common import (
     check_outputs,
     core_errors,
     model_file,
+    parse_band_list,
     progress_callbacks,
 )
 from hfd_qgis.label_layers import raster_path
@@ -146,38 +149,47 @@ class SegmentAlgorithm(ChoicesByLabel):
         card = QUrl.fromLocalFile(str(model_card_path())).toString()
         water_card = QUrl.fromLocalFile(str(model_card_path("WATER_MODEL_CARD.md"))).toString()
         return (
-            "Classifies every pixel of a SAR raster with an HFD-Net student model: it needs only SAR."
-            "<br><br>"
-            "The bundled models expect Sentinel-1 IW GRD backscatter, bands VV and VH as sigma0 in dB at 10 "
-            "m. <b>Bundled model</b>: <i>Land cover</i> maps water, built-up, tree cover, low vegetation and "
-            "bare/sparse ground (the SAR-only student, which scored higher on validation than the one "
-            "distilled from the Sentinel-2 teacher; fine-tuning distils it from that teacher); <i>Water</i> "
-            "maps water and not water, reading each pixel with the whole raster's statistics (a first pass "
-            "over the raster) and the classical recipe's margin (7 x 7 mean filter, Otsu on VH bounded at -18"
-            " dB). It is an HFD student distilled from a Sentinel-2 teacher, trained on OMBRIA's floods, "
-            "paired dB scenes, dB chips with hand-labelled water and synthetic open water pasted into dry dB "
-            "scenes. On calibrated chips it never saw (leave-one-location-out), it beats that recipe: pooled "
-            "water IoU 0.86 against 0.61, and no false water on the two dry chips (the recipe 1.6 % and "
-            "1.0 %); the log sets the share of water the recipe would map beside the model's. About 10 "
-            "minutes for a full Sentinel-1 scene on 2 CPU cores. <b>Model file</b> replaces the bundled "
-            "model. The model cards (accuracy and limits): land cover, which the Help button opens, "
-            f'<a href="{card}">{card}</a>; water, <a href="{water_card}">{water_card}</a><br><br>'
+            "Classifies every pixel of a SAR raster with an HFD-Net student model: it needs only SAR. The "
+            "bundled models expect Sentinel-1 IW GRD backscatter, VV and VH at 10 m.<br><br>"
+            "<b>Bundled model</b>: <i>Land cover</i> (the default) maps 0 water, 1 built-up, 2 tree cover, 3 "
+            "low vegetation, 4 bare / sparse. <i>Water</i> maps 1 water, 0 not water: choose it to map "
+            "water or floods. On calibrated chips it never saw, it maps open water as well as the classical "
+            "recipe (7 x 7 mean filter, Otsu on VH bounded at -18 dB; water IoU 0.76 on India, 0.99 on Sri "
+            "Lanka, both) and calls far less false water: none on two dry chips (the recipe 1.6 % and "
+            "1.0 %); on a chip with 3.7 % flooded vegetation it scores 0.09, the recipe, calling 54 % of the "
+            "chip water, 0.06; pooled water IoU 0.86 against 0.61. It misses most flooded vegetation, which "
+            "is bright in VV. The log gives the share of water the recipe would map beside the model's. "
+            "<b>Model file</b> replaces the bundled model. Accuracy and limits are in the model cards: land "
+            f'cover (the Help button) <a href="{card}">{card}</a>; water <a href="{water_card}">{water_card}'
+            "</a><br><br>"
             "<b>Bands in the model's order</b>: the layer's bands for VV, VH (default: found by the band "
-            "descriptions, e.g. VV and VH, or the Sentinel-2 band order, else the first ones; chosen bands "
-            "that the descriptions contradict are refused). <b>Input scale</b>: linear power and amplitude "
-            "are detected and converted to dB; values that cannot be Sentinel-1 dB, or cannot be told "
-            "apart, are refused.<br>"
+            "descriptions, e.g. VV and VH, else the first ones; band numbers such as 2,1; chosen bands that "
+            "the descriptions contradict are refused). "
+            f"{html.escape(STACK_HINT[0].upper() + STACK_HINT[1:], quote=False)}. "
+            "<b>Input scale</b>: sigma0 in dB; "
+            "linear power and amplitude are detected and converted to dB; values that cannot be Sentinel-1 "
+            "dB, or cannot be told apart, are refused.<br><br>"
+            "<b>Class map</b>: uint8 on the input's grid and CRS, NaN and nodata input pixels as 255, with a "
+            'colour table and a .qml style beside it; loaded as "&lt;input&gt; land cover" or '
+            '"&lt;input&gt; water". <b>Confidence</b> (optional): the probability of the chosen class in '
+            "percent, styled with a colour ramp. A full Sentinel-1 scene takes about 10 minutes on 2 CPU "
+            "cores.<br><br>"
             "Under <i>Advanced parameters</i>: the raster is read in overlapping tiles whose class "
             "probabilities are blended, so any size works in bounded memory. <b>Tile size</b> 0 is "
             "automatic: 512 on CPU (the model's if larger), the model's on a GPU; <b>Batch size</b> 0 picks "
-            "one for the device. Each pixel takes its class mostly from "
-            "the tile where it lies deepest: a <b>Tile overlap</b> of half the tile makes the map almost "
-            "independent of the tiling (2.25 times the work of a quarter).<br>"
-            "NaN and nodata input pixels are nodata (255) in the output. <b>Class map</b> keeps the "
-            "input's grid and CRS, carries a colour table and a .qml style beside it, and is loaded as "
-            '"&lt;input&gt; land cover" or "&lt;input&gt; water". <b>Confidence</b> (optional) is the '
-            "probability of the chosen class in percent, styled with a colour ramp."
+            "one for the device. Each pixel takes its class mostly from the tile where it lies deepest: a "
+            "<b>Tile overlap</b> of half the tile makes the map almost independent of the tiling (2.25 times "
+            "the work of a quarter)."
         )
+
+    def band_numbers(self, parameters: dict, context: QgsProcessingContext) -> list[int] | None:
+        """BANDS as 1-based numbers; None: found by the model. Text such as ``2,1`` (what the swapped-band
+        message suggests, and what qgis_process passes as one string) is read as band numbers: QGIS reads only
+        ``2;1`` or a repeated ``BANDS=``, and took ``2,1`` for band 0."""
+        value = parameters.get(self.BANDS)
+        if isinstance(value, str):
+            return parse_band_list(value)
+        return self.parameterAsInts(parameters, self.BANDS, context) or None
 
     def createInstance(self) -> SegmentAlgorithm:  # noqa: N802
         return SegmentAlgorithm()
@@ -252,7 +264,7 @@ class SegmentAlgorithm(ChoicesByLabel):
                 raster_path(layer),
                 output,
                 model_file(self, parameters, self.MODEL, context, stem),
-                bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
+                bands=self.band_numbers(parameters, context),
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
                 overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context) or None,

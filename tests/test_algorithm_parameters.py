@@ -10,7 +10,7 @@ from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingParamet
 REQUIRED = {
     "hfd:segment": {"INPUT", "OUTPUT"},
     "hfd:finetune": {"SAR", "EO", "OUTPUT_MODEL"},
-    "hfd:evaluate": {"PREDICTION", "REFERENCE", "OUTPUT_HTML", "OUTPUT_CSV"},
+    "hfd:evaluate": {"PREDICTION", "REFERENCE"},
 }
 
 

@@ -422,10 +422,13 @@ def test_07b_unnamed_bands_in_vh_vv_order_refused(
     with pytest.raises(QgsProcessingException, match=r"band 1, taken as VV.*look swapped.*here 2,1"):
         processing("hfd:segment", {**parameters, "OUTPUT": str(tmp_path / "a.tif")})
     processing("hfd:segment", {**parameters, "BANDS": [2, 1], "OUTPUT": str(tmp_path / "b.tif")})
+    # as qgis_process passes `BANDS=2,1`, the numbers the message gives (QGIS read it as band 0)
+    processing("hfd:segment", {**parameters, "BANDS": "2,1", "OUTPUT": str(tmp_path / "d.tif")})
     processing(
         "hfd:segment", {**parameters, "INPUT": str(tmp_path / "vv_vh.tif"), "OUTPUT": str(tmp_path / "c.tif")}
     )
     assert (read(tmp_path / "b.tif") == read(tmp_path / "c.tif")).all()
+    assert (read(tmp_path / "d.tif") == read(tmp_path / "c.tif")).all()
     model = read_metadata(tiny_sar_model)
     with pytest.raises(InputError, match="look swapped"):
         prepare_scenes(tmp_path / "vh_vv.tif", tmp_path / "vv_vh.tif", model, model, tile_size=32)

@@ -262,12 +262,16 @@ def assert_fails(match: str, output: Path, **parameters) -> None:
 def test_too_few_bands_is_refused(processing_provider, demo_sample, tiny_sar_model, tmp_path):
     (tmp_path / "in").mkdir()
     one_band = write_one_band(tmp_path / "in" / "vv_only.tif", demo_sample)
-    assert_fails(  # no advice that cannot help (naming or choosing bands), no Sentinel-2 product for SAR
-        r"has 1 band\(s\); the model needs 2 \(VV, VH\): give a raster with those bands$",
+    # no advice that cannot help (naming or choosing bands), no Sentinel-2 product for SAR; how to stack
+    # bands that lie in separate files (STAC Overflow's *_vv.tif, *_vh.tif), which no message had said
+    stack = r"bands in separate files: stack them first, in the model's order \(gdalbuildvrt -separate"
+    assert_fails(
+        r"has 1 band\(s\); the model needs 2 \(VV, VH\): give a raster with those bands; " + stack,
         tmp_path / "out" / "o.tif", INPUT=str(one_band), MODEL=str(tiny_sar_model),
     )  # fmt: skip
     assert_fails(  # the water model with VV alone: why it is refused, and what to do instead
-        r"has one band; the water model reads VV and VH. With VV alone it called far more false water",
+        r"has one band; the water model reads VV and VH. With VV alone it called far more false water.*"
+        + stack,
         tmp_path / "out" / "o.tif", INPUT=str(one_band), BUNDLED_MODEL=1,
     )  # fmt: skip
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import rasterio
 
 from hfd_core.errors import InputError
+from hfd_core.infer import STACK_HINT
 
 #: Band names of whole Sentinel-2 products in file order, by band count (L1C has B10, L2A does not).
 SENTINEL2_LAYOUTS = {
@@ -95,7 +96,7 @@ def find_bands(
     sentinel2 = any(name in SENTINEL2_LAYOUTS[13] for name in wanted)
     needs = f"{path.name} has {count} band(s); the model needs {len(wanted)} ({', '.join(wanted)})"
     if count < len(wanted):
-        raise InputError(f"{needs}: give a raster with those bands")
+        raise InputError(f"{needs}: give a raster with those bands; {STACK_HINT}")
     raise InputError(
         f"{needs}. Name the bands in the file, "
         + ("give a whole Sentinel-2 product (12 or 13 bands), " if sentinel2 else "")

@@ -13,6 +13,13 @@ OVERLAP_RANGE = (0, 1024)
 BATCH_SIZE_RANGE = (0, 512)
 #: Input scales of SAR rasters: "auto" detects dB, linear power or amplitude (``hfd_core.data.sar``).
 INPUT_SCALES = ("auto", "db", "linear", "amplitude")
+#: How to give a model bands that lie in separate files (one band each, e.g. ``*_vv.tif`` and ``*_vh.tif``),
+#: in the messages of ``data.bands`` and ``segment_raster`` and in hfd:segment's help.
+STACK_HINT = (
+    "bands in separate files: stack them first, in the model's order (gdalbuildvrt -separate stack.vrt "
+    "vv.tif vh.tif, or in QGIS Raster > Miscellaneous > Merge with 'Place each input file into a separate "
+    "band')"
+)
 #: Extensions of the class map and the confidence (both written as GeoTIFF), shared by ``segment_raster`` and
 #: the provider.
 OUTPUT_EXTENSIONS = ("tif", "tiff")

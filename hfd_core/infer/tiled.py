@@ -57,6 +57,7 @@ from hfd_core.infer import (
     INPUT_SCALES,
     OUTPUT_EXTENSIONS,
     OVERLAP_RANGE,
+    STACK_HINT,
     TILE_SIZE_RANGE,
 )
 from hfd_core.infer.style import colormap, write_confidence_qml, write_qml
@@ -152,7 +153,7 @@ VV_ALONE_REFUSED = (
     "{name} has one band; the water model reads VV and VH. With VV alone it called far more false water "
     "than a threshold where measured (99 % and 75 % of the two dry chips called water, VV < -15 dB 1.0 % "
     "and 0.8 %; leave-one-location-out pooled water IoU 0.37, VV < -15 dB 0.25), so a raster without VH is "
-    "refused: give VV and VH (the bands named, or in that order), or threshold VV"
+    "refused: give VV and VH (the bands named, or in that order; {stack}), or threshold VV"
 )
 
 
@@ -172,7 +173,7 @@ class _Input:
         names = metadata.raster_bands
         self.is_sar = metadata.input_kind in ("sar_db", SCENE_KIND)
         if metadata.input_kind == SCENE_KIND and self.src.count == 1:
-            raise InputError(VV_ALONE_REFUSED.format(name=path.name))
+            raise InputError(VV_ALONE_REFUSED.format(name=path.name, stack=STACK_HINT))
         choice = find_bands(path, names, bands, first_ones=self.is_sar)
         self.bands = choice.indices
         #: how the bands were found, for the log
