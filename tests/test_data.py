@@ -63,7 +63,7 @@ def test_sar_scale_detection_and_conversion():
     assert detect_sar_scale(db) == "db" and detect_sar_scale(linear) == "linear"
     assert np.allclose(linear_to_db(linear), db, atol=1e-4)
     converted = linear_to_db(np.array([np.nan, 0.0, 1.0], np.float32))
-    assert np.isnan(converted[0]) and converted[1] == pytest.approx(-60.0) and converted[2] == 0.0
+    assert np.isnan(converted[0]) and converted[1] == pytest.approx(-50.0) and converted[2] == 0.0
     with pytest.raises(InputError, match="no valid"):
         detect_sar_scale(np.full((2, 4, 4), np.nan))
 

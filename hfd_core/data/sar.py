@@ -36,7 +36,13 @@ DB_RANGE = (-50.0, 20.0)
 TYPICAL_DB = {"VV": (-11.84, 4.65), "VH": (-18.97, 5.72)}
 #: Power and amplitude readings closer than this (difference of mean squared z-scores) are not guessed.
 AMBIGUOUS_MARGIN = 0.35
-_EPSILON = 1e-6
+#: Linear power of this or less reads -50 dB (``DB_RANGE``'s floor): the darkest sigma0 of the calibrated
+#: samples (the VH of India's and Sri Lanka's flood water reaches -46 to -54 dB in its darkest 1 %). Zeros in
+#: some bands only are measurements below the noise floor, which thermal noise removal clips to 0 (calm water
+#: in VH above all), so they read as the darkest water, not as data the scene cannot hold: at -60 dB, 1 % of
+#: them had a linear scene refused as "not Sentinel-1 dB". Zeros in every band are border fill (nodata,
+#: ``mask_zero_fill``).
+POWER_FLOOR_DB = DB_RANGE[0]
 _SCALE_HINT = (
     "choose the input scale (INPUT_SCALE in hfd:segment, --input-scale on the command line: dB, linear "
     "power or amplitude), or convert the raster to sigma0 in dB"
@@ -116,9 +122,11 @@ def check_polarisation_order(values: np.ndarray, wanted: list[str], choice: Band
 
 
 def linear_to_db(values: np.ndarray) -> np.ndarray:
-    """10 log10 of linear power (float32); values <= 1e-6 clipped there, NaN kept."""
+    """10 log10 of linear power (float32), at least ``POWER_FLOOR_DB`` (zeros included); NaN kept."""
     values = np.asarray(values, dtype=np.float32)
-    return (10.0 * np.log10(np.maximum(values, _EPSILON))).astype(np.float32)  # np.maximum keeps NaN
+    with np.errstate(divide="ignore"):
+        db = 10.0 * np.log10(np.maximum(values, 0.0))  # 0 and below: -inf; np.maximum keeps NaN
+    return np.maximum(db, POWER_FLOOR_DB).astype(np.float32)
 
 
 def to_db(values: np.ndarray, scale: str) -> np.ndarray:
@@ -135,8 +143,8 @@ def to_db(values: np.ndarray, scale: str) -> np.ndarray:
 def mask_zero_fill(values: np.ndarray) -> float:
     """Set to NaN, in place, the pixels of SAR ``values`` (C, H, W) that are 0 in every band, when some but
     not all valid pixels are, and return their share: the fill of Sentinel-1 products' borders, which exports
-    often leave without a nodata value. Taken for linear power it reads -60 dB and has the scene refused as
-    not dB; kept in dB it is bright valid ground. 0 when there is none, or when every valid pixel is 0 (left
+    often leave without a nodata value. Taken for linear power it would read as the darkest water; kept in
+    dB it is bright valid ground. 0 when there is none, or when every valid pixel is 0 (left
     as it is: ``check_not_all_zero`` names that)."""
     valid = np.isfinite(values).all(axis=0)
     zero = valid & (values == 0).all(axis=0)
@@ -156,7 +164,7 @@ def zero_fill_note(share: float) -> str:
 
 def check_not_all_zero(values: np.ndarray, band_names: list[str] | None = None) -> None:
     """InputError when a band of (C, ...) ``values`` is 0 in every valid pixel: zeros that are nodata the file
-    does not declare, or an empty band. Named as zeros: taken for linear power they would read -60 dB."""
+    does not declare, or an empty band. Named as zeros: taken for linear power they would read -50 dB."""
     values = np.asarray(values)
     bands = values.reshape(values.shape[0], -1)
     for name, band in zip(_band_names(len(bands), band_names), bands, strict=True):
