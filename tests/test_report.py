@@ -138,6 +138,19 @@ def test_ids_compared_blindly_warn_with_the_pairs_found(tmp_path):
     assert len(report.warnings) == 1 and "1: water" in report.warnings[0]
 
 
+def test_a_water_label_against_a_land_cover_map_suggests_one_class_against_the_rest(tmp_path):
+    """A Sen1Floods11 label (1 water, 0 not water) against a land-cover map that calls most of both bare:
+    the warning suggested the pairs "0: bare, 1: bare", which no mapping can use."""
+    names = ["water", "vegetation", "built-up", "low vegetation", "bare"]
+    prediction = np.full((4, 4), 4, np.uint8)
+    prediction[0, :2] = 0  # a little of the reference's water is called water
+    prediction[1, 2] = 3
+    predicted, label = _sen1floods11_like(tmp_path, prediction)
+    (warning,) = compare_rasters(predicted, label, names).warnings
+    assert "pairs 0: bare, 1: bare" in warning
+    assert "Compare one class against the rest, e.g. water with the class mapping '1: water'" in warning
+
+
 def test_binary_water_against_the_rest_with_a_mapping(tmp_path):
     prediction = np.array([[0, 0, 1, 2]] * 4, np.uint8)
     prediction[0, 1] = 1  # one water pixel of the reference predicted as vegetation

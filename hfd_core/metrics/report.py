@@ -186,17 +186,43 @@ def _agreement_warnings(prediction: np.ndarray, reference: np.ndarray, class_nam
         paired += int(hits.max())
     as_is = float(np.mean(ref == pred))
     if paired / ref.size - as_is >= _PAIRING_GAIN:
-        suggestion = ", ".join(
-            f"{value}: {class_names[c]}" for value, c in pairs.items() if c < len(class_names)
+        named = {value: c for value, c in pairs.items() if c < len(class_names)}
+        suggestion = ", ".join(f"{value}: {class_names[c]}" for value, c in named.items())
+        advice = (
+            "If the reference uses its own ids, give a class mapping (reference value: model class), or "
+            "compare one class against the rest (e.g. water vs not water)"
         )
+        if len(set(named.values())) < len(named):  # e.g. a water label against a land-cover map
+            value, c = _most_telling_pair(ref, pred, len(class_names))
+            advice = (
+                "Several reference values meet the same class most, so no renumbering lines them up: the "
+                "reference may label fewer classes than the model. Compare one class against the rest, e.g. "
+                f"{class_names[c]} with the class mapping '{value}: {class_names[c]}' (of the reference's "
+                f"values, {value} meets {class_names[c]} most, for how often the prediction calls it)"
+            )
         warnings.append(
             "the reference's values do not look like the prediction's class ids: as they are, they agree on "
             f"{as_is:.1%} of the pixels; paired with the class each value meets most, on "
-            f"{paired / ref.size:.1%} (pairs {suggestion}). If the reference uses its own ids, give a class "
-            "mapping (reference value: model class), or compare one class against the rest (e.g. water vs "
-            "not water)"
+            f"{paired / ref.size:.1%} (pairs {suggestion}). {advice}"
         )
     return warnings
+
+
+def _most_telling_pair(ref: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[int, int]:
+    """(reference value, class) where the class is most over-represented among the value's pixels (the
+    lift P(class | value) / P(class); ties to the larger P(class | value)), over values and classes of at
+    least 1 % of the pixels."""
+    overall = np.bincount(pred[pred < num_classes], minlength=num_classes) / ref.size
+    candidates = []
+    for value in np.unique(ref):
+        inside = pred[ref == value]
+        if inside.size < 0.01 * ref.size:
+            continue
+        given = np.bincount(inside[inside < num_classes], minlength=num_classes) / inside.size
+        lift = np.where(overall >= 0.01, given / np.maximum(overall, 1e-12), 0.0)
+        candidates += [(lift[c], given[c], int(value), c) for c in range(num_classes)]
+    _, _, value, c = max(candidates)
+    return value, c
 
 
 def _binary(prediction: np.ndarray, reference: np.ndarray, positive: int, mapping: dict[int, int] | None):
