@@ -174,6 +174,33 @@ def _fmt(value: float) -> str:
     return "-" if value is None or np.isnan(value) else f"{value:.3f}"
 
 
+#: What the model is for and where it fails, for users: statements that hold whatever run the tables come
+#: from (they name the table columns that show each).
+USE_AND_LIMITS = """## Use and limits
+
+- **For**: open water and floods in Sentinel-1 IW GRD scenes, VV and VH as sigma0 in dB (linear power and
+  amplitude are converted) at 10 m. Output: 1 water, 0 not water, 255 nodata. In QGIS: `hfd:segment` with the
+  bundled model *Water*; on the command line: `python -m hfd_core segment --bundled water`. Permanent water
+  is water here (OMBRIA's flood masks leave it out).
+- **What it adds over the classical recipe** (7 x 7 mean filter, Otsu on VH bounded at -18 dB): far less false
+  water where a scene holds little or no water, where a per-scene threshold still splits the scene in two (the
+  dry chips' columns, and the flooded-vegetation chip stac-qxb32, where the recipe calls about half the chip
+  water). On open flood water it is level with the recipe (India and Sri Lanka). The pooled IoU weighs each
+  chip by its water and its false water, so these effects decide it: read the columns, not only the pooled
+  figure.
+- **Limits**:
+  - flooded vegetation and flooded built-up ground, bright in VV: mostly missed (stac-qxb32);
+  - a few small water bodies in a dry scene: mostly missed (Spain_6860600, 0.1 % water);
+  - flood extents as emergency services map them (OMBRIA): level with Otsu, because those masks cover
+    flooded fields and vegetation that one VV image does not show as water
+    (`docs/experiments/water_model_findings.md`);
+  - wind-roughened or frozen water, wet snow, radar shadow in steep terrain, smooth tarmac and dry sand: the
+    physics that fools a threshold can fool the model; not measured here;
+  - measured on six calibrated chips, four of them with water, and OMBRIA's 8-bit test: few scenes, so expect
+    other scenes to score otherwise.
+"""
+
+
 def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: str, notes: str) -> str:
     wet = [c for c in chips if (c.label == WATER).any()]
     dry = [c for c in chips if not (c.label == WATER).any()]
@@ -184,6 +211,7 @@ def card(chips: list[Chip], chip_results: dict, ombria: dict | None, command: st
         "",
         notes,
         "",
+        USE_AND_LIMITS,
         "## Calibrated dB chips with hand-labelled water",
         "",
         "Water IoU per chip with water; pooled IoU sums intersections and unions over those chips. "

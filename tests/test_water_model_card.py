@@ -50,3 +50,4 @@ def test_cards_name_the_rows_as_the_script_does():
         text = (Path(__file__).resolve().parents[1] / path).read_text()
         for label in card.VARIANT_LABELS.values():
             assert f"| {label}, all data" in text, (path, label)
+        assert card.USE_AND_LIMITS + "\n## Calibrated dB chips" in text, path
