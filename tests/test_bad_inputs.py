@@ -679,6 +679,8 @@ def test_17c_linear_power_with_zeros_below_the_noise_floor(tmp_path, shared_data
     water_model = BUNDLED_MODELS / "water_student.pt"
     reference = segment_raster(write(tmp_path / "db.tif", db), tmp_path / "db_out.tif", water_model)
     assert reference.input_scale == "db"
+    with rasterio.open(tmp_path / "db_out.tif") as src:  # the raster's bands, not the model's features
+        assert src.tags()["MODEL_BANDS"] == "VV,VH"
     for share, agreement in ((0.01, 0.995), (0.05, 0.99)):
         power = 10 ** (db / 10)
         power[1][db[1] <= np.nanquantile(db[1], share)] = 0  # the darkest VH, where the noise floor lies

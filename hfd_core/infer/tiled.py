@@ -326,8 +326,10 @@ class _Writer:
         classes = self.datasets[0]
         classes.write_colormap(1, colormap(metadata.classes))
         classes.set_band_description(1, "class")
-        classes.update_tags(
-            CLASS_NAMES=json.dumps(names), MODEL_ROLE=metadata.role, MODEL_BANDS=",".join(metadata.bands)
+        classes.update_tags(  # the raster's bands the model read (the water model's features are its own)
+            CLASS_NAMES=json.dumps(names),
+            MODEL_ROLE=metadata.role,
+            MODEL_BANDS=",".join(metadata.raster_bands),
         )
         if confidence:
             self.datasets[1].set_band_description(1, "confidence (max class probability, percent)")
