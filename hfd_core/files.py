@@ -181,7 +181,8 @@ def write_atomically(path: PathLike, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(path.parent, f".{path.stem}.partial-*{path.suffix}")
     temporary = partial_path(path)
-    os.close(os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o666))
+    temporary.unlink(missing_ok=True)  # then created anew: never written through a link planted there
+    os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o666))
     try:
         write(temporary)
         os.replace(temporary, path)

@@ -682,12 +682,13 @@ def test_17c_linear_power_with_zeros_below_the_noise_floor(tmp_path, shared_data
     with rasterio.open(tmp_path / "db_out.tif") as src:  # the raster's bands, not the model's features
         assert src.tags()["MODEL_BANDS"] == "VV,VH"
     for share, agreement in ((0.01, 0.995), (0.05, 0.99)):
-        power = 10 ** (db / 10)
-        power[1][db[1] <= np.nanquantile(db[1], share)] = 0  # the darkest VH, where the noise floor lies
-        out = tmp_path / f"zeros_{share}.tif"
-        result = segment_raster(write(tmp_path / f"power_{share}.tif", power), out, water_model)
-        assert result.input_scale == "linear"
-        assert (read(out) == read(tmp_path / "db_out.tif")).mean() > agreement, share
+        for scale, exponent in (("linear", 1), ("amplitude", 0.5)):
+            image = (10 ** (db / 10)) ** exponent
+            image[1][db[1] <= np.nanquantile(db[1], share)] = 0  # the darkest VH, where the noise floor lies
+            out = tmp_path / f"zeros_{scale}_{share}.tif"
+            result = segment_raster(write(tmp_path / f"{scale}_{share}.tif", image), out, water_model)
+            assert result.input_scale == scale
+            assert (read(out) == read(tmp_path / "db_out.tif")).mean() > agreement, (scale, share)
 
 
 def test_18a_model_errors_without_unsafe_advice(tmp_path, sar):
@@ -710,13 +711,17 @@ def test_18a_model_errors_without_unsafe_advice(tmp_path, sar):
 
 
 def test_18b_models_saved_with_the_umask(tiny_sar_model, tmp_path):
-    """Models are saved with mode 0600 (use the umask); so were training checkpoints (`last.ckpt`), and a
-    killed run left its temporary checkpoint beside them."""
+    """Models and training checkpoints (`last.ckpt`) were saved with mode 0600: now 0666 less the umask. A
+    killed run left its temporary checkpoint beside them; a file planted under the temporary name is
+    replaced, never written through."""
     from hfd_core.train.checkpoint import save_checkpoint
 
     model, metadata = load_model(tiny_sar_model)
     debris = tmp_path / f".last.partial-{dead_pid()}.ckpt"
     debris.write_bytes(b"x" * 1000)
+    victim = tmp_path.parent / f"{tmp_path.name}-victim"
+    victim.write_bytes(b"keep")
+    (tmp_path / f".shared.partial-{os.getpid()}.pt").symlink_to(victim)
     previous = os.umask(0o022)
     try:
         save_model(tmp_path / "shared.pt", model, metadata)
@@ -726,6 +731,7 @@ def test_18b_models_saved_with_the_umask(tiny_sar_model, tmp_path):
     assert stat.S_IMODE((tmp_path / "shared.pt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "last.ckpt").stat().st_mode) == 0o644
     assert sorted(path.name for path in tmp_path.iterdir()) == ["last.ckpt", "shared.pt"]
+    assert victim.read_bytes() == b"keep"
 
 
 def test_18c_debris_of_killed_runs_removed(sar, tiny_sar_model, tmp_path):

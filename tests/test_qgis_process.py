@@ -120,7 +120,7 @@ def test_evaluate_runs_with_only_its_required_parameters(
     )  # the reports were required: a user who wanted the scores had to name two files
     assert run.returncode == 0, run.stdout + run.stderr
     assert "OA:\t1" in run.stdout and "mIoU 1.0000" in run.stdout
-    assert not list(tmp_path.glob("*.html")) and not list(tmp_path.glob("*.csv"))
+    assert "OUTPUT_HTML:\t\n" in run.stdout and "OUTPUT_CSV:\t\n" in run.stdout  # no report written
     html, csv = tmp_path / "report.html", tmp_path / "table.csv"
     run = qgis_process(
         installed_profile, "run", "hfd:evaluate", "--",

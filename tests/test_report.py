@@ -151,6 +151,19 @@ def test_a_water_label_against_a_land_cover_map_suggests_one_class_against_the_r
     assert "Compare one class against the rest, e.g. water with the class mapping '1: water'" in warning
 
 
+def test_many_small_reference_values_keep_the_general_advice(tmp_path):
+    """Polygon ids taken for classes (hundreds of values, none on 1 % of the pixels) made the suggestion of
+    one class against the rest fail with "max() arg is an empty sequence"."""
+    transform = from_origin(500000, 4000400, 10, 10)
+    prediction = np.zeros((40, 40), np.uint8)
+    prediction[:, 20:] = 1
+    ids = np.arange(1600, dtype=np.int32).reshape(40, 40) + 2  # every pixel its own polygon id
+    predicted = _write(tmp_path / "pred.tif", prediction, transform, nodata=255)
+    reference = _write(tmp_path / "ids.tif", ids, transform, nodata=-1)
+    with pytest.raises(InputError, match="do not look like the prediction's class ids.*give a class mapping"):
+        compare_rasters(predicted, reference, ["water", "land"])  # no class id in common: a user error
+
+
 def test_binary_water_against_the_rest_with_a_mapping(tmp_path):
     prediction = np.array([[0, 0, 1, 2]] * 4, np.uint8)
     prediction[0, 1] = 1  # one water pixel of the reference predicted as vegetation

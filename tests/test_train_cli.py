@@ -147,7 +147,7 @@ def test_user_errors_found_before_the_data_is_read(tmp_path, toy_dataset, monkey
 
 def test_fewer_samples_than_a_batch_names_the_option(tmp_path, toy_dataset):
     """The message named the config field (`samples_per_epoch`), which a command-line user never typed."""
-    options = [*TINY[:7], "2", *TINY[8:]]
+    options = [*TINY, "--samples-per-epoch", "2"]  # the last value counts
     with pytest.raises(InputError, match=r"2 samples per epoch \(--samples-per-epoch\).*4 x 1"):
         main(["train-teacher", *toy_dataset, "--out", str(tmp_path / "t"), *options])
 

@@ -36,12 +36,12 @@ DB_RANGE = (-50.0, 20.0)
 TYPICAL_DB = {"VV": (-11.84, 4.65), "VH": (-18.97, 5.72)}
 #: Power and amplitude readings closer than this (difference of mean squared z-scores) are not guessed.
 AMBIGUOUS_MARGIN = 0.35
-#: Linear power of this or less reads -50 dB (``DB_RANGE``'s floor): the darkest sigma0 of the calibrated
-#: samples (the VH of India's and Sri Lanka's flood water reaches -46 to -54 dB in its darkest 1 %). Zeros in
-#: some bands only are measurements below the noise floor, which thermal noise removal clips to 0 (calm water
-#: in VH above all), so they read as the darkest water, not as data the scene cannot hold: at -60 dB, 1 % of
-#: them had a linear scene refused as "not Sentinel-1 dB". Zeros in every band are border fill (nodata,
-#: ``mask_zero_fill``).
+#: Power or amplitude converted to dB reads at least this (``DB_RANGE``'s floor): the darkest sigma0 of the
+#: calibrated samples (the VH of India's and Sri Lanka's flood water reaches -46 to -54 dB in its darkest
+#: 1 %). Zeros in some bands only are measurements below the noise floor, which thermal noise removal clips
+#: to 0 (calm water in VH above all), so they read as the darkest water, not as data the scene cannot hold:
+#: at -60 dB, 1 % of them had a linear scene refused as "not Sentinel-1 dB". Zeros in every band are border
+#: fill (nodata, ``mask_zero_fill``).
 POWER_FLOOR_DB = DB_RANGE[0]
 _SCALE_HINT = (
     "choose the input scale (INPUT_SCALE in hfd:segment, --input-scale on the command line: dB, linear "
@@ -135,8 +135,8 @@ def to_db(values: np.ndarray, scale: str) -> np.ndarray:
         return np.asarray(values, dtype=np.float32)
     if scale == "linear":
         return linear_to_db(values)
-    if scale == "amplitude":
-        return 2.0 * linear_to_db(values)
+    if scale == "amplitude":  # the floor applies to the result, as for power
+        return np.maximum(2.0 * linear_to_db(values), POWER_FLOOR_DB).astype(np.float32)
     raise InputError(f"input scale must be one of {INPUT_SCALES[1:]}, not {scale!r}")
 
 

@@ -192,8 +192,9 @@ def _agreement_warnings(prediction: np.ndarray, reference: np.ndarray, class_nam
             "If the reference uses its own ids, give a class mapping (reference value: model class), or "
             "compare one class against the rest (e.g. water vs not water)"
         )
-        if len(set(named.values())) < len(named):  # e.g. a water label against a land-cover map
-            value, c = _most_telling_pair(ref, pred, len(class_names))
+        telling = _most_telling_pair(ref, pred, len(class_names))
+        if len(set(named.values())) < len(named) and telling:  # e.g. a water label against land cover
+            value, c = telling
             advice = (
                 "Several reference values meet the same class most, so no renumbering lines them up: the "
                 "reference may label fewer classes than the model. Compare one class against the rest, e.g. "
@@ -208,10 +209,10 @@ def _agreement_warnings(prediction: np.ndarray, reference: np.ndarray, class_nam
     return warnings
 
 
-def _most_telling_pair(ref: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[int, int]:
+def _most_telling_pair(ref: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[int, int] | None:
     """(reference value, class) where the class is most over-represented among the value's pixels (the
     lift P(class | value) / P(class); ties to the larger P(class | value)), over values and classes of at
-    least 1 % of the pixels."""
+    least 1 % of the pixels; None when no value covers 1 % (e.g. polygon ids taken for classes)."""
     overall = np.bincount(pred[pred < num_classes], minlength=num_classes) / ref.size
     candidates = []
     for value in np.unique(ref):
@@ -221,6 +222,8 @@ def _most_telling_pair(ref: np.ndarray, pred: np.ndarray, num_classes: int) -> t
         given = np.bincount(inside[inside < num_classes], minlength=num_classes) / inside.size
         lift = np.where(overall >= 0.01, given / np.maximum(overall, 1e-12), 0.0)
         candidates += [(lift[c], given[c], int(value), c) for c in range(num_classes)]
+    if not candidates:
+        return None
     _, _, value, c = max(candidates)
     return value, c
 
