@@ -321,6 +321,24 @@ def test_05_finetune_output_checked_before_training(
 # --- silently wrong maps -----------------------------------------------------------------------------------
 
 
+def test_06b_a_chosen_scale_the_values_contradict_is_refused(processing_provider, tiny_sar_model, tmp_path):
+    """`INPUT_SCALE=linear power` on a scene in dB, or `dB` on a scene in power, ran with exit code 0 and no
+    warning (the demo scene: 92 % bare ground, 99.5 % low vegetation): negative values cannot be power, and
+    values that are all positive and small cannot be dB."""
+    from qgis.core import QgsProcessingException
+
+    db = sar_db(seed=6)
+    cases = {
+        "power and amplitude are never negative": (write(tmp_path / "db.tif", db), "linear power"),
+        "look like linear power or amplitude": (write(tmp_path / "power.tif", 10 ** (db / 10)), "dB"),
+    }
+    for message, (raster, scale) in cases.items():
+        parameters = {"INPUT": str(raster), "MODEL": str(tiny_sar_model), "INPUT_SCALE": scale}
+        with pytest.raises(QgsProcessingException, match=message):
+            processing("hfd:segment", {**parameters, "OUTPUT": str(tmp_path / "o.tif")})
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_06_amplitude_detected_or_refused(processing_provider, tiny_sar_model, tmp_path, shared_data_or_none):
     """An amplitude image (sqrt of linear power) is taken for linear power: only 33 % of pixels agree with
     the dB run. Detect amplitude as well as linear power and dB, or refuse what cannot be told apart with a
@@ -689,6 +707,19 @@ def test_17c_linear_power_with_zeros_below_the_noise_floor(tmp_path, shared_data
             result = segment_raster(write(tmp_path / f"{scale}_{share}.tif", image), out, water_model)
             assert result.input_scale == scale
             assert (read(out) == read(tmp_path / "db_out.tif")).mean() > agreement, (scale, share)
+
+
+def test_18_an_output_written_again_loses_the_old_statistics(sar, tiny_sar_model, tmp_path):
+    """`gdalinfo -stats` (or QGIS) writes `<output>.aux.xml` with the map's statistics; a new map written over
+    it kept that file, so GDAL reported the old map's statistics (maximum 1 for classes up to 4)."""
+    out = tmp_path / "classes.tif"
+    segment_raster(sar, out, tiny_sar_model)
+    Path(f"{out}.aux.xml").write_text(
+        '<PAMDataset><PAMRasterBand band="1"><Metadata>'
+        '<MDI key="STATISTICS_MAXIMUM">1</MDI></Metadata></PAMRasterBand></PAMDataset>'
+    )
+    segment_raster(sar, out, tiny_sar_model)
+    assert not Path(f"{out}.aux.xml").exists()
 
 
 def test_18a_model_errors_without_unsafe_advice(tmp_path, sar):

@@ -61,6 +61,40 @@ def _band_names(count: int, band_names: list[str] | None) -> list[str]:
     return list(band_names) if band_names else [f"band {index + 1}" for index in range(count)]
 
 
+def _negative(sample: np.ndarray) -> bool:
+    """More than 5 % of the values negative, or a median below -1: what power and amplitude cannot be."""
+    return float(np.mean(sample < 0)) > 0.05 or float(np.median(sample)) < -1.0
+
+
+def _looks_like_db(sample: np.ndarray) -> bool:
+    """Finite values that power and amplitude cannot hold: ``_negative``, or a 99th percentile of 20 or more
+    (power above 100, amplitude above 20: not Sentinel-1 sigma0)."""
+    return _negative(sample) or float(np.percentile(sample, 99)) >= 20.0
+
+
+def _check_requested_scale(sample: np.ndarray, requested: str) -> None:
+    """InputError when the chosen scale contradicts the values: dB chosen for values that only power or
+    amplitude can be, or power or amplitude for negative values. Either had mapped the demo scene with exit
+    code 0 and no warning (92 % bare ground, 99.5 % low vegetation). Power against amplitude is left to the
+    user (the values alone cannot always tell them apart, module doc); values too bright for any scale are
+    refused after conversion (``check_sar_db_range``)."""
+    sample = _finite_sample(sample)
+    if sample.size == 0 or requested == "auto":
+        return
+    facts = f"{np.mean(sample < 0):.0%} of the values are negative, median {np.median(sample):.3g}"
+    if requested == "db" and not _looks_like_db(sample):
+        raise InputError(
+            f"the input scale dB was chosen, but {facts}: sigma0 in dB is mostly negative (about -12 dB "
+            f"in VV and -19 dB in VH over land), so these values look like linear power or amplitude; "
+            f"{_SCALE_HINT}"
+        )
+    if requested != "db" and _negative(sample):
+        raise InputError(
+            f"the input scale {requested} was chosen, but {facts}: power and amplitude are never "
+            f"negative, so these values look like dB; {_SCALE_HINT}"
+        )
+
+
 def detect_sar_scale(
     values: np.ndarray, mean: list[float] | None = None, std: list[float] | None = None
 ) -> str:
@@ -70,11 +104,7 @@ def detect_sar_scale(
     sample = _finite_sample(values)
     if sample.size == 0:
         raise InputError("the SAR input has no valid (finite, non-nodata) pixel")
-    negative_share = float(np.mean(sample < 0))
-    median = float(np.median(sample))
-    if negative_share > 0.05 or median < -1.0:
-        return "db"
-    if float(np.percentile(sample, 99)) >= 20.0:
+    if _looks_like_db(sample):
         return "db"
     if mean is None or std is None:
         return "linear"
@@ -228,6 +258,7 @@ def sar_scale(
     elif all(name in TYPICAL_DB for name in band_names):
         mean, std = ([TYPICAL_DB[name][i] for name in band_names] for i in (0, 1))
     check_not_all_zero(sample, band_names)
+    _check_requested_scale(sample, requested)
     scale = detect_sar_scale(sample, mean, std) if requested == "auto" else requested
     check_sar_db_range(to_db(sample, scale), band_names)
     return scale

@@ -341,10 +341,18 @@ class _Writer:
             self.datasets[1].write(confidence, 1, window=window)
 
     def commit(self) -> None:
+        """Move the finished files into place. The ``.aux.xml`` beside an output that is replaced described
+        the old file (statistics, histogram): it goes too, or GDAL and QGIS read the old statistics for the
+        new map (native algorithms remove it likewise); one GDAL wrote for the new file moves with it."""
         for dataset in self.datasets:
             dataset.close()
         for temporary, final in zip(self.temporary, self.final, strict=True):
             os.replace(temporary, final)
+            sidecar, stale = Path(f"{temporary}.aux.xml"), Path(f"{final}.aux.xml")
+            if sidecar.exists():
+                os.replace(sidecar, stale)
+            else:
+                stale.unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Close and remove the temporary files; a failing clean-up (read-only or vanished folder) must not
