@@ -176,6 +176,17 @@ def test_binary_water_against_the_rest_with_a_mapping(tmp_path):
     assert report.matrix.tolist() == [[5, 1], [0, 6]]
     assert report.iou[0] == pytest.approx(5 / 6) and not report.warnings
     assert report.comparison == "water against the rest"
+    write_csv(report, tmp_path / "water.csv")  # by the map's ids: water was row 0 of the comparison
+    rows = list(csv.DictReader(open(tmp_path / "water.csv")))
+    assert [(r["class_id"], r["class_name"]) for r in rows] == [("0", "water"), ("", "not water")]
+    names = ["not water", "water"]  # the water model's ids: the compared class is not row 0
+    report = compare_rasters(
+        predicted, label, names, mapping=parse_class_mapping("1: water", names), positive=1
+    )
+    write_csv(report, tmp_path / "water.csv")
+    rows = list(csv.DictReader(open(tmp_path / "water.csv")))
+    assert [(r["class_id"], r["class_name"]) for r in rows] == [("1", "water"), ("", "not water")]
+    assert "predicted_1" in rows[0] and "predicted_rest" in rows[0]
 
 
 def test_mapping_translates_reference_values_and_drops_unlisted_ones(tmp_path):

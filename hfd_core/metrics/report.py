@@ -59,6 +59,13 @@ class SegmentationReport:
     pixels: int
     warnings: list[str] = field(default_factory=list)
     comparison: str = "class ids as they are"
+    #: The prediction's class id of each row, "" for the rest of a one-class comparison (its rows are
+    #: numbered 0, 1 in ``matrix``; the CSV had given the compared class id 0 whatever its id in the map).
+    class_ids: list[str] = field(default_factory=list)
+
+    def ids(self) -> list[str]:
+        """``class_ids``, or the row numbers when the classes are the prediction's own."""
+        return self.class_ids or [str(i) for i in range(len(self.class_names))]
 
     def to_dict(self) -> dict:
         """JSON-ready values."""
@@ -287,10 +294,12 @@ def compare_rasters(
         raise InputError(f"the class mapping names classes beyond the prediction's {len(class_names)}")
     warnings = [] if mapping else _agreement_warnings(prediction, reference, class_names)
     comparison = "class ids as they are"
+    class_ids = []
     if positive is not None:
         name = class_names[positive]
         prediction, reference = _binary(prediction, reference, positive, mapping)
         class_names = [name, f"not {name}"]
+        class_ids = [str(positive), ""]
         comparison = f"{name} against the rest"
         warnings = []
     elif mapping:
@@ -321,18 +330,22 @@ def compare_rasters(
         pixels=values["pixels"],
         warnings=warnings,
         comparison=comparison,
+        class_ids=class_ids,
     )
 
 
 def write_csv(report: SegmentationReport, path: str | Path) -> None:
-    """One row per class: its scores, then its row of the confusion matrix (pixels per predicted class)."""
+    """One row per class: its scores, then its row of the confusion matrix (pixels per predicted class);
+    classes by the prediction's ids (``SegmentationReport.ids``; the rest of a one-class comparison: "",
+    its column ``predicted_rest``)."""
+    ids = report.ids()
     header = ["class_id", "class_name", "iou", "f1", "precision", "recall", "reference_pixels"]
-    header += [f"predicted_{i}" for i in range(len(report.class_names))]
+    header += [f"predicted_{i or 'rest'}" for i in ids]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for i, name in enumerate(report.class_names):
-            row = [i, name, report.iou[i], report.f1[i], report.precision[i], report.recall[i]]
+            row = [ids[i], name, report.iou[i], report.f1[i], report.precision[i], report.recall[i]]
             writer.writerow([*row, int(report.matrix[i].sum()), *map(int, report.matrix[i])])
 
 
@@ -343,9 +356,11 @@ def _number(value: float) -> str:
 def write_html(report: SegmentationReport, path: str | Path) -> None:
     """A self-contained HTML page: summary scores, per-class table and the confusion matrix."""
     names = [html.escape(name) for name in report.class_names]
+    ids = report.ids()
     per_class = "".join(
-        f"<tr><td>{i}</td><td>{name}</td><td>{_number(report.iou[i])}</td><td>{_number(report.f1[i])}</td>"
-        f"<td>{_number(report.precision[i])}</td><td>{_number(report.recall[i])}</td></tr>"
+        f"<tr><td>{ids[i]}</td><td>{name}</td><td>{_number(report.iou[i])}</td>"
+        f"<td>{_number(report.f1[i])}</td><td>{_number(report.precision[i])}</td>"
+        f"<td>{_number(report.recall[i])}</td></tr>"
         for i, name in enumerate(names)
     )
     warnings = "".join(f'<p style="color:#b35900">Warning: {html.escape(w)}</p>' for w in report.warnings)
