@@ -34,16 +34,29 @@ class ChoicesByLabel(QgsProcessingAlgorithm):
     #: Choice parameter -> the options' names in hfd_core, in the options' order.
     CHOICE_NAMES: dict[str, tuple[str, ...]] = {}
 
+    def addParameter(self, definition, createOutput=True) -> bool:  # noqa: N802, N803 (QGIS API names)
+        """Every Choice's help lists the names it takes (``qgis_process help`` shows only the numbers, with
+        QGIS's stock line about comma-separated lists, which a single Choice refuses)."""
+        if definition.type() == "enum" and not definition.help():
+            default = definition.defaultValue()
+            after = f"; default {default}" if default is not None else ""
+            definition.setHelp(
+                f"one option, by number or name (any case): {self._accepted(definition)}{after}"
+            )
+        return super().addParameter(definition, createOutput)
+
+    def _accepted(self, definition) -> str:
+        return "; ".join(
+            f"{number} or {' or '.join(repr(name) for name in names)}"
+            for number, names in enumerate(self._option_names(definition))
+        )
+
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
         resolved = self.choices_as_numbers(parameters)
         for definition in self.parameterDefinitions():
             value = resolved.get(definition.name())
             if definition.type() == "enum" and isinstance(value, str) and not value.strip().isdigit():
-                accepted = "; ".join(
-                    f"{number} or {' or '.join(repr(name) for name in names)}"
-                    for number, names in enumerate(self._option_names(definition))
-                )
-                return False, f"{definition.name()}={value!r} is not an option: {accepted}"
+                return False, f"{definition.name()}={value!r} is not an option: {self._accepted(definition)}"
         return super().checkParameterValues(resolved, context)
 
     def _option_names(self, definition) -> list[list[str]]:

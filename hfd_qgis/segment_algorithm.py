@@ -197,12 +197,15 @@ class SegmentAlgorithm(ChoicesByLabel):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "SAR layer"))
-        self.addParameter(
-            QgsProcessingParameterBand(
-                self.BANDS, "Bands in the model's order (e.g. VV, VH)", None, self.INPUT, optional=True,
-                allowMultiple=True,
-            )
+        bands = QgsProcessingParameterBand(
+            self.BANDS, "Bands in the model's order (e.g. VV, VH)", None, self.INPUT, optional=True,
+            allowMultiple=True,
         )  # fmt: skip
+        bands.setHelp(
+            "band numbers in the model's order: BANDS=2,1 or BANDS=2 BANDS=1; empty: found by the "
+            "band descriptions (VV, VH), else the first bands"
+        )
+        self.addParameter(bands)
         self.addParameter(
             QgsProcessingParameterEnum(
                 self.BUNDLED_MODEL, "Bundled model", [label for label, _, _ in self.BUNDLED], defaultValue=0

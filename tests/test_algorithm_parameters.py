@@ -61,3 +61,14 @@ def test_validation_fraction_accepts_its_documented_range(processing_provider):
     assert (parameter.minimum(), parameter.maximum()) == (0, 0.5)
     assert all(parameter.checkValueIsAcceptable(v) for v in (0, 0.2, 0.5))
     assert not parameter.checkValueIsAcceptable(0.6)
+
+
+@pytest.mark.parametrize("algorithm_id", sorted(REQUIRED))
+def test_every_choice_says_the_names_it_takes(processing_provider, algorithm_id):
+    """`qgis_process help` listed only the options' numbers (and QGIS's line about comma-separated lists),
+    never the names every Choice takes (BUNDLED_MODEL=water, INPUT_SCALE=dB, DEVICE=cpu)."""
+    for parameter in _algorithm(algorithm_id).parameterDefinitions():
+        if parameter.type() == "enum":
+            assert "by number or name" in parameter.help(), parameter.name()
+            for label in parameter.options():
+                assert repr(label) in parameter.help(), (parameter.name(), label)
