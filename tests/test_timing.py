@@ -24,7 +24,14 @@ class FakeClock:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0 s"), (42.4, "42 s"), (59.6, "1 min 00 s"), (185, "3 min 05 s"), (3725, "1 h 02 min")],
+    [
+        (0, "under 1 s"),
+        (0.4, "under 1 s"),
+        (42.4, "42 s"),
+        (59.6, "1 min 00 s"),
+        (185, "3 min 05 s"),
+        (3725, "1 h 02 min"),
+    ],
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text

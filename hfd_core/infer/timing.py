@@ -11,8 +11,11 @@ from collections.abc import Callable
 
 
 def format_duration(seconds: float) -> str:
-    """``"42 s"``, ``"3 min 05 s"``, ``"1 h 02 min"``: seconds below an hour, minutes above."""
+    """``"42 s"``, ``"3 min 05 s"``, ``"1 h 02 min"``: seconds below an hour, minutes above; ``"under 1 s"``
+    rather than "0 s", which read as a failed run."""
     seconds = max(0, round(seconds))
+    if seconds == 0:
+        return "under 1 s"
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
