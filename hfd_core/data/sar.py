@@ -151,22 +151,28 @@ def check_polarisation_order(values: np.ndarray, wanted: list[str], choice: Band
         )
 
 
-def linear_to_db(values: np.ndarray) -> np.ndarray:
-    """10 log10 of linear power (float32), at least ``POWER_FLOOR_DB`` (zeros included); NaN kept."""
+def _decibels(values: np.ndarray, factor: float) -> np.ndarray:
+    """``factor`` log10 of non-negative ``values`` (float32), at least ``POWER_FLOOR_DB`` (zeros and below
+    included); NaN kept."""
     values = np.asarray(values, dtype=np.float32)
     with np.errstate(divide="ignore"):
-        db = 10.0 * np.log10(np.maximum(values, 0.0))  # 0 and below: -inf; np.maximum keeps NaN
+        db = factor * np.log10(np.maximum(values, 0.0))  # 0 and below: -inf; np.maximum keeps NaN
     return np.maximum(db, POWER_FLOOR_DB).astype(np.float32)
 
 
+def linear_to_db(values: np.ndarray) -> np.ndarray:
+    """10 log10 of linear power (float32), at least ``POWER_FLOOR_DB`` (zeros included); NaN kept."""
+    return _decibels(values, 10.0)
+
+
 def to_db(values: np.ndarray, scale: str) -> np.ndarray:
-    """``values`` in ``scale`` ("db", "linear" power, "amplitude") as dB (float32)."""
+    """``values`` in ``scale`` ("db", "linear" power, "amplitude": 20 log10) as dB (float32)."""
     if scale == "db":
         return np.asarray(values, dtype=np.float32)
     if scale == "linear":
         return linear_to_db(values)
-    if scale == "amplitude":  # the floor applies to the result, as for power
-        return np.maximum(2.0 * linear_to_db(values), POWER_FLOOR_DB).astype(np.float32)
+    if scale == "amplitude":
+        return _decibels(values, 20.0)
     raise InputError(f"input scale must be one of {INPUT_SCALES[1:]}, not {scale!r}")
 
 
