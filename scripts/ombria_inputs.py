@@ -115,10 +115,11 @@ def by_share(maps: list[np.ndarray], chips: list[Scene]) -> list[float]:
     return [*per_chip, float(scores(sum(matrices))["iou"][1])]
 
 
-def train_variant(
+def student_maps(
     chips: list[Scene], test: list[Scene], variant: str, seed: int, run: Path, epochs: int
-) -> list[float]:
-    """One student on ``chips`` and its scores on ``test`` (``by_share``), both already ``features``."""
+) -> list[np.ndarray]:
+    """One student trained on ``chips`` (or read back once finished) and its flood maps of ``test``, both
+    already ``features``."""
     train, validation = split_by_group(chips, 0.1, seed)
     out = run / f"{variant}-{epochs}-epochs" / f"seed{seed}"
     config = TrainConfig(
@@ -129,8 +130,7 @@ def train_variant(
     train_student(train, validation, None, config)  # a finished run is only read back
     model, metadata = load_model(out / "best.pt")
     device = torch.device("cpu")
-    maps = [predict_scene(model, metadata, chip, device) for chip in test]
-    return by_share(maps, test)
+    return [predict_scene(model, metadata, chip, device) for chip in test]
 
 
 def page(rows: dict[str, list[float]], seeds: list[int]) -> str:
@@ -183,7 +183,10 @@ def main() -> None:
     for variant, epochs in args.students:
         if variant not in inputs:
             inputs[variant] = [[features(c, variant) for c in scenes] for scenes in (chips, test)]
-        per_seed = [train_variant(*inputs[variant], variant, seed, args.run, epochs) for seed in args.seeds]
+        per_seed = [
+            by_share(student_maps(*inputs[variant], variant, seed, args.run, epochs), inputs[variant][1])
+            for seed in args.seeds
+        ]
         for seed, values in zip(args.seeds, per_seed, strict=True):
             print(
                 f"{variant}, {epochs} epochs, seed {seed}: " + " ".join(f"{v:.3f}" for v in values),
