@@ -165,7 +165,7 @@ class SegmentAlgorithm(ChoicesByLabel):
             "</a><br><br>"
             "<b>Bands in the model's order</b>: the layer's bands for VV, VH (default: found by the band "
             "descriptions, e.g. VV and VH, else the first ones; band numbers such as 2,1; chosen bands that "
-            "the descriptions contradict are refused). "
+            "the descriptions contradict are refused, and so are bands whose VV is darker than their VH). "
             f"{html.escape(STACK_HINT[0].upper() + STACK_HINT[1:], quote=False)}. "
             "<b>Input scale</b>: sigma0 in dB; "
             "linear power and amplitude are detected and converted to dB; values that cannot be Sentinel-1 "

@@ -375,6 +375,17 @@ def test_cancel_mid_run_leaves_no_output_or_temporary_file(tmp_path, model_file)
     assert len(calls) == 6
 
 
+def test_cancel_during_the_last_batch_still_writes_nothing(tmp_path, model_file):
+    """Cancel was asked before each batch only: a Ctrl-C during the last batch (a fifth of a 2000 x 2000 px
+    run) was caught, then the output was written in full and the run ended well."""
+    write(tmp_path / "in.tif", smooth_sar(64, 64))
+    progress: list[float] = []
+    assert_refused(
+        tmp_path, Canceled, "cancel", tmp_path / "in.tif", model_file, tile_size=32, overlap=0,
+        progress=progress.append, is_canceled=lambda: bool(progress) and progress[-1] > 99,
+    )  # fmt: skip
+
+
 def test_progress_is_monotone_and_ends_at_100(tmp_path, model_file):
     write(tmp_path / "in.tif", smooth_sar(80, 100))
     seen = []

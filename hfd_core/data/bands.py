@@ -5,8 +5,8 @@ model (a description names a band when it holds the name as a word: "VV", "Sigma
 the band order of a whole Sentinel-2 product (12 or 13 bands); a raster with exactly the model's number of
 bands, taken in order; for SAR models the first bands (documented default of hfd:segment). Chosen bands that
 the descriptions contradict ("VH" given to the model as VV) are refused: a silently swapped map is worse than
-an error. Bands taken by their order alone (``BandChoice.by_order``) are checked against the data where the
-model reads VV and VH (``data.sar.check_polarisation_order``).
+an error. Wherever the model reads VV and VH, the bands found are checked against the data too
+(``data.sar.check_polarisation_order``): chosen numbers or descriptions can be wrong as well as file order.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ class BandChoice:
 
     indices: list[int]
     how: str
-    #: taken by their order in the file alone: nothing but the data can tell whether they are swapped
-    by_order: bool = False
+    #: what the choice rests on: "chosen" (numbers), "descriptions", "sentinel2" (product layout) or "order"
+    basis: str
 
     def describe(self, wanted: list[str]) -> str:
         pairs = ", ".join(f"{name}=band {index}" for name, index in zip(wanted, self.indices, strict=True))
@@ -83,16 +83,20 @@ def find_bands(
         raise InputError(f"{path} is not a raster GDAL can read ({error})") from None
     if explicit:
         _check_explicit(path, list(explicit), wanted, count, descriptions)
-        return BandChoice(list(explicit), "as chosen")
+        return BandChoice(list(explicit), "as chosen", "chosen")
     named = [_named(d, wanted) for d in descriptions]
     if all(named.count(name) == 1 for name in wanted):
-        return BandChoice([named.index(name) + 1 for name in wanted], "from the band descriptions")
+        return BandChoice(
+            [named.index(name) + 1 for name in wanted], "from the band descriptions", "descriptions"
+        )
     layout = SENTINEL2_LAYOUTS.get(count)
     if layout is not None and all(name in layout for name in wanted):
-        return BandChoice([layout.index(name) + 1 for name in wanted], f"{count}-band Sentinel-2 order")
+        return BandChoice(
+            [layout.index(name) + 1 for name in wanted], f"{count}-band Sentinel-2 order", "sentinel2"
+        )
     if count == len(wanted) or (first_ones and count > len(wanted)):
         first = list(range(1, len(wanted) + 1))
-        return BandChoice(first, f"the first {len(wanted)} of {count}", by_order=True)
+        return BandChoice(first, f"the first {len(wanted)} of {count}", "order")
     sentinel2 = any(name in SENTINEL2_LAYOUTS[13] for name in wanted)
     needs = f"{path.name} has {count} band(s); the model needs {len(wanted)} ({', '.join(wanted)})"
     if count < len(wanted):

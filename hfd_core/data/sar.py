@@ -125,30 +125,46 @@ def detect_sar_scale(
 
 
 def check_polarisation_order(values: np.ndarray, wanted: list[str], choice: BandChoice, source: str) -> None:
-    """InputError when the bands taken as VV and VH by their order in the file alone (``choice.by_order``;
-    chosen or named bands are not second-guessed) look swapped: the band taken as VV has the lower median.
+    """InputError when the bands taken as VV and VH look swapped: the band taken as VV has the lower median.
     Cross-polarised VH is darker than VV on nearly all ground: VV's median is 4.9 to 14.8 dB above VH's on
     every Sentinel-1 sample in ../shared/data (Sen1Floods11, SEN12MS, SEN12MS-CR, BigEarthNet, SSL4EO-S12,
     STAC Overflow; the highest on the all-water Sri Lanka chip), and VH, VV is the order that stacking
-    ``*_VH.tif`` and ``*_VV.tif`` alphabetically gives. ``values``: (C, ...) backscatter in dB, linear power
-    or amplitude (each keeps the order of the medians) in the model's band order ``wanted``."""
-    if not choice.by_order or "VV" not in wanted or "VH" not in wanted:
+    ``*_VH.tif`` and ``*_VV.tif`` alphabetically gives. Chosen numbers are checked too: the help's example
+    ``BANDS=2,1`` copied onto a VV, VH stack made a map of 4.1 % water (IoU 0.09) of the India chip, 47.8 %
+    water, without a word. ``values``: (C, ...) backscatter in dB, linear power or amplitude (each keeps the
+    order of the medians) in the model's band order ``wanted``."""
+    if "VV" not in wanted or "VH" not in wanted:
         return
     indices = choice.indices
     vv, vh = wanted.index("VV"), wanted.index("VH")
     medians = [
         np.median(_finite_sample(values[i])) if np.isfinite(values[i]).any() else np.nan for i in (vv, vh)
     ]
-    if medians[0] < medians[1]:
-        swapped = list(indices)
-        swapped[vv], swapped[vh] = indices[vh], indices[vv]
-        raise InputError(
-            f"{source}: band {indices[vv]}, taken as VV, has a median of {medians[0]:.3g}, below band "
-            f"{indices[vh]}, taken as VH ({medians[1]:.3g}). VH is darker than VV on nearly all ground "
-            "(4.9 to 14.8 dB darker on every Sentinel-1 scene this was checked on), so the bands look "
-            f"swapped: choose the band numbers in the model's order ({', '.join(wanted)}), here "
-            f"{','.join(map(str, swapped))}, or name the bands in the file"
+    if not medians[0] < medians[1]:
+        return
+    swapped = list(indices)
+    swapped[vv], swapped[vh] = indices[vh], indices[vv]
+    numbers = ",".join(map(str, swapped))
+    taken = {"chosen": "chosen", "descriptions": "described"}.get(choice.basis, "taken")
+    fix = {
+        "chosen": f"the chosen numbers look swapped: choose {numbers}",
+        "descriptions": "the raster's band descriptions look swapped: correct them, for instance in its "
+        f"folder with python3 -c \"from osgeo import gdal; d = gdal.Open('{source}', gdal.GA_Update); "
+        + "; ".join(
+            f"d.GetRasterBand({index}).SetDescription('{name}')"
+            for index, name in zip(swapped, wanted, strict=True)
         )
+        + '"',
+    }.get(
+        choice.basis,
+        f"the bands look swapped: choose the band numbers in the model's order ({', '.join(wanted)}), here "
+        f"{numbers}, or name the bands in the file",
+    )
+    raise InputError(
+        f"{source}: band {indices[vv]}, {taken} as VV, has a median of {medians[0]:.3g}, below band "
+        f"{indices[vh]}, {taken} as VH ({medians[1]:.3g}). VH is darker than VV on nearly all ground "
+        f"(4.9 to 14.8 dB darker on every Sentinel-1 scene this was checked on), so {fix}"
+    )
 
 
 def _decibels(values: np.ndarray, factor: float) -> np.ndarray:

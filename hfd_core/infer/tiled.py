@@ -147,6 +147,7 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+CANCELED = "segmentation cancelled; no output was written"
 #: Why the water model refuses a one-band raster. Measured on the dB chips with VH left out, each by the
 #: shipped variant's fold that did not train on it (docs/experiments/water_model_findings.md).
 VV_ALONE_REFUSED = (
@@ -264,7 +265,7 @@ class _Input:
         strip = max(SPECKLE_HALO, CONTEXT_STRIP_PIXELS // src.width)
         for top in range(0, src.height, strip):
             if is_canceled and is_canceled():
-                raise Canceled("segmentation cancelled; no output was written")
+                raise Canceled(CANCELED)
             bottom = min(top + strip, src.height)
             start, stop = max(0, top - SPECKLE_HALO), min(src.height, bottom + SPECKLE_HALO)
             window = Window(0, start, src.width, stop - start)
@@ -572,6 +573,8 @@ class _Sweep:
                 self._stripe(first_col, last_col, reads, progress, is_canceled)
         finally:
             reads.close()
+        if is_canceled and is_canceled():  # asked before each batch: this hears a cancel during the last one
+            raise Canceled(CANCELED)
         if progress:
             progress(100.0)
 
@@ -592,7 +595,7 @@ class _Sweep:
             work = [o for o in origins if valid[:, o : o + t].any()]
             for start in range(0, len(work), self.batch):
                 if is_canceled and is_canceled():
-                    raise Canceled("segmentation cancelled; no output was written")
+                    raise Canceled(CANCELED)
                 chunk = work[start : start + self.batch]
                 weighted = self._predict([inputs[:, :, o : o + t] for o in chunk]).cpu().numpy()
                 for o, probabilities in zip(chunk, weighted, strict=True):
