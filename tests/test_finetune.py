@@ -208,6 +208,14 @@ def test_eo_without_the_teacher_bands_is_refused(india, models, tmp_path):
         _finetune(india, models, tmp_path / "tuned.pt", eo=eo)
 
 
+def test_sar_and_eo_swapped_are_named_as_such(india, models, tmp_path):
+    """The Sentinel-2 chip given as SAR was refused with "has 13 band(s); the model needs 2 (VV, VH). Name the
+    bands in the file, or choose the band numbers": advice to pick 2 of 13 optical bands."""
+    with pytest.raises(InputError, match="band count of a Sentinel-2 product; is it the optical input"):
+        _finetune(india, models, tmp_path / "tuned.pt", sar=india["S2Hand"], eo=india["S1Hand"])
+    assert not (tmp_path / "tuned.pt").exists()
+
+
 def test_the_water_model_is_refused_as_base_with_the_reason(india, models, tmp_path):
     """The bundled water model reads the whole raster's statistics, which fine-tuning does not gather: it was
     refused as "2 bands, the model needs 9 (VV_rank, ...)"; now the error says what to do instead."""

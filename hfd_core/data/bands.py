@@ -101,6 +101,8 @@ def find_bands(
     needs = f"{path.name} has {count} band(s); the model needs {len(wanted)} ({', '.join(wanted)})"
     if count < len(wanted):
         raise InputError(f"{needs}: give a raster with those bands; {STACK_HINT}")
+    if count in SENTINEL2_LAYOUTS and not sentinel2:
+        raise InputError(f"{needs}: it has the band count of a Sentinel-2 product; is it the optical input?")
     raise InputError(
         f"{needs}. Name the bands in the file, "
         + ("give a whole Sentinel-2 product (12 or 13 bands), " if sentinel2 else "")
