@@ -256,9 +256,8 @@ class FinetuneAlgorithm(ChoicesByLabel):
         if warning:
             feedback.pushWarning(warning)
         if result.canceled:
-            feedback.reportError(
-                f"Cancelled: kept the best epoch so far ({result.best_epoch}) in {output}", fatalError=False
-            )
+            # a warning, not an error: the run ends well with a usable model (qgis_process printed "ERROR")
+            feedback.pushWarning(f"Cancelled: kept the best epoch so far ({result.best_epoch}) in {output}")
         else:
             feedback.pushInfo(f"Best epoch {result.best_epoch} written to {output}")
         return {

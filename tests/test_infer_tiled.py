@@ -307,6 +307,7 @@ def test_bad_inputs_are_refused_clearly_and_leave_nothing(tmp_path, model_file):
     assert_refused(tmp_path, InputError, "has 2 band", tmp_path / "ok.tif", model_file, bands=[1, 3])
     assert_refused(tmp_path, InputError, "has 2 band", tmp_path / "ok.tif", model_file, bands=[0, 1])
     assert_refused(tmp_path, InputError, "expects 2 bands", tmp_path / "ok.tif", model_file, bands=[1])
+    assert_refused(tmp_path, InputError, "it has no band 3$", tmp_path / "ok.tif", model_file, bands=[1, 3])
     assert_refused(tmp_path, InputError, "no valid pixel", tmp_path / "nan.tif", model_file)
     assert_refused(tmp_path, InputError, "no valid pixel", tmp_path / "nodata.tif", model_file)
     assert_refused(

@@ -54,10 +54,12 @@ def _named(description: str | None, wanted: list[str]) -> str | None:
 
 
 def _check_explicit(path: Path, explicit: list[int], wanted: list[str], count: int, descriptions) -> None:
-    if len(explicit) != len(wanted) or not all(1 <= band <= count for band in explicit):
+    missing = [band for band in explicit if not 1 <= band <= count]
+    if len(explicit) != len(wanted) or missing:
         raise InputError(
             f"{path.name} has {count} band(s); the model expects {len(wanted)} bands ({', '.join(wanted)}) "
             f"and bands {explicit} were chosen"
+            + (f": it has no band {', '.join(map(str, missing))}" if missing else "")
         )
     for band, name in zip(explicit, wanted, strict=True):
         described = _named(descriptions[band - 1], wanted)
