@@ -1,6 +1,6 @@
-"""The held-out-events protocol of scripts/ombria_events.py: folds of consecutive ids that together cover
-every chip once, training kept ``gap`` ids away from its fold, and the learned threshold of nearest
-histograms. Fake chips only.
+"""The protocols of scripts/ombria_events.py: folds of consecutive ids that together cover every chip once,
+training kept ``gap`` ids away from its fold; the control's folds of dealt id blocks with training cut to a
+given size; and the learned threshold of nearest histograms. Fake chips only.
 """
 
 from __future__ import annotations
@@ -39,6 +39,16 @@ def test_folds_cover_every_chip_once_and_keep_training_away_from_the_fold():
         assert trained.isdisjoint(ids)
         assert all(t < min(ids) - 5 or t > max(ids) + 5 for t in trained)
     assert {events.chip_id(c) for c in pairs[0][0]} == {60, 61, 90, 95}
+
+
+def test_control_folds_deal_id_blocks_and_train_on_the_sizes_given():
+    chips = [_chip(i) for i in range(60)]
+    pairs = events.block_folds(chips, [20, 25, 30], seed=0)
+    held = [sorted(events.chip_id(c) for c in out) for _, out in pairs]
+    assert held[1] == [*range(10, 20), *range(40, 50)]
+    assert sorted(i for ids in held for i in ids) == list(range(60))
+    for (train, _), ids, size in zip(pairs, held, [20, 25, 30], strict=True):
+        assert len(train) == size and {events.chip_id(c) for c in train}.isdisjoint(ids)
 
 
 def test_learned_threshold_follows_the_nearest_training_chips():
