@@ -12,8 +12,9 @@
   and the spread over seeds.
   Ensemble rows (``make water-ensembles``): the seeds' probabilities averaged (``models.ensemble``), the
   first two seeds' and all seeds', each fold averaging the seeds' folds of that location.
-* OMBRIA official test (never trained on): per-chip mIoU against the official flood mask (as published) and
-  against water = flood + permanent water from Sentinel-2 (``data.water``), Otsu on the same chips.
+* OMBRIA official test (its chips never trained on; their events were, as the split shares them): per-chip
+  mIoU against the official flood mask (as published) and against water = flood + permanent water from
+  Sentinel-2 (``data.water``), Otsu on the same chips.
 * Of the candidates (``ship_candidates``: the distilled student, the SAR-only student; single networks),
   the one with the higher leave-one-location-out pooled water IoU is chosen (``choose_variant``): the training
   runs' validation blocks are OMBRIA, paired scenes and their synthetic water, no real dB water chip (too few
@@ -192,8 +193,9 @@ USE_AND_LIMITS = """## Use and limits
 - **Limits**:
   - flooded vegetation and flooded built-up ground, bright in VV: mostly missed (stac-qxb32);
   - a few small water bodies in a dry scene: mostly missed (Spain_6860600, 0.1 % water);
-  - flood extents as emergency services map them (OMBRIA): level with Otsu, because those masks cover
-    flooded fields and vegetation that one VV image does not show as water
+  - flood extents as emergency services map them (OMBRIA): level with Otsu on OMBRIA's test, whose events
+    its training saw, because those masks cover flooded fields and vegetation that one VV image does not show
+    as water; on held-out events, students trained on OMBRIA fell below Otsu
     (`docs/experiments/water_model_findings.md`);
   - wind-roughened or frozen water, wet snow, radar shadow in steep terrain, smooth tarmac and dry sand: the
     physics that fools a threshold can fool the model; not measured here;
