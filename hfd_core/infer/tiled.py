@@ -147,6 +147,7 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+#: What ``Canceled`` says, wherever the run is stopped (context pass, before a batch, after the last one).
 CANCELED = "segmentation cancelled; no output was written"
 #: Why the water model refuses a one-band raster. Measured on the dB chips with VH left out, each by the
 #: shipped variant's fold that did not train on it (docs/experiments/water_model_findings.md).
