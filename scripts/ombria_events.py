@@ -54,31 +54,38 @@ def _filtered_dates(chip: Scene) -> tuple[np.ndarray, np.ndarray]:
     return mean_filter(before.astype(np.float32)), mean_filter(after.astype(np.float32))
 
 
-def histogram_features(chip: Scene) -> np.ndarray:
+def histogram_features(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Quantiles and Otsu threshold of the filtered before and after images (edge fill left out)."""
-    values = [image[np.isfinite(image)] for image in _filtered_dates(chip)]
+    values = [image[np.isfinite(image)] for image in (before, after)]
     return np.concatenate([[*np.quantile(v, QUANTILES), _otsu(v)] for v in values])
 
 
-def _best_threshold(chip: Scene, known: dict[str, float] = {}) -> float:  # noqa: B006 (a cache)
-    """The filtered-after threshold that scores the chip best against its own labels."""
-    if chip.name not in known:
-        after = _filtered_dates(chip)[1]
-        score = lambda t: per_chip_miou([confusion_matrix(after < t, chip.label, 2)])  # noqa: E731
-        known[chip.name] = float(max(THRESHOLDS, key=score))
-    return known[chip.name]
+#: chip name -> (``histogram_features``, best threshold): each training chip serves 11 fits.
+_SUMMARIES: dict[str, tuple[np.ndarray, float]] = {}
+
+
+def _training_summary(chip: Scene) -> tuple[np.ndarray, float]:
+    """The chip's ``histogram_features`` and the filtered-after threshold that scores it best against its
+    own labels."""
+    if chip.name not in _SUMMARIES:
+        before, after = _filtered_dates(chip)
+        best = max(THRESHOLDS, key=lambda t: per_chip_miou([confusion_matrix(after < t, chip.label, 2)]))
+        _SUMMARIES[chip.name] = histogram_features(before, after), float(best)
+    return _SUMMARIES[chip.name]
 
 
 def learned_threshold_maps(train: list[Scene], test: list[Scene]) -> list[np.ndarray]:
     """Each test chip below the median best threshold of its ``NEIGHBOURS`` nearest training chips."""
-    known = np.array([histogram_features(c) for c in train])
-    targets = np.array([_best_threshold(c) for c in train])
+    summaries = [_training_summary(c) for c in train]
+    known = np.array([features for features, _ in summaries])
+    targets = np.array([threshold for _, threshold in summaries])
     scale = known.std(0) + 1e-6
     maps = []
     for chip in test:
-        distance = (((histogram_features(chip) - known) / scale) ** 2).sum(1)
+        before, after = _filtered_dates(chip)
+        distance = (((histogram_features(before, after) - known) / scale) ** 2).sum(1)
         threshold = np.median(targets[np.argsort(distance)[:NEIGHBOURS]])
-        maps.append((_filtered_dates(chip)[1] < threshold).astype(np.int64))
+        maps.append((after < threshold).astype(np.int64))
     return maps
 
 
@@ -108,21 +115,34 @@ def block_folds(chips: list[Scene], sizes: list[int], seed: int) -> list[tuple[l
     return pairs
 
 
+def _rule(rule: Callable[[Scene], np.ndarray]) -> Callable[[Path], Maps]:
+    """A rule that needs no training, as a method: every run folder, every training set, the same maps."""
+    return lambda run: lambda train, test: [rule(c) for c in test]
+
+
+def _student(variant: str, epochs: int, seed: int) -> Callable[[Path], Maps]:
+    """The ``ombria_inputs`` student of ``variant`` trained in each run folder; each chip's ``features``
+    made once, though the folds share chips."""
+    made: dict[str, Scene] = {}
+
+    def featured(chips: list[Scene]) -> list[Scene]:
+        for chip in chips:
+            if chip.name not in made:
+                made[chip.name] = features(chip, variant)
+        return [made[chip.name] for chip in chips]
+
+    return lambda run: (
+        lambda train, test: student_maps(featured(train), featured(test), variant, seed, run, epochs)
+    )
+
+
 def methods(students: list[tuple[str, int]], seed: int) -> dict[str, Callable[[Path], Maps]]:
     """Name -> (run folder -> maps of test chips from training chips)."""
-    rules: dict[str, Callable[[Path], Maps]] = {
-        name: (lambda rule: lambda run: lambda train, test: [rule(c) for c in test])(RULES[name])
-        for name in ("Otsu, after", "Otsu, filtered after")
+    return {
+        **{name: _rule(RULES[name]) for name in ("Otsu, after", "Otsu, filtered after")},
+        "learned threshold (nearest histograms)": lambda run: learned_threshold_maps,
+        **{f"student, {v}, {e} epochs": _student(v, e, seed) for v, e in students},
     }
-    rules["learned threshold (nearest histograms)"] = lambda run: learned_threshold_maps
-
-    def student(variant: str, epochs: int) -> Callable[[Path], Maps]:
-        return lambda run: lambda train, test: student_maps(
-            [features(c, variant) for c in train], [features(c, variant) for c in test], variant, seed, run,
-            epochs,
-        )  # fmt: skip
-
-    return rules | {f"student, {v}, {e} epochs": student(v, e) for v, e in students}
 
 
 PROTOCOLS = ("official test", "seen events (control)", "held-out events")

@@ -144,26 +144,31 @@ def check_polarisation_order(values: np.ndarray, wanted: list[str], choice: Band
         return
     swapped = list(indices)
     swapped[vv], swapped[vh] = indices[vh], indices[vv]
-    numbers = ",".join(map(str, swapped))
     taken = {"chosen": "chosen", "descriptions": "described"}.get(choice.basis, "taken")
-    fix = {
-        "chosen": f"the chosen numbers look swapped: choose {numbers}",
-        "descriptions": "the raster's band descriptions look swapped: correct them, for instance in its "
-        f"folder with python3 -c \"from osgeo import gdal; d = gdal.Open('{source}', gdal.GA_Update); "
-        + "; ".join(
-            f"d.GetRasterBand({index}).SetDescription('{name}')"
-            for index, name in zip(swapped, wanted, strict=True)
-        )
-        + '"',
-    }.get(
-        choice.basis,
-        f"the bands look swapped: choose the band numbers in the model's order ({', '.join(wanted)}), here "
-        f"{numbers}, or name the bands in the file",
-    )
     raise InputError(
         f"{source}: band {indices[vv]}, {taken} as VV, has a median of {medians[0]:.3g}, below band "
         f"{indices[vh]}, {taken} as VH ({medians[1]:.3g}). VH is darker than VV on nearly all ground "
-        f"(4.9 to 14.8 dB darker on every Sentinel-1 scene this was checked on), so {fix}"
+        f"(4.9 to 14.8 dB darker on every Sentinel-1 scene this was checked on), so "
+        + _swap_advice(choice.basis, swapped, wanted, source)
+    )
+
+
+def _swap_advice(basis: str, swapped: list[int], wanted: list[str], source: str) -> str:
+    """What to do about bands that look swapped, by what their choice rested on (``BandChoice.basis``)."""
+    if basis == "chosen":
+        return f"the chosen numbers look swapped: choose {','.join(map(str, swapped))}"
+    if basis == "descriptions":
+        renames = "; ".join(
+            f"d.GetRasterBand({index}).SetDescription('{name}')"
+            for index, name in zip(swapped, wanted, strict=True)
+        )
+        return (
+            "the raster's band descriptions look swapped: correct them, for instance in its folder with "
+            f"python3 -c \"from osgeo import gdal; d = gdal.Open('{source}', gdal.GA_Update); {renames}\""
+        )
+    return (
+        f"the bands look swapped: choose the band numbers in the model's order ({', '.join(wanted)}), here "
+        f"{','.join(map(str, swapped))}, or name the bands in the file"
     )
 
 
