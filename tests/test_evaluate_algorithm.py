@@ -139,6 +139,15 @@ def test_the_reference_is_required(qgis_app, prediction, tmp_path):
     assert _run({"PREDICTION": prediction, **_outputs(tmp_path)}, feedback) is None
 
 
+def test_the_segmentation_as_its_own_reference_is_refused(qgis_app, prediction, tmp_path):
+    """The dialog fills both layers with the active one: a run with its defaults scored a map against itself,
+    every score 1."""
+    feedback = Feedback()
+    assert _run({"PREDICTION": prediction, "REFERENCE": prediction, **_outputs(tmp_path)}, feedback) is None
+    assert any("the segmentation and the reference are the same file" in line for line in feedback.lines)
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_one_class_against_the_rest_with_a_mapping(qgis_app, prediction, tmp_path):
     # reference with its own ids: 7 water (left half), 3 land; the prediction's 0 is "land", 1 "water"
     reference = np.full((40, 40), 3, np.uint8)

@@ -290,7 +290,8 @@ def test_gdal_block_cache_holds_megabytes_while_segmenting_and_is_restored(tmp_p
     of a DEFLATE-tiled raster 36 times slower (bench/README.md)."""
     from osgeo import gdal
 
-    write(tmp_path / "in.tif", smooth_sar(64, 64), tiled=True, blockxsize=32, blockysize=32, compress="deflate")
+    profile = {"tiled": True, "blockxsize": 32, "blockysize": 32, "compress": "deflate"}
+    write(tmp_path / "in.tif", smooth_sar(64, 64), **profile)
     before, during = gdal.GetCacheMax(), []
     segment_raster(
         tmp_path / "in.tif", tmp_path / "out.tif", model_file, tile_size=32,

@@ -31,6 +31,7 @@ import rasterio
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.raster import warp_to_grid
 from hfd_core.errors import InputError
+from hfd_core.files import same_file
 from hfd_core.metrics.confusion import confusion_matrix, scores
 
 #: Value the reference takes outside the overlap and where it is nodata (any negative value is ignored).
@@ -266,7 +267,8 @@ def compare_rasters(
 
     ``mapping``: {reference value: model class}; ``positive``: a model class compared against the rest
     (binary report, classes "<name>" and "not <name>"). InputError when a file cannot be read, the rasters do
-    not overlap, or no pixel is valid in both.
+    not overlap, no pixel is valid in both, or they are the same file (every score 1 whatever the map: in
+    QGIS's dialog both default to the active layer).
     """
     try:
         with rasterio.open(prediction_path) as src:
@@ -275,6 +277,11 @@ def compare_rasters(
         if nodata is not None:
             prediction[prediction == nodata] = np.nan
         _require_class_ids(prediction, prediction_path, "the segmentation")
+        if same_file(prediction_path, reference_path):
+            raise InputError(
+                f"the segmentation and the reference are the same file ({prediction_path}): every score "
+                "would be perfect whatever the map; give the reference labels as the reference"
+            )
         prediction = np.where(np.isfinite(prediction), np.round(prediction), IGNORE_INDEX).astype(np.int32)
         reference = reference_on_grid(reference_path, prediction_path)
         class_names = class_names or prediction_class_names(prediction_path)
