@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 
 from qgis.core import (
+    QgsLayerTreeLayer,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
@@ -51,23 +52,30 @@ INPUT_SCALE_LABELS = (
 
 
 class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
-    """Applies the ``.qml`` written beside the output GeoTIFF when QGIS loads the result, places the layer
-    just above the first loaded layer of ``above`` (layer ids or sources) and makes the input (``input_id``)
+    """Applies the ``.qml`` written beside the output GeoTIFF when QGIS loads the result, tags the layer with
+    the input it was segmented from, places it on top of that input's stack and makes the input (``input_id``)
     the active layer again.
 
     QGIS 3.22 loads outputs in the order of their paths and inserts each above the active layer, which it then
-    makes the new layer; the Processing dialog starts from the active layer, but a land-cover map is no SAR
-    input. With the land cover placed above the confidence (else the input) and the confidence above the
-    input, the tree reads land cover, confidence, input whatever the load order.
+    makes the new layer; the Processing dialog starts from the active layer, but a class map is no SAR input,
+    so the input is made active again. Inserted above it, a second run's outputs went under the first run's,
+    which still hid them (a user's desktop audit). So a layer goes above the topmost layer of the input's
+    stack in its group (the input and the earlier outputs tagged with it), the class map directly above its
+    own confidence (``over``): newest on top, each run reading class map, confidence, whatever the load
+    order. The class map's legend is expanded, the confidence's ramp (``expanded`` False) collapsed.
     """
 
     instances: list[StyleFromQml] = []  # QGIS does not own post-processors: keep them alive
+    #: Layer property naming the layer id of the input an output was segmented from.
+    SEGMENTED_FROM = "hfd/segmented_from"
 
-    def __init__(self, qml: str, input_id: str, above: list[str]):
+    def __init__(self, qml: str, input_id: str, run: list[str], over: str | None, expanded: bool):
         super().__init__()
         self.qml = qml
         self.input_id = input_id
-        self.above = above
+        self.run = run
+        self.over = over
+        self.expanded = expanded
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 (QGIS API name)
         if layer is None:
@@ -75,32 +83,54 @@ class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
         if Path(self.qml).is_file():
             layer.loadNamedStyle(self.qml)
             layer.triggerRepaint()
+        layer.setCustomProperty(self.SEGMENTED_FROM, self.input_id)
         project = QgsProject.instance()
-        loaded = {
-            key: other for other in project.mapLayers().values() for key in (other.id(), other.source())
-        }
-        anchor = next((loaded[key] for key in self.above if key in loaded), None)
-        root = project.layerTreeRoot()
-        node = root.findLayer(layer.id())
-        anchor_node = root.findLayer(anchor.id()) if anchor is not None else None
-        if node is not None and anchor_node is not None and node.parent() is anchor_node.parent():
-            parent = node.parent()
+        node = project.layerTreeRoot().findLayer(layer.id())
+        if node is None:
+            return
+        parent = node.parent()
+        anchor = self._anchor([child for child in parent.children() if child is not node])
+        if anchor is not None:
             moved = node.clone()
-            parent.insertChildNode(parent.children().index(anchor_node), moved)
+            parent.insertChildNode(parent.children().index(anchor), moved)
             parent.removeChildNode(node)
+            node = moved
+        node.setExpanded(self.expanded)
         from qgis.utils import iface
 
         if iface is not None and project.mapLayer(self.input_id) is not None:
             iface.setActiveLayer(project.mapLayer(self.input_id))
 
+    def _anchor(self, siblings: list) -> QgsLayerTreeLayer | None:
+        """The node to go directly above: this run's ``over`` output, else the topmost node of the input's
+        stack that is not of this run; None when neither is among ``siblings``."""
+        layers = [(child, child.layer()) for child in siblings if isinstance(child, QgsLayerTreeLayer)]
+        own = [child for child, other in layers if other is not None and other.source() == self.over]
+        stack = [
+            child
+            for child, other in layers
+            if other is not None
+            and other.source() not in self.run
+            and self.input_id in (other.id(), other.customProperty(self.SEGMENTED_FROM))
+        ]
+        return next(iter(own + stack), None)
+
     @classmethod
     def attach(
-        cls, context: QgsProcessingContext, output: str, name: str, input_id: str, above: list[str]
+        cls,
+        context: QgsProcessingContext,
+        output: str,
+        name: str,
+        input_id: str,
+        run: list[str],
+        over: str | None = None,
+        expanded: bool = True,
     ) -> None:
         """Style the layer QGIS loads from ``output`` with the ``.qml`` beside it and call it ``name`` (QGIS
-        still names a layer after its file when the user typed one and prefers file names)."""
+        still names a layer after its file when the user typed one and prefers file names); ``run``: the
+        paths of this run's outputs; ``over``: the one this layer goes directly above."""
         if context.willLoadLayerOnCompletion(output):
-            processor = cls(str(Path(output).with_suffix(".qml")), input_id, above)
+            processor = cls(str(Path(output).with_suffix(".qml")), input_id, run, over, expanded)
             cls.instances.append(processor)
             details = context.layerToLoadOnCompletionDetails(output)
             details.setPostProcessor(processor)
@@ -262,12 +292,15 @@ class SegmentAlgorithm(ChoicesByLabel):
         progress, is_canceled = progress_callbacks(feedback, time_left=True)
         _, stem, what = self.BUNDLED[self.parameterAsEnum(parameters, self.BUNDLED_MODEL, context)]
         with core_errors():
+            model = model_file(self, parameters, self.MODEL, context, stem)
+            if self.parameterAsFile(parameters, self.MODEL, context):  # a fine-tuned model's map would
+                what = Path(model).stem  # otherwise be named as the bundled model's
             from hfd_core.infer.tiled import segment_raster
 
             result = segment_raster(
                 raster_path(layer),
                 output,
-                model_file(self, parameters, self.MODEL, context, stem),
+                model,
                 bands=self.band_numbers(parameters, context),
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
                 overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
@@ -281,11 +314,11 @@ class SegmentAlgorithm(ChoicesByLabel):
         for warning in result.warnings:
             feedback.pushWarning(warning)
         feedback.pushInfo(result.summary())
-        above = [confidence, layer.id()] if confidence else [layer.id()]
-        StyleFromQml.attach(context, output, f"{layer.name()} {what}", layer.id(), above)
+        name, run = f"{layer.name()} {what}", [output, confidence] if confidence else [output]
+        StyleFromQml.attach(context, output, name, layer.id(), run, over=confidence)
         outputs = {self.OUTPUT: output, "VALID_PIXELS": result.valid_pixels}
         if confidence:
-            StyleFromQml.attach(context, confidence, f"{layer.name()} confidence", layer.id(), [layer.id()])
+            StyleFromQml.attach(context, confidence, f"{name} confidence", layer.id(), run, expanded=False)
             outputs[self.CONFIDENCE] = confidence
         forget_skipped_outputs(context)
         return outputs

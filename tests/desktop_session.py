@@ -197,6 +197,20 @@ def main() -> None:
     settle(1000)
     shot(iface.mainWindow(), "desktop_confidence_layer")
     assert outputs["OUTPUT"]
+    processing.runAndLoadResults(
+        "hfd:segment",
+        {
+            "INPUT": sar.id(),
+            "BUNDLED_MODEL": 1,
+            "OUTPUT": "TEMPORARY_OUTPUT",
+            "CONFIDENCE": "TEMPORARY_OUTPUT",
+        },
+    )
+    settle(1500)
+    tree = QgsProject.instance().layerTreeRoot()
+    result["layer_order_after_water"] = [node.name() for node in tree.children()]
+    result["legend_expanded"] = {node.name(): node.isExpanded() for node in tree.children()}
+    shot(iface.mainWindow(), "desktop_second_run_on_top")
     iface.setActiveLayer(segmentation)  # a raster is the active layer: this crashed Evaluate in 3.22
     algorithm_dialog("hfd:evaluate", {}, "evaluate_dialog_default")
     algorithm_dialog(

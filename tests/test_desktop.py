@@ -71,12 +71,23 @@ def test_qgis_survives_the_dialogs_with_a_raster_active(desktop_session):
 @pytest.mark.slow
 def test_outputs_are_named_after_the_input_and_batch_leaves_no_false_error(desktop_session):
     _, result = desktop_session
-    assert "s1_demo_vv_vh_db land cover" in result["loaded_layers"]
-    assert "s1_demo_vv_vh_db confidence" in result["loaded_layers"]
-    assert result["layer_order"] == [f"s1_demo_vv_vh_db {name}" for name in ("land cover", "confidence")] + [
-        "s1_demo_vv_vh_db"
-    ]
+    sar = "s1_demo_vv_vh_db"
+    assert f"{sar} land cover" in result["loaded_layers"]
+    assert f"{sar} land cover confidence" in result["loaded_layers"]
+    assert result["layer_order"] == [f"{sar} land cover", f"{sar} land cover confidence", sar]
     assert not [line for line in result["batch_log"] if "not correctly generated" in line]
+
+
+@pytest.mark.slow
+def test_a_second_run_goes_on_top_with_its_class_legend_open(desktop_session):
+    """A second run's outputs went under the first run's, which still hid them; both confidences had one
+    name; the class legend was collapsed and the confidence ramp open (a user's desktop audit)."""
+    _, result = desktop_session
+    sar = "s1_demo_vv_vh_db"
+    runs = [f"{sar} {model}{kind}" for model in ("water", "land cover") for kind in ("", " confidence")]
+    assert result["layer_order_after_water"] == [*runs, sar]
+    expanded = result["legend_expanded"]
+    assert expanded[f"{sar} water"] and not expanded[f"{sar} water confidence"]
 
 
 @pytest.mark.slow

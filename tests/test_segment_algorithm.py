@@ -109,7 +109,9 @@ def test_confidence_output_is_percent_on_the_same_grid(
 
 
 def test_loaded_outputs_are_named_after_the_input(processing_provider, demo_sample, tiny_sar_model):
-    """Temporary outputs (the dialog's default) are loaded as "<input> land cover" / "<input> confidence"."""
+    """Temporary outputs (the dialog's default) are loaded as "<input> <model>" / "<input> <model>
+    confidence", a model file by its name (a fine-tuned model's map read as the bundled land cover's, and the
+    confidence of any two runs had one name: a user's desktop audit)."""
     import processing
     from qgis.core import QgsProject, QgsRasterLayer
 
@@ -121,7 +123,8 @@ def test_loaded_outputs_are_named_after_the_input(processing_provider, demo_samp
     loaded = [layer for layer in project.mapLayers().values() if layer.source() in results.values()]
     names = {layer.name() for layer in loaded}
     project.removeMapLayers([layer.id() for layer in loaded] + [sar.id()])
-    assert names == {"S1 scene land cover", "S1 scene confidence"}
+    model = Path(tiny_sar_model).stem
+    assert names == {f"S1 scene {model}", f"S1 scene {model} confidence"}
 
 
 def test_an_empty_optional_output_is_not_loaded(qgis_app):
@@ -339,11 +342,13 @@ def test_cancel_from_progress_leaves_no_output(processing_provider, demo_sample,
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("first", ["land cover", "confidence"])
-def test_land_cover_ends_above_confidence_above_input_in_either_load_order(
+@pytest.mark.parametrize("first", ["class map", "confidence"])
+def test_each_run_ends_on_top_class_map_above_confidence_in_either_load_order(
     demo_sample, first, qgis_app, tmp_path
 ):
-    """QGIS loads outputs in the order of their paths; the post-processors fix the tree's order."""
+    """QGIS loads outputs in the order of their paths, each above the active layer, which the post-processors
+    make the input again: they fix the tree's order. A second run's outputs went under the first run's,
+    which still hid them (a user's desktop audit)."""
     from qgis.core import QgsProcessingContext, QgsProject, QgsRasterLayer
 
     from hfd_qgis.segment_algorithm import StyleFromQml
@@ -351,16 +356,29 @@ def test_land_cover_ends_above_confidence_above_input_in_either_load_order(
     project = QgsProject.instance()
     sar = QgsRasterLayer(str(demo_sample), "sar")
     project.addMapLayer(sar)
-    files = {
-        name: shutil.copy2(demo_sample, tmp_path / f"{name}.tif") for name in ("land cover", "confidence")
-    }
-    layers = {name: QgsRasterLayer(str(path), name) for name, path in files.items()}
-    above = {"land cover": [layers["confidence"].source(), sar.id()], "confidence": [sar.id()]}
-    for name in sorted(layers, key=lambda n: n != first):
-        project.addMapLayer(layers[name])  # on top, as QGIS inserts a new layer
-        processor = StyleFromQml("/nonexistent.qml", sar.id(), above[name])
-        processor.postProcessLayer(layers[name], QgsProcessingContext(), None)
-    ours = {sar.id()} | {layer.id() for layer in layers.values()}  # other tests may leave layers behind
-    order = [node.name() for node in project.layerTreeRoot().children() if node.layerId() in ours]
-    project.removeMapLayers([sar.id()] + [layer.id() for layer in layers.values()])
-    assert order == ["land cover", "confidence", "sar"]
+    ours = {sar.id()}
+    for run in ("water", "land cover"):
+        layers = {
+            kind: QgsRasterLayer(
+                str(shutil.copy2(demo_sample, tmp_path / f"{run} {kind}.tif")), f"{run} {kind}"
+            )
+            for kind in ("class map", "confidence")
+        }
+        paths = [layer.source() for layer in layers.values()]
+        over = {"class map": layers["confidence"].source(), "confidence": None}
+        for kind in sorted(layers, key=lambda k: k != first):
+            project.addMapLayer(layers[kind], False)
+            tree = project.layerTreeRoot()
+            tree.insertLayer(tree.children().index(tree.findLayer(sar.id())), layers[kind])  # above the input
+            processor = StyleFromQml("/nonexistent.qml", sar.id(), paths, over[kind], kind == "class map")
+            processor.postProcessLayer(layers[kind], QgsProcessingContext(), None)
+        ours |= {layer.id() for layer in layers.values()}
+    tree = project.layerTreeRoot()
+    nodes = [node for node in tree.children() if node.layerId() in ours]
+    order = [node.name() for node in nodes]
+    expanded = {node.name(): node.isExpanded() for node in nodes}
+    project.removeMapLayers(list(ours))
+    assert order == [
+        f"{run} {kind}" for run in ("land cover", "water") for kind in ("class map", "confidence")
+    ] + ["sar"]
+    assert expanded["land cover class map"] and not expanded["land cover confidence"]
