@@ -3,6 +3,7 @@ QGIS 3.22, qgis/QGIS#57683), with the plugin installed by scripts/install_plugin
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -113,10 +114,11 @@ def test_evaluate_runs_with_only_its_required_parameters(
 ):
     from hfd_core.infer.tiled import segment_raster
 
-    prediction = tmp_path / "prediction.tif"
+    prediction, reference = tmp_path / "prediction.tif", tmp_path / "reference.tif"
     segment_raster(demo_sample, prediction, tiny_sar_model, device="cpu")
+    shutil.copyfile(prediction, reference)  # the same file is refused (every score would be 1)
     run = qgis_process(
-        installed_profile, "run", "hfd:evaluate", "--", f"PREDICTION={prediction}", f"REFERENCE={prediction}"
+        installed_profile, "run", "hfd:evaluate", "--", f"PREDICTION={prediction}", f"REFERENCE={reference}"
     )  # the reports were required: a user who wanted the scores had to name two files
     assert run.returncode == 0, run.stdout + run.stderr
     assert "OA:\t1" in run.stdout and "mIoU 1.0000" in run.stdout
@@ -124,7 +126,7 @@ def test_evaluate_runs_with_only_its_required_parameters(
     html, csv = tmp_path / "report.html", tmp_path / "table.csv"
     run = qgis_process(
         installed_profile, "run", "hfd:evaluate", "--",
-        f"PREDICTION={prediction}", f"REFERENCE={prediction}", f"OUTPUT_HTML={html}",
+        f"PREDICTION={prediction}", f"REFERENCE={reference}", f"OUTPUT_HTML={html}",
         f"OUTPUT_CSV={csv}",
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
