@@ -131,16 +131,17 @@ def _source_path(algorithm: QgsProcessingAlgorithm, parameters: dict, definition
 
 def check_outputs(algorithm: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext) -> None:
     """``hfd_core.files.check_outputs`` over every destination and every file or layer input of
-    ``algorithm``, by parameter name: no output replaces an input, another output or a bundled model, and
-    every output folder exists and is writable. Call it first in ``processAlgorithm``."""
+    ``algorithm``, each named by its dialog label and parameter name (``Class map [OUTPUT]``: messages that
+    gave only the name left a dialog user to guess which field it was): no output replaces an input, another
+    output or a bundled model, and every output folder exists and is writable. Call it first in
+    ``processAlgorithm``."""
     outputs, inputs = {}, {}
     for definition in algorithm.parameterDefinitions():
+        label = f"{definition.description()} [{definition.name()}]"
         if definition.isDestination():
-            outputs[definition.name()] = algorithm.parameterAsFileOutput(
-                parameters, definition.name(), context
-            )
+            outputs[label] = algorithm.parameterAsFileOutput(parameters, definition.name(), context)
         else:
-            inputs[definition.name()] = _source_path(algorithm, parameters, definition, context)
+            inputs[label] = _source_path(algorithm, parameters, definition, context)
     with core_errors():
         files.check_outputs(outputs, inputs, [resources_dir() / "models"])
 

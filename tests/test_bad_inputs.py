@@ -170,7 +170,7 @@ def test_01b_output_over_a_file_that_a_vrt_input_reads(processing_provider, sar,
     gdal.BuildVRT(str(vrt), [str(sar)]).FlushCache()
     gdal.BuildVRT(str(of_vrt), [str(vrt)]).FlushCache()  # GDAL lists only the next level: sar.vrt
     for source in (vrt, of_vrt):
-        with pytest.raises(QgsProcessingException, match="a file that INPUT .* reads"):
+        with pytest.raises(QgsProcessingException, match=r"a file that SAR layer \[INPUT\] .* reads"):
             processing(
                 "hfd:segment", {"INPUT": str(source), "MODEL": str(tiny_sar_model), "OUTPUT": str(sar)}
             )
@@ -228,7 +228,10 @@ def test_03_confidence_same_as_output(processing_provider, sar, tiny_sar_model, 
 
     output = tmp_path / "classes.tif"
     parameters = {"INPUT": str(sar), "MODEL": str(tiny_sar_model), "OUTPUT": str(output)}
-    with pytest.raises(QgsProcessingException, match="CONFIDENCE and OUTPUT are the same file"):
+    with pytest.raises(
+        QgsProcessingException,
+        match=r"Confidence \(percent\) \[CONFIDENCE\] and Class map \[OUTPUT\] are the same file",
+    ):
         processing("hfd:segment", {**parameters, "CONFIDENCE": str(output)})
     assert not output.exists()
     with pytest.raises(InputError, match="same file"):  # both styles would be classes.qml
@@ -289,7 +292,9 @@ def test_05_finetune_output_checked_before_training(
     }
     feedback = Feedback()
     results, ok = FinetuneAlgorithm().create().run(parameters, context, feedback)
-    assert not ok and any("cannot write OUTPUT_MODEL" in line for line in feedback.lines), feedback.lines
+    assert not ok and any(
+        "cannot write Fine-tuned model [OUTPUT_MODEL]" in line for line in feedback.lines
+    ), feedback.lines
     assert not any(line.startswith("epoch") for line in feedback.lines)  # refused before training
 
     home = tmp_path / "home"
@@ -563,7 +568,7 @@ def test_11_output_on_read_only_file_system(processing_provider, sar, tiny_sar_m
     from qgis.core import QgsProcessingException
 
     output = read_only_folder / "out.tif"
-    with pytest.raises(QgsProcessingException, match="cannot write OUTPUT"):
+    with pytest.raises(QgsProcessingException, match=r"cannot write Class map \[OUTPUT\]"):
         processing("hfd:segment", {"INPUT": str(sar), "MODEL": str(tiny_sar_model), "OUTPUT": str(output)})
     done = run_cli("segment", str(sar), str(output), "--model", str(tiny_sar_model))
     assert_one_line_error(done, "cannot write the output")
@@ -576,7 +581,7 @@ def test_12_evaluate_output_folder_read_only_or_missing(processing_provider, rea
     classes = np.ones((1, 20, 20), np.float32)
     prediction = write(tmp_path / "prediction.tif", classes)
     for folder, message in (
-        (read_only_folder, "cannot write OUTPUT_HTML"),
+        (read_only_folder, r"cannot write Report \[OUTPUT_HTML\]"),
         (tmp_path / "missing", "not exist"),
     ):
         parameters = {
