@@ -114,7 +114,9 @@ class FinetuneAlgorithm(ChoicesByLabel):
 
     def shortHelpString(self) -> str:  # noqa: N802
         return (
-            "Adapts the SAR student model to your area. The EO layer (e.g. a cloud-free Sentinel-2 image of "
+            "Adapts the land-cover SAR student model to your area (the water model reads each pixel with "
+            "the whole raster's statistics and is not fine-tuned: map water with Segment SAR layer, Bundled "
+            "model Water). The EO layer (e.g. a cloud-free Sentinel-2 image of "
             "the same place) is reprojected and resampled onto the SAR grid; only the overlap is used. The "
             "student is trained with the heterogeneous feature distillation loss from the frozen EO teacher "
             "and a segmentation loss on the labels, or without labels (label-free fine-tuning) on targets "
