@@ -273,8 +273,8 @@ def test_too_few_bands_is_refused(processing_provider, demo_sample, tiny_sar_mod
         tmp_path / "out" / "o.tif", INPUT=str(one_band), MODEL=str(tiny_sar_model),
     )  # fmt: skip
     assert_fails(  # the water model with VV alone: why it is refused, and what to do instead
-        r"has one band; the water model reads VV and VH. With VV alone it called far more false water.*"
-        + stack,
+        r"has one band; the water model reads VV and VH: give both \(the bands named, or in that order; "
+        + stack + r".*\), or threshold VV. With VV alone it called far more false water",
         tmp_path / "out" / "o.tif", INPUT=str(one_band), BUNDLED_MODEL=1,
     )  # fmt: skip
 

@@ -155,10 +155,9 @@ CANCELED = "segmentation cancelled; no output was written"
 #: Why the water model refuses a one-band raster. Measured on the dB chips with VH left out, each by the
 #: shipped variant's fold that did not train on it (docs/experiments/water_model_findings.md).
 VV_ALONE_REFUSED = (
-    "{name} has one band; the water model reads VV and VH. With VV alone it called far more false water "
-    "than a threshold where measured (99 % and 75 % of the two dry chips called water, VV < -15 dB 1.0 % "
-    "and 0.8 %; leave-one-location-out pooled water IoU 0.37, VV < -15 dB 0.25), so a raster without VH is "
-    "refused: give VV and VH (the bands named, or in that order; {stack}), or threshold VV"
+    "{name} has one band; the water model reads VV and VH: give both (the bands named, or in that order; "
+    "{stack}), or threshold VV. With VV alone it called far more false water than a threshold (75 and 99 % "
+    "of two dry chips, VV < -15 dB about 1 %)"
 )
 
 
