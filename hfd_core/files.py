@@ -124,7 +124,8 @@ def check_outputs(
     extra_bundled_dirs: list[Path] | None = None,
 ) -> None:
     """InputError when an output (name -> path; None: not written) would replace an input, another output or
-    a bundled model, or cannot be written (see the module doc). Names are the user's parameter names."""
+    a bundled model, or cannot be written (see the module doc). Names are how the user knows the parameters
+    (the command line's words; in QGIS the dialog's label and the parameter's name)."""
     given_outputs = [(name, Path(path)) for name, path in outputs.items() if path]
     given_inputs = [(name, Path(path)) for name, path in inputs.items() if path]
     read = [(name, input_path, _files_read(input_path)) for name, input_path in given_inputs]

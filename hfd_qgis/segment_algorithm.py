@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import html
+import uuid
 from pathlib import Path
 
 from qgis.core import (
+    QgsLayerTreeGroup,
     QgsLayerTreeLayer,
     QgsProcessingContext,
     QgsProcessingException,
@@ -19,10 +21,12 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProject,
+    QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QIcon
 
+from hfd_core.files import same_file
 from hfd_core.infer import (
     BATCH_SIZE_RANGE,
     DEFAULT_OVERLAP,
@@ -34,6 +38,7 @@ from hfd_core.infer import (
 from hfd_qgis.common import (
     DEVICES,
     ChoicesByLabel,
+    bundled_model,
     check_outputs,
     core_errors,
     model_file,
@@ -52,30 +57,33 @@ INPUT_SCALE_LABELS = (
 
 
 class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
-    """Applies the ``.qml`` written beside the output GeoTIFF when QGIS loads the result, tags the layer with
-    the input it was segmented from, places it on top of that input's stack and makes the input (``input_id``)
-    the active layer again.
+    """Applies the ``.qml`` written beside the output GeoTIFF when QGIS loads a result of hfd:segment, tags
+    the layer with its run and the input file it was segmented from, places it, and makes the input layer
+    (``input_id``) the active one again.
 
-    QGIS 3.22 loads outputs in the order of their paths and inserts each above the active layer, which it then
-    makes the new layer; the Processing dialog starts from the active layer, but a class map is no SAR input,
-    so the input is made active again. Inserted above it, a second run's outputs went under the first run's,
-    which still hid them (a user's desktop audit). So a layer goes above the topmost layer of the input's
-    stack in its group (the input and the earlier outputs tagged with it), the class map directly above its
-    own confidence (``over``): newest on top, each run reading class map, confidence, whatever the load
-    order. The class map's legend is expanded, the confidence's ramp (``expanded`` False) collapsed.
+    QGIS 3.22 loads outputs in the order of their paths (random for temporary outputs) and inserts each above
+    the active layer, which it then makes the new layer; the Processing dialog starts from the active layer,
+    but a class map is no SAR input, so the input is made active again. Inserted above it, a second run's
+    outputs went under the first run's, which still hid them (a user's desktop audit). So the class map goes
+    directly above its run's confidence, the confidence directly below its run's class map, and the first of
+    the two to load above the topmost layer of the input's stack (the input and the earlier outputs tagged
+    with its file), in that layer's group; inside Processing's results group, when one is set, only there.
+    Newest on top, each run's class map above its confidence, whatever the load order and whether the input
+    was a project layer or a file. The class map's legend is expanded, the confidence's ramp collapsed.
     """
 
     instances: list[StyleFromQml] = []  # QGIS does not own post-processors: keep them alive
-    #: Layer property naming the layer id of the input an output was segmented from.
+    #: Layer properties: the file an output was segmented from, and the run that wrote it.
     SEGMENTED_FROM = "hfd/segmented_from"
+    RUN = "hfd/run"
 
-    def __init__(self, qml: str, input_id: str, run: list[str], over: str | None, expanded: bool):
+    def __init__(self, qml: str, input_id: str, input_file: str, run: str, is_confidence: bool):
         super().__init__()
         self.qml = qml
         self.input_id = input_id
+        self.input_file = input_file
         self.run = run
-        self.over = over
-        self.expanded = expanded
+        self.is_confidence = is_confidence
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 (QGIS API name)
         if layer is None:
@@ -83,37 +91,48 @@ class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
         if Path(self.qml).is_file():
             layer.loadNamedStyle(self.qml)
             layer.triggerRepaint()
-        layer.setCustomProperty(self.SEGMENTED_FROM, self.input_id)
+        layer.setCustomProperty(self.SEGMENTED_FROM, self.input_file)
+        layer.setCustomProperty(self.RUN, self.run)
         project = QgsProject.instance()
         node = project.layerTreeRoot().findLayer(layer.id())
         if node is None:
             return
-        parent = node.parent()
-        anchor = self._anchor([child for child in parent.children() if child is not node])
-        if anchor is not None:
-            moved = node.clone()
-            parent.insertChildNode(parent.children().index(anchor), moved)
-            parent.removeChildNode(node)
+        place = self._place(node, project.layerTreeRoot())
+        if place is not None:
+            anchor, below = place
+            parent, moved = anchor.parent(), node.clone()
+            parent.insertChildNode(parent.children().index(anchor) + below, moved)
+            node.parent().removeChildNode(node)
             node = moved
-        node.setExpanded(self.expanded)
+        node.setExpanded(not self.is_confidence)
         from qgis.utils import iface
 
         if iface is not None and project.mapLayer(self.input_id) is not None:
             iface.setActiveLayer(project.mapLayer(self.input_id))
 
-    def _anchor(self, siblings: list) -> QgsLayerTreeLayer | None:
-        """The node to go directly above: this run's ``over`` output, else the topmost node of the input's
-        stack that is not of this run; None when neither is among ``siblings``."""
-        layers = [(child, child.layer()) for child in siblings if isinstance(child, QgsLayerTreeLayer)]
-        own = [child for child, other in layers if other is not None and other.source() == self.over]
-        stack = [
-            child
-            for child, other in layers
-            if other is not None
-            and other.source() not in self.run
-            and self.input_id in (other.id(), other.customProperty(self.SEGMENTED_FROM))
+    def _place(
+        self, node: QgsLayerTreeLayer, root: QgsLayerTreeGroup
+    ) -> tuple[QgsLayerTreeLayer, int] | None:
+        """(anchor, 0) to go directly above the anchor, (anchor, 1) directly below it, None to stay."""
+        from processing.core.ProcessingConfig import ProcessingConfig
+
+        results_group = ProcessingConfig.getSetting(ProcessingConfig.RESULTS_GROUP_NAME)
+        in_results_group = bool(results_group) and node.parent() is root.findGroup(results_group)
+        scope = node.parent() if in_results_group else root
+        others = [
+            (other, other.layer()) for other in scope.findLayers() if other is not node and other.layer()
         ]
-        return next(iter(own + stack), None)
+        partner = next((other for other, layer in others if layer.customProperty(self.RUN) == self.run), None)
+        if partner is not None:
+            return partner, int(self.is_confidence)
+        stack = (
+            other
+            for other, layer in others
+            if self.input_file in (layer.customProperty(self.SEGMENTED_FROM), layer.source().split("|")[0])
+            or layer.id() == self.input_id
+        )
+        top = next(stack, None)
+        return (top, 0) if top is not None else None
 
     @classmethod
     def attach(
@@ -121,16 +140,16 @@ class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
         context: QgsProcessingContext,
         output: str,
         name: str,
-        input_id: str,
-        run: list[str],
-        over: str | None = None,
-        expanded: bool = True,
+        input_layer: QgsRasterLayer,
+        run: str,
+        is_confidence: bool = False,
     ) -> None:
         """Style the layer QGIS loads from ``output`` with the ``.qml`` beside it and call it ``name`` (QGIS
-        still names a layer after its file when the user typed one and prefers file names); ``run``: the
-        paths of this run's outputs; ``over``: the one this layer goes directly above."""
+        still names a layer after its file when the user typed one and prefers file names); ``run``: an id
+        shared by the run's outputs."""
         if context.willLoadLayerOnCompletion(output):
-            processor = cls(str(Path(output).with_suffix(".qml")), input_id, run, over, expanded)
+            qml = str(Path(output).with_suffix(".qml"))
+            processor = cls(qml, input_layer.id(), raster_path(input_layer), run, is_confidence)
             cls.instances.append(processor)
             details = context.layerToLoadOnCompletionDetails(output)
             details.setPostProcessor(processor)
@@ -201,10 +220,11 @@ class SegmentAlgorithm(ChoicesByLabel):
             "linear power and amplitude are detected and converted to dB; values that cannot be Sentinel-1 "
             "dB, or cannot be told apart, are refused.<br><br>"
             "<b>Class map</b>: uint8 on the input's grid and CRS, NaN and nodata input pixels as 255, with a "
-            'colour table and a .qml style beside it; loaded as "&lt;input&gt; land cover" or '
-            '"&lt;input&gt; water". <b>Confidence</b> (optional): the probability of the chosen class in '
-            "percent, styled with a colour ramp. A full Sentinel-1 scene takes about 10 minutes on 2 CPU "
-            "cores.<br><br>"
+            'colour table and a .qml style beside it; loaded as "&lt;input&gt; land cover", "&lt;input&gt; '
+            'water" or, with a model file, "&lt;input&gt; &lt;file name&gt;", on top of the earlier results '
+            "of the input. <b>Confidence</b> (optional): the probability of the chosen class in percent, "
+            'styled with a colour ramp, loaded under its map as "&lt;map&gt; confidence". A full '
+            "Sentinel-1 scene takes about 10 minutes on 2 CPU cores.<br><br>"
             "Under <i>Advanced parameters</i>: the raster is read in overlapping tiles whose class "
             "probabilities are blended, so any size works in bounded memory. <b>Tile size</b> 0 is "
             "automatic: 512 on CPU (the model's if larger), the model's on a GPU; <b>Batch size</b> 0 picks "
@@ -281,20 +301,24 @@ class SegmentAlgorithm(ChoicesByLabel):
         )
         self.addOutput(QgsProcessingOutputNumber("VALID_PIXELS", "Valid pixels"))
 
+    def map_name(self, model: str) -> str:
+        """What a map is called after its input: a bundled model's word ("water"), another model file's name
+        (a fine-tuned model's map was named as the bundled land cover)."""
+        bundled = (word for _, stem, word in self.BUNDLED if same_file(model, bundled_model(stem)))
+        return next(bundled, Path(model).stem)
+
     def processAlgorithm(self, parameters, context, feedback) -> dict:  # noqa: N802
         parameters = self.choices_as_numbers(parameters)
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
-            raise QgsProcessingException("INPUT is not a raster layer GDAL can read")
+            raise QgsProcessingException("SAR layer [INPUT] is not a raster layer GDAL can read")
         check_outputs(self, parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context) or None
         progress, is_canceled = progress_callbacks(feedback, time_left=True)
-        _, stem, what = self.BUNDLED[self.parameterAsEnum(parameters, self.BUNDLED_MODEL, context)]
+        stem = self.BUNDLED[self.parameterAsEnum(parameters, self.BUNDLED_MODEL, context)][1]
         with core_errors():
             model = model_file(self, parameters, self.MODEL, context, stem)
-            if self.parameterAsFile(parameters, self.MODEL, context):  # a fine-tuned model's map would
-                what = Path(model).stem  # otherwise be named as the bundled model's
             from hfd_core.infer.tiled import segment_raster
 
             result = segment_raster(
@@ -314,11 +338,11 @@ class SegmentAlgorithm(ChoicesByLabel):
         for warning in result.warnings:
             feedback.pushWarning(warning)
         feedback.pushInfo(result.summary())
-        name, run = f"{layer.name()} {what}", [output, confidence] if confidence else [output]
-        StyleFromQml.attach(context, output, name, layer.id(), run, over=confidence)
+        name, run = f"{layer.name()} {self.map_name(model)}", uuid.uuid4().hex
+        StyleFromQml.attach(context, output, name, layer, run)
         outputs = {self.OUTPUT: output, "VALID_PIXELS": result.valid_pixels}
         if confidence:
-            StyleFromQml.attach(context, confidence, f"{name} confidence", layer.id(), run, expanded=False)
+            StyleFromQml.attach(context, confidence, f"{name} confidence", layer, run, is_confidence=True)
             outputs[self.CONFIDENCE] = confidence
         forget_skipped_outputs(context)
         return outputs

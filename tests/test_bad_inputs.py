@@ -582,7 +582,7 @@ def test_12_evaluate_output_folder_read_only_or_missing(processing_provider, rea
     prediction = write(tmp_path / "prediction.tif", classes)
     for folder, message in (
         (read_only_folder, r"cannot write Report \[OUTPUT_HTML\]"),
-        (tmp_path / "missing", "not exist"),
+        (tmp_path / "missing", r"the folder of Report \[OUTPUT_HTML\] does not exist"),
     ):
         parameters = {
             "PREDICTION": str(prediction),

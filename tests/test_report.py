@@ -95,6 +95,8 @@ def test_sar_given_as_a_class_map_is_refused(tmp_path, prediction):
         compare_rasters(sar, sar)
     with pytest.raises(InputError, match="the reference sar.tif holds values that are not class ids"):
         compare_rasters(prediction, sar)
+    with pytest.raises(InputError, match="are the same file .* a map scored against itself measures nothing"):
+        compare_rasters(prediction, prediction)  # a class map as its own reference, after the class-id check
     whole = _write(tmp_path / "float_ids.tif", np.array([[0, 0, 1, np.nan]] * 4, np.float32), transform)
     odd_nodata = np.array([[0, 0, 1, -9999.5]] * 4, np.float32)
     assert compare_rasters(_write(tmp_path / "odd.tif", odd_nodata, transform, nodata=-9999.5), prediction)

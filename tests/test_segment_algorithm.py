@@ -127,6 +127,17 @@ def test_loaded_outputs_are_named_after_the_input(processing_provider, demo_samp
     assert names == {f"S1 scene {model}", f"S1 scene {model} confidence"}
 
 
+def test_maps_are_named_by_the_bundled_model_or_the_model_file(qgis_app, tmp_path):
+    """A bundled model chosen as a model file keeps its word ("water", not "water_student")."""
+    from hfd_qgis.common import bundled_model
+    from hfd_qgis.segment_algorithm import SegmentAlgorithm
+
+    algorithm = SegmentAlgorithm()
+    assert algorithm.map_name(bundled_model("water_student")) == "water"
+    assert algorithm.map_name(bundled_model("student")) == "land cover"
+    assert algorithm.map_name(str(tmp_path / "tuned_on_my_area.pt")) == "tuned_on_my_area"
+
+
 def test_an_empty_optional_output_is_not_loaded(qgis_app):
     """A batch row with CONFIDENCE empty registers "" for loading: QGIS calls it "not correctly generated"."""
     from qgis.core import QgsProcessingContext, QgsProject
@@ -342,6 +353,26 @@ def test_cancel_from_progress_leaves_no_output(processing_provider, demo_sample,
     assert list(tmp_path.iterdir()) == []
 
 
+def _load_run(demo_sample, folder, run: str, first: str, input_layer, insert_at) -> list:
+    """A run's class map and confidence loaded as QGIS does, ``first`` first: each inserted at
+    ``insert_at()`` (above the active layer), then post-processed."""
+    from qgis.core import QgsProcessingContext, QgsProject, QgsRasterLayer
+
+    from hfd_qgis.segment_algorithm import StyleFromQml
+
+    layers = {}
+    for kind in sorted(("class map", "confidence"), key=lambda k: k != first):
+        path = shutil.copy2(demo_sample, folder / f"{run} {kind}.tif")
+        layers[kind] = layer = QgsRasterLayer(str(path), f"{run} {kind}")
+        QgsProject.instance().addMapLayer(layer, False)
+        QgsProject.instance().layerTreeRoot().insertLayer(insert_at(), layer)
+        processor = StyleFromQml(
+            "/nonexistent.qml", input_layer.id(), str(demo_sample), run, kind == "confidence"
+        )
+        processor.postProcessLayer(layer, QgsProcessingContext(), None)
+    return list(layers.values())
+
+
 @pytest.mark.parametrize("first", ["class map", "confidence"])
 def test_each_run_ends_on_top_class_map_above_confidence_in_either_load_order(
     demo_sample, first, qgis_app, tmp_path
@@ -349,36 +380,36 @@ def test_each_run_ends_on_top_class_map_above_confidence_in_either_load_order(
     """QGIS loads outputs in the order of their paths, each above the active layer, which the post-processors
     make the input again: they fix the tree's order. A second run's outputs went under the first run's,
     which still hid them (a user's desktop audit)."""
-    from qgis.core import QgsProcessingContext, QgsProject, QgsRasterLayer
-
-    from hfd_qgis.segment_algorithm import StyleFromQml
+    from qgis.core import QgsProject, QgsRasterLayer
 
     project = QgsProject.instance()
+    tree = project.layerTreeRoot()
     sar = QgsRasterLayer(str(demo_sample), "sar")
     project.addMapLayer(sar)
-    ours = {sar.id()}
+    above_input = lambda: tree.children().index(tree.findLayer(sar.id()))  # noqa: E731
+    loaded = [sar]
     for run in ("water", "land cover"):
-        layers = {
-            kind: QgsRasterLayer(
-                str(shutil.copy2(demo_sample, tmp_path / f"{run} {kind}.tif")), f"{run} {kind}"
-            )
-            for kind in ("class map", "confidence")
-        }
-        paths = [layer.source() for layer in layers.values()]
-        over = {"class map": layers["confidence"].source(), "confidence": None}
-        for kind in sorted(layers, key=lambda k: k != first):
-            project.addMapLayer(layers[kind], False)
-            tree = project.layerTreeRoot()
-            tree.insertLayer(tree.children().index(tree.findLayer(sar.id())), layers[kind])  # above the input
-            processor = StyleFromQml("/nonexistent.qml", sar.id(), paths, over[kind], kind == "class map")
-            processor.postProcessLayer(layers[kind], QgsProcessingContext(), None)
-        ours |= {layer.id() for layer in layers.values()}
-    tree = project.layerTreeRoot()
+        loaded += _load_run(demo_sample, tmp_path, run, first, sar, above_input)
+    ours = {layer.id() for layer in loaded}  # other tests may leave layers behind
     nodes = [node for node in tree.children() if node.layerId() in ours]
-    order = [node.name() for node in nodes]
-    expanded = {node.name(): node.isExpanded() for node in nodes}
+    order, expanded = [node.name() for node in nodes], {node.name(): node.isExpanded() for node in nodes}
     project.removeMapLayers(list(ours))
-    assert order == [
-        f"{run} {kind}" for run in ("land cover", "water") for kind in ("class map", "confidence")
-    ] + ["sar"]
+    runs = [f"{run} {kind}" for run in ("land cover", "water") for kind in ("class map", "confidence")]
+    assert order == [*runs, "sar"]
     assert expanded["land cover class map"] and not expanded["land cover confidence"]
+
+
+@pytest.mark.parametrize("first", ["class map", "confidence"])
+def test_class_map_above_confidence_when_the_input_was_a_file(demo_sample, first, qgis_app, tmp_path):
+    """An input given as a file (the dialog's file button, a batch row) is not in the project and cannot be
+    made active again: QGIS inserts each output above the one loaded before (a review found the confidence
+    above its map when the map loaded first)."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    project = QgsProject.instance()
+    outside = QgsRasterLayer(str(demo_sample), "input, not in the project")
+    loaded = _load_run(demo_sample, tmp_path, "run", first, outside, lambda: 0)
+    ours = {layer.id() for layer in loaded}
+    order = [node.name() for node in project.layerTreeRoot().children() if node.layerId() in ours]
+    project.removeMapLayers(list(ours))
+    assert order == ["run class map", "run confidence"]

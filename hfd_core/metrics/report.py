@@ -267,7 +267,7 @@ def compare_rasters(
 
     ``mapping``: {reference value: model class}; ``positive``: a model class compared against the rest
     (binary report, classes "<name>" and "not <name>"). InputError when a file cannot be read, the rasters do
-    not overlap, no pixel is valid in both, or they are the same file (every score 1 whatever the map: in
+    not overlap, no pixel is valid in both, or they are the same file (a map scored against itself: in
     QGIS's dialog both default to the active layer).
     """
     try:
@@ -279,8 +279,9 @@ def compare_rasters(
         _require_class_ids(prediction, prediction_path, "the segmentation")
         if same_file(prediction_path, reference_path):
             raise InputError(
-                f"the segmentation and the reference are the same file ({prediction_path}): every score "
-                "would be perfect whatever the map; give the reference labels as the reference"
+                f"the segmentation and the reference are the same file ({prediction_path}): a map scored "
+                "against itself measures nothing; choose the reference labels (a class-id raster or "
+                "polygons) as the reference"
             )
         prediction = np.where(np.isfinite(prediction), np.round(prediction), IGNORE_INDEX).astype(np.int32)
         reference = reference_on_grid(reference_path, prediction_path)
