@@ -67,9 +67,11 @@ class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
     outputs went under the first run's, which still hid them (a user's desktop audit). So the class map goes
     directly above its run's confidence, the confidence directly below its run's class map, and the first of
     the two to load above the topmost layer of the input's stack (the input and the earlier outputs tagged
-    with its file), in that layer's group; inside Processing's results group, when one is set, only there.
-    Newest on top, each run's class map above its confidence, whatever the load order and whether the input
-    was a project layer or a file. The class map's legend is expanded, the confidence's ramp collapsed.
+    with its file), in that layer's group, unless QGIS put it higher (above a layer the user selected: moved
+    down, it went under that layer and out of sight); inside Processing's results group, when one is set,
+    only there. Newest on top, each run's class map above its confidence, whatever the load order and
+    whether the input was a project layer or a file. The class map's legend is expanded, the confidence's
+    ramp collapsed.
     """
 
     instances: list[StyleFromQml] = []  # QGIS does not own post-processors: keep them alive
@@ -119,9 +121,8 @@ class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
         results_group = ProcessingConfig.getSetting(ProcessingConfig.RESULTS_GROUP_NAME)
         in_results_group = bool(results_group) and node.parent() is root.findGroup(results_group)
         scope = node.parent() if in_results_group else root
-        others = [
-            (other, other.layer()) for other in scope.findLayers() if other is not node and other.layer()
-        ]
+        ordered = scope.findLayers()  # top to bottom
+        others = [(other, other.layer()) for other in ordered if other is not node and other.layer()]
         partner = next((other for other, layer in others if layer.customProperty(self.RUN) == self.run), None)
         if partner is not None:
             return partner, int(self.is_confidence)
@@ -132,7 +133,10 @@ class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
             or layer.id() == self.input_id
         )
         top = next(stack, None)
-        return (top, 0) if top is not None else None
+        ids = [other.layerId() for other in ordered]
+        if top is None or ids.index(top.layerId()) > ids.index(node.layerId()):
+            return None  # never down: QGIS put it above the selected layer, over the input's stack
+        return top, 0
 
     @classmethod
     def attach(

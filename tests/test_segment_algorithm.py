@@ -400,6 +400,26 @@ def test_each_run_ends_on_top_class_map_above_confidence_in_either_load_order(
 
 
 @pytest.mark.parametrize("first", ["class map", "confidence"])
+def test_outputs_stay_above_a_selected_layer_over_the_input(demo_sample, first, qgis_app, tmp_path):
+    """QGIS inserts outputs above the selected layer: with another layer selected on top of the input, moving
+    them down to the input hid them under it (a second desktop audit)."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    project = QgsProject.instance()
+    tree = project.layerTreeRoot()
+    sar = QgsRasterLayer(str(demo_sample), "sar")
+    labels = QgsRasterLayer(str(shutil.copy2(demo_sample, tmp_path / "labels.tif")), "labels")
+    project.addMapLayer(sar)
+    project.addMapLayer(labels)  # on top, selected
+    above_labels = lambda: tree.children().index(tree.findLayer(labels.id()))  # noqa: E731
+    loaded = [sar, labels, *_load_run(demo_sample, tmp_path, "run", first, sar, above_labels)]
+    ours = {layer.id() for layer in loaded}
+    order = [node.name() for node in tree.children() if node.layerId() in ours]
+    project.removeMapLayers(list(ours))
+    assert order == ["run class map", "run confidence", "labels", "sar"]
+
+
+@pytest.mark.parametrize("first", ["class map", "confidence"])
 def test_class_map_above_confidence_when_the_input_was_a_file(demo_sample, first, qgis_app, tmp_path):
     """An input given as a file (the dialog's file button, a batch row) is not in the project and cannot be
     made active again: QGIS inserts each output above the one loaded before (a review found the confidence
