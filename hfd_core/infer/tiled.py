@@ -622,9 +622,9 @@ class _Sweep:
                 for o, probabilities in zip(chunk, weighted, strict=True):
                     accumulator[: self.num_classes, :, o : o + t] += probabilities
                     accumulator[self.num_classes, :, o : o + t] += self.window
-            self.tiles_done += len(origins)
-            if progress:
-                progress(min(99.9, 100.0 * self.tiles_done / self.total_tiles))
+                self._report(progress, self.tiles_done + start + len(chunk))  # per batch: a first figure
+            self.tiles_done += len(origins)  # after seconds, not after a whole row of a wide stripe
+            self._report(progress, self.tiles_done)
             is_last_row = tile_row == self.tile_rows - 1
             rows = (self.height - y0) if is_last_row else s
             rows = max(0, min(rows, t, self.height - y0))
@@ -646,6 +646,10 @@ class _Sweep:
                 pending_rows -= keep
             accumulator = np.roll(accumulator, -s, axis=1)
             accumulator[:, t - s :] = 0.0
+
+    def _report(self, progress: Callable[[float], None] | None, tiles: int) -> None:
+        if progress:
+            progress(min(99.9, 100.0 * tiles / self.total_tiles))
 
     def _classes(self, accumulated: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probabilities = accumulated[: self.num_classes] / np.maximum(accumulated[self.num_classes], 1e-12)

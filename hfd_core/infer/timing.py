@@ -25,9 +25,9 @@ def format_duration(seconds: float) -> str:
 
 class TimeLeft:
     """Estimates the time left from progress percentages: the rate since the first call (``segment_raster``
-    reports after each tile row, so loading, a water model's first pass over the raster and the first row's
-    warm-up are left out of the rate) applied to what is left. Says only "estimating" until ``MIN_PERCENT``
-    more is done and ``MIN_SECONDS`` have passed: earlier estimates are mostly noise."""
+    reports after each batch of tiles, so loading, a water model's first pass over the raster and the first
+    batch's warm-up are left out of the rate) applied to what is left. Says only "estimating" until
+    ``MIN_PERCENT`` more is done and ``MIN_SECONDS`` have passed: earlier estimates are mostly noise."""
 
     MIN_PERCENT = 1.0
     MIN_SECONDS = 3.0
