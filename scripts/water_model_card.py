@@ -199,6 +199,8 @@ USE_AND_LIMITS = """## Use and limits
     (`docs/experiments/water_model_findings.md`);
   - wind-roughened or frozen water, wet snow, radar shadow in steep terrain, smooth tarmac and dry sand: the
     physics that fools a threshold can fool the model; not measured here;
+  - a scene darker than calibrated sigma0: 1.5 dB darker raised false water on a dry chip to 3.3 % (the
+    recipe: 42 %); speckle-filtered input and gamma0 (brighter) mapped as well as sigma0 (findings);
   - measured on six calibrated chips, four of them with water, and OMBRIA's 8-bit test: few scenes, so expect
     other scenes to score otherwise.
 """
