@@ -478,7 +478,8 @@ def block_cache_bytes(path: Path) -> int:
     ``GDAL_CACHE_MIN_BYTES`` and at most ``GDAL_CACHE_MAX_BYTES``. The decimated sample and the scene-context
     pass read whole rows; with less cache than a row of blocks, each compressed block was decompressed again
     for every row read (a 24,576-pixel-wide DEFLATE raster in 512-pixel blocks, 96 MiB a row: its sample read
-    5.6 s with 64 MiB, 0.58 s with 128 MiB). Uncompressed rasters are read as fast either way."""
+    10.7 s with 64 MiB, 1.1 s with 192 MiB; bench/README.md). Uncompressed rasters are read as fast either
+    way."""
     try:
         with rasterio.open(path) as src:
             row = sum(
@@ -622,8 +623,9 @@ class _Sweep:
                 for o, probabilities in zip(chunk, weighted, strict=True):
                     accumulator[: self.num_classes, :, o : o + t] += probabilities
                     accumulator[self.num_classes, :, o : o + t] += self.window
-                self._report(progress, self.tiles_done + start + len(chunk))  # per batch: a first figure
-            self.tiles_done += len(origins)  # after seconds, not after a whole row of a wide stripe
+                # per batch: the first figure after seconds, not after a whole tile row of a wide stripe
+                self._report(progress, self.tiles_done + start + len(chunk))
+            self.tiles_done += len(origins)
             self._report(progress, self.tiles_done)
             is_last_row = tile_row == self.tile_rows - 1
             rows = (self.height - y0) if is_last_row else s
