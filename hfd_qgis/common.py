@@ -19,6 +19,7 @@ from qgis.core import (
 from hfd_core import files
 from hfd_core.errors import InputError, user_error_message
 from hfd_qgis.dependencies import missing_dependency_message
+from hfd_qgis.label_layers import layer_file
 from hfd_qgis.paths import resources_dir
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -125,7 +126,7 @@ def _source_path(algorithm: QgsProcessingAlgorithm, parameters: dict, definition
         return algorithm.parameterAsFile(parameters, name, context) or None
     if definition.type() in ("raster", "vector", "source", "layer"):
         layer = algorithm.parameterAsLayer(parameters, name, context)
-        return layer.source().split("|")[0] if layer is not None else None
+        return layer_file(layer) if layer is not None else None
     return None
 
 

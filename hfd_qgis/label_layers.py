@@ -120,9 +120,14 @@ def only_numeric_field(layer: QgsVectorLayer) -> str:
     return numeric[0]
 
 
+def layer_file(layer: QgsMapLayer) -> str:
+    """The file part of a layer's source (OGR and GDAL sources may add ``|layername=...`` and such)."""
+    return layer.source().split("|")[0]
+
+
 def raster_path(layer: QgsRasterLayer) -> str:
     """File path of a file-based raster layer (InputError for web or database layers)."""
-    path = layer.source().split("|")[0]
+    path = layer_file(layer)
     if not Path(path).is_file():
         raise InputError(f"the layer {layer.name()} is not a raster file on disk ({layer.source()})")
     return path

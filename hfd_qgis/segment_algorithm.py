@@ -45,7 +45,7 @@ from hfd_qgis.common import (
     parse_band_list,
     progress_callbacks,
 )
-from hfd_qgis.label_layers import raster_path
+from hfd_qgis.label_layers import layer_file, raster_path
 from hfd_qgis.paths import icon_path, model_card_path
 
 INPUT_SCALE_LABELS = (
@@ -129,7 +129,7 @@ class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
         stack = (
             other
             for other, layer in others
-            if self.input_file in (layer.customProperty(self.SEGMENTED_FROM), layer.source().split("|")[0])
+            if self.input_file in (layer.customProperty(self.SEGMENTED_FROM), layer_file(layer))
             or layer.id() == self.input_id
         )
         top = next(stack, None)
