@@ -222,9 +222,18 @@ def test_real_samples_keep_georeferencing(
     not BUNDLED_STUDENT.is_file(), reason="bundled model not trained yet (make train-bundled)"
 )
 def test_bundled_student_on_the_demo_sample(processing_provider, demo_sample, tmp_path):
-    """The default MODEL is the bundled student; a realistic run on a real Sentinel-1 patch."""
-    output = tmp_path / "bundled.tif"
-    result = segment(INPUT=str(demo_sample), OUTPUT=str(output))
+    """The default MODEL is the bundled student; a realistic run on a real Sentinel-1 patch. Its log points
+    to the water model, which maps water far better than the land-cover model's class 0."""
+    import processing
+    from recording_feedback import Feedback
+
+    from hfd_qgis.segment_algorithm import WATER_HINT
+
+    output, feedback = tmp_path / "bundled.tif", Feedback()
+    result = processing.run(
+        "hfd:segment", {"INPUT": str(demo_sample), "OUTPUT": str(output)}, feedback=feedback
+    )
+    assert WATER_HINT in feedback.lines
     classes = run_and_check(demo_sample, BUNDLED_STUDENT, tmp_path / "explicit.tif")
     with rasterio.open(result["OUTPUT"]) as out:
         assert (out.read(1) == classes).all()

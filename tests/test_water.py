@@ -269,13 +269,17 @@ def test_bundled_water_model_from_the_algorithm_and_the_cli(processing_provider,
     import json
 
     import processing
+    from recording_feedback import Feedback
 
     from hfd_core.cli import main
     from hfd_core.modelfile import bundled_model_path
+    from hfd_qgis.segment_algorithm import WATER_HINT
 
     assert bundled_model_path("water_student").is_file()
-    output = tmp_path / "water.tif"
-    processing.run("hfd:segment", {"INPUT": str(demo_sample), "BUNDLED_MODEL": 1, "OUTPUT": str(output)})
+    output, feedback = tmp_path / "water.tif", Feedback()
+    parameters = {"INPUT": str(demo_sample), "BUNDLED_MODEL": 1, "OUTPUT": str(output)}
+    processing.run("hfd:segment", parameters, feedback=feedback)
+    assert WATER_HINT not in feedback.lines
     with rasterio.open(output) as src:
         classes = src.read(1)
         assert json.loads(src.tags()["CLASS_NAMES"]) == ["not water", "water"]
