@@ -196,6 +196,8 @@ def save_model(path: str | Path, model: HFDNet | HFDEnsemble, metadata: ModelMet
 
 #: File stems of the bundled models: the land-cover student and its teacher, and the water student.
 BUNDLED_MODELS = ("student", "teacher", "water_student")
+#: Names that stand for the bundled students on the command line, as hfd:segment's Bundled model choice.
+BUNDLED_NAMES = {"land-cover": "student", "water": "water_student"}
 
 
 def bundled_model_path(role: str) -> Path:
@@ -209,6 +211,14 @@ def bundled_model_path(role: str) -> Path:
     roots = (package.parent, package.parents[1])
     candidates = [root / "resources" / "models" / f"{role}.pt" for root in roots]
     return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+def model_argument(text: str) -> Path:
+    """A command line's model: a file, or a bundled student's name (``BUNDLED_NAMES``, e.g. ``water``) when
+    no file of that name exists."""
+    if text in BUNDLED_NAMES and not Path(text).exists():
+        return bundled_model_path(BUNDLED_NAMES[text])
+    return Path(text)
 
 
 def read_metadata(path: str | Path) -> ModelMetadata:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from hfd_core import IGNORE_INDEX
 from hfd_core.cli import main
 from hfd_core.data import Scene
 from hfd_core.errors import InputError
-from hfd_core.modelfile import ClassInfo, ModelMetadata, save_model
+from hfd_core.modelfile import ClassInfo, ModelMetadata, bundled_model_path, model_argument, save_model
 from hfd_core.models import HFDNet, HFDNetConfig
 from hfd_core.train.datasets import DATASETS, DatasetSpec, load_scenes
 from hfd_core.train.evaluation import evaluate_model_file, evaluate_scenes, model_input, predict_scene
@@ -145,6 +146,19 @@ def test_evaluate_command_on_ombria_layout_for_both_inputs(tmp_path, bands):
     report = json.loads(out.read_text())
     assert report["num_scenes"] == 2 and report["bands"] == bands
     assert sum(map(sum, report["confusion_matrix"])) == 2 * 16 * 16
+
+
+def test_evaluate_takes_a_bundled_model_by_name(tmp_path, monkeypatch):
+    """`evaluate --model water` scores the bundled water model; a file of that name is still a file."""
+    _write_ombria(tmp_path, "test", ["0001"])
+    monkeypatch.chdir(tmp_path)
+    args = ["evaluate", "--dataset", "ombria", "--root", str(tmp_path), "--device", "cpu", "--json", "s.json"]
+    assert main([*args, "--model", "water"]) == 0
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["model"] == str(bundled_model_path("water_student"))
+    assert report["per_class_iou"].keys() == {"not water", "water"}
+    shutil.copy(bundled_model_path("student"), tmp_path / "water")
+    assert model_argument("water") == Path("water")
 
 
 def test_ombria_without_before_images_reads_the_after_image(tmp_path):

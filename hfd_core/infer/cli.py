@@ -8,9 +8,7 @@ from pathlib import Path
 
 from hfd_core.cli import number
 from hfd_core.infer import BATCH_SIZE_RANGE, DEFAULT_OVERLAP, INPUT_SCALES, OVERLAP_RANGE, TILE_SIZE_RANGE
-
-#: ``--bundled`` names and the bundled model files they stand for (``modelfile.BUNDLED_MODELS``).
-BUNDLED_CHOICES = {"land-cover": "student", "water": "water_student"}
+from hfd_core.modelfile import BUNDLED_NAMES, bundled_model_path
 
 
 def _bands(text: str) -> list[int]:
@@ -27,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("--model", type=Path, help="model file (.pt; default: the bundled model, --bundled)")
     segment.add_argument(
         "--bundled",
-        choices=sorted(BUNDLED_CHOICES),
+        choices=sorted(BUNDLED_NAMES),
         default="land-cover",
         help="bundled model used without --model (as hfd:segment's Bundled model)",
     )
@@ -62,11 +60,10 @@ def run_segment(args: argparse.Namespace) -> int:
     from hfd_core.errors import InputError
     from hfd_core.infer.tiled import segment_raster
     from hfd_core.infer.timing import TimeLeft
-    from hfd_core.modelfile import bundled_model_path
 
     model = args.model
     if model is None:  # as hfd:segment without MODEL
-        model = bundled_model_path(BUNDLED_CHOICES[args.bundled])
+        model = bundled_model_path(BUNDLED_NAMES[args.bundled])
         if not model.is_file():
             raise InputError(
                 f"the bundled {args.bundled} model {model} is missing: give --model "

@@ -13,7 +13,7 @@ from hfd_core.cli import number
 from hfd_core.data import split_by_group
 from hfd_core.errors import InputError
 from hfd_core.files import check_outputs
-from hfd_core.modelfile import combine_model_files, save_model
+from hfd_core.modelfile import BUNDLED_NAMES, combine_model_files, model_argument, save_model
 from hfd_core.models.hfdnet import SIZE_MULTIPLE
 from hfd_core.train.api import require_teacher, train_student, train_teacher
 from hfd_core.train.checkpoint import BEST_MODEL_NAME, CHECKPOINT_NAME
@@ -118,7 +118,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = subparsers.add_parser("evaluate", help="scores of a model file on labelled scenes")
     _dataset_arguments(evaluate, "test")
-    evaluate.add_argument("--model", required=True, type=Path, help="model file (.pt)")
+    evaluate.add_argument(
+        "--model",
+        required=True,
+        type=model_argument,
+        help=f"model file (.pt), or a bundled model: {', '.join(BUNDLED_NAMES)}",
+    )
     evaluate.add_argument("--json", type=Path, help="also write the scores to this JSON file")
     evaluate.set_defaults(func=run_evaluate)
 
