@@ -61,6 +61,16 @@ def main() -> None:
     parser.add_argument(
         "--without-synthetic", action="store_true", help="ablation: no synthetic water in fine-tuning"
     )
+    parser.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="leave this group out of every run (as train-student's --leave-out; repeatable)",
+    )
+    parser.add_argument(
+        "--final-only", action="store_true", help="only the model with every chip, no leave-out folds"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     pretrained = args.run / args.pretrained
@@ -69,14 +79,15 @@ def main() -> None:
     if "paired" in sources and not args.without_synthetic:
         sources += ("synthetic",)
     dataset = next(name for name, value in WATER_DATASETS.items() if set(value) == set(sources))
-    scenes = load_scenes(dataset, args.samples, "train")
+    scenes = [s for s in load_scenes(dataset, args.samples, "train") if s.group not in args.leave_out]
     chips = [s for s in scenes if s.group.startswith(CHIP_GROUP_PREFIXES)]
     others = [s for s in scenes if not s.group.startswith(CHIP_GROUP_PREFIXES)]
     train_others, validation = split_by_group(others, args.val_fraction, args.seed)
     groups = sorted({s.group for s in chips})
     if dataset == "water":
         folds = [(args.run / "water" / args.variant, None)]
-        folds += [(args.run / "leave-out" / args.variant / group, group) for group in groups]
+        if not args.final_only:
+            folds += [(args.run / "leave-out" / args.variant / group, group) for group in groups]
     else:
         folds = [(args.run / "ablation" / dataset / args.variant / group, group) for group in groups]
     start = pretrained / args.variant / "best.pt"
