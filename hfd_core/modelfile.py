@@ -214,10 +214,11 @@ def bundled_model_path(role: str) -> Path:
 
 
 def model_argument(text: str) -> Path:
-    """A command line's model: a file, or a bundled student's name (``BUNDLED_NAMES``, e.g. ``water``) when
-    no file of that name exists."""
-    if text in BUNDLED_NAMES and not Path(text).exists():
-        return bundled_model_path(BUNDLED_NAMES[text])
+    """A command line's model: a file, or a bundled student's name (``BUNDLED_NAMES``, e.g. ``water``, any
+    case) when no file of that name exists."""
+    name = text.lower()
+    if name in BUNDLED_NAMES and not Path(text).is_file():
+        return bundled_model_path(BUNDLED_NAMES[name])
     return Path(text)
 
 

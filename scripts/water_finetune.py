@@ -79,7 +79,13 @@ def main() -> None:
     if "paired" in sources and not args.without_synthetic:
         sources += ("synthetic",)
     dataset = next(name for name, value in WATER_DATASETS.items() if set(value) == set(sources))
-    scenes = [s for s in load_scenes(dataset, args.samples, "train") if s.group not in args.leave_out]
+    if args.final_only and dataset != "water":
+        parser.error("--final-only: the ablation sets have no final model, only leave-out folds")
+    scenes = load_scenes(dataset, args.samples, "train")
+    unknown = set(args.leave_out) - {s.group for s in scenes}
+    if unknown:  # a typo would leave nothing out, silently
+        parser.error(f"--leave-out: no group {', '.join(sorted(unknown))} in {dataset}")
+    scenes = [s for s in scenes if s.group not in args.leave_out]
     chips = [s for s in scenes if s.group.startswith(CHIP_GROUP_PREFIXES)]
     others = [s for s in scenes if not s.group.startswith(CHIP_GROUP_PREFIXES)]
     train_others, validation = split_by_group(others, args.val_fraction, args.seed)

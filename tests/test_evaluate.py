@@ -149,7 +149,8 @@ def test_evaluate_command_on_ombria_layout_for_both_inputs(tmp_path, bands):
 
 
 def test_evaluate_takes_a_bundled_model_by_name(tmp_path, monkeypatch):
-    """`evaluate --model water` scores the bundled water model; a file of that name is still a file."""
+    """`evaluate --model water` scores the bundled water model (names in any case); a file of that name is
+    still a file."""
     _write_ombria(tmp_path, "test", ["0001"])
     monkeypatch.chdir(tmp_path)
     args = ["evaluate", "--dataset", "ombria", "--root", str(tmp_path), "--device", "cpu", "--json", "s.json"]
@@ -157,6 +158,9 @@ def test_evaluate_takes_a_bundled_model_by_name(tmp_path, monkeypatch):
     report = json.loads((tmp_path / "s.json").read_text())
     assert report["model"] == str(bundled_model_path("water_student"))
     assert report["per_class_iou"].keys() == {"not water", "water"}
+    assert model_argument("Water") == bundled_model_path("water_student")
+    (tmp_path / "land-cover").mkdir()  # a folder is not a model file
+    assert model_argument("land-cover") == bundled_model_path("student")
     shutil.copy(bundled_model_path("student"), tmp_path / "water")
     assert model_argument("water") == Path("water")
 
