@@ -192,6 +192,25 @@ def test_sar_zero_border_without_nodata_value_is_nodata(india, models, tmp_path)
     assert np.nanmedian(train[0].sar[0]) == pytest.approx(np.nanmedian(db[0, :, 64:]), abs=1.0)  # as dB
 
 
+def test_sar_fill_value_without_nodata_value_is_nodata(india, models, tmp_path):
+    """A dB export whose border holds -9999 and declares no nodata value: the border is nodata, not
+    backscatter, and the warning says so."""
+    from hfd_core.data.sar import impossible_values_note
+    from hfd_core.train.finetune import prepare_scenes
+
+    with rasterio.open(india["S1Hand"]) as src:
+        profile, db = src.profile, src.read().astype(np.float32)
+    db[:, :, :4] = -9999.0
+    sar = tmp_path / "db_fill_border.tif"
+    with rasterio.open(sar, "w", **{**profile, "nodata": None, "dtype": "float32"}) as dst:
+        dst.write(db)
+    student, teacher = read_metadata(models["student"]), read_metadata(models["teacher"])
+    said: list[str] = []
+    train, _, _ = prepare_scenes(sar, india["S2Hand"], student, teacher, tile_size=128, warn=said.append)
+    assert impossible_values_note(4 / db.shape[2]) in said
+    assert np.isnan(train[0].sar[:, :, :4]).all() and np.nanmin(train[0].sar) > -100
+
+
 def test_eo_that_does_not_overlap_is_refused(india, models, tmp_path):
     with rasterio.open(india["S2Hand"]) as src:
         moved = src.transform * Affine.translation(0, 0)

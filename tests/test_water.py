@@ -263,6 +263,31 @@ def test_evaluating_a_water_model_scores_the_thresholds_on_the_same_pixels(demo_
     assert "thresholds" not in evaluate_scenes(_DarkHalf(), metadata, [features], "cpu")
 
 
+def test_an_undeclared_fill_value_is_nodata_not_backscatter(demo_sample, tmp_path):
+    """-9999 in a thin border that the file does not declare as nodata is mapped as NaN would be: nodata
+    there, the same classes elsewhere, and the log says so. Taken for backscatter, such a border (0.8 % of a
+    Sen1Floods11 chip) had moved the water model's scene statistics enough to map 4 % of a flooded chip water
+    instead of 99 %; here it made 5.5 % of this dry scene water instead of none."""
+    from hfd_core.data.sar import impossible_values_note
+    from hfd_core.modelfile import bundled_model_path
+
+    with rasterio.open(demo_sample) as src:
+        sar, profile = src.read().astype(np.float32), {**src.profile, "dtype": "float32", "nodata": None}
+    maps = {}
+    for fill in (np.nan, -9999.0):
+        sar[:, :, :2] = fill  # 0.8 %: below the 1st percentile that the dB range check reads
+        path = tmp_path / f"fill{fill}.tif"
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(sar)
+            dst.descriptions = ("VV", "VH")
+        result = segment_raster(path, tmp_path / f"map{fill}.tif", bundled_model_path("water_student"))
+        with rasterio.open(tmp_path / f"map{fill}.tif") as out:
+            maps[fill] = out.read(1)
+    assert (maps[-9999.0][:, :2] == IGNORE_INDEX).all()
+    assert np.array_equal(maps[-9999.0], maps[np.nan])
+    assert impossible_values_note(2 / sar.shape[2]) in result.warnings
+
+
 def test_bundled_water_model_from_the_algorithm_and_the_cli(processing_provider, demo_sample, tmp_path):
     """hfd:segment's Bundled model "Water" (and `segment --bundled water`) use the shipped water model; the
     demo scene (SEN12MS land, no water body) stays dry, as the card's dry chips do."""

@@ -16,7 +16,8 @@ cache is capped (``GDAL_CACHEMAX``) for the same reason.
 Input: the model's bands (1-based ``bands``), dB detected or converted for SAR models; for a model of scene
 features (``data.scene_context``: the water model) a first streaming pass gathers the raster's histograms,
 then each window's features are computed from them (with a speckle-filter halo), so every tile sees the same
-scene context. NaN, the raster's nodata value and SAR pixels 0 in every band (``data.sar.mask_zero_fill``) are
+scene context. NaN, the raster's nodata value, SAR pixels 0 in every band (``data.sar.mask_zero_fill``) and
+SAR values below -100, which no backscatter takes (``data.sar.mask_impossible_values``: -9999 and the like) are
 nodata and zero after normalisation (the band mean), so they do not pull neighbours toward any class; beyond
 the raster edge the tile is mirrored (reflection padding: zeros there changed the context of edge tiles
 enough to flip classes of a trained CNN) and those pixels are never written.
@@ -46,7 +47,15 @@ from rasterio.windows import Window
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.data.bands import find_bands
-from hfd_core.data.sar import check_polarisation_order, mask_zero_fill, sar_scale, to_db, zero_fill_note
+from hfd_core.data.sar import (
+    check_polarisation_order,
+    impossible_values_note,
+    mask_impossible_values,
+    mask_zero_fill,
+    sar_scale,
+    to_db,
+    zero_fill_note,
+)
 from hfd_core.data.scene_context import SCENE_KIND, WATER_VH_LIMIT_DB, SceneContext, water_features
 from hfd_core.data.speckle import SPECKLE_HALO
 from hfd_core.errors import Canceled, InputError
@@ -187,6 +196,9 @@ class _Input:
         self.mean = np.asarray(metadata.mean, np.float32)[:, None, None]
         self.std = np.asarray(metadata.std, np.float32)[:, None, None]
         self._cached_sample: np.ndarray | None = None
+        #: share of the raster read as nodata because a band holds a value no backscatter takes
+        #: (``data.sar.mask_impossible_values``; measured on the sample, masked in every read)
+        self.impossible_fill = 0.0
         #: share of the raster read as nodata because it is 0 in every band (``_zero_fill``; 0 while the
         #: sample that decides it is read)
         self.zero_fill = 0.0
@@ -208,7 +220,10 @@ class _Input:
         src = self.src
         factor = max(1, math.ceil(max(src.height, src.width) / SAMPLE_SIDE))
         shape = (len(self.bands), max(1, src.height // factor), max(1, src.width // factor))
-        return self._mask(self._read(out_shape=shape))
+        sample = self._read(out_shape=shape)
+        if self.is_sar:
+            self.impossible_fill = mask_impossible_values(sample)
+        return self._mask(sample)
 
     def _read(self, **options) -> np.ndarray:
         """float32 read of the chosen bands; a damaged or truncated file is an InputError."""
@@ -220,6 +235,8 @@ class _Input:
             ) from None
 
     def _mask(self, array: np.ndarray) -> np.ndarray:
+        if self.is_sar:
+            mask_impossible_values(array)
         if self.nodata is not None and not np.isnan(self.nodata):
             array[array == self.nodata] = np.nan
         if self.zero_fill:
@@ -423,6 +440,8 @@ def segment_raster(
     warnings: list[str] = []
     with rasterio.Env(GDAL_CACHEMAX=block_cache_bytes(input_path)):
         source = _Input(input_path, metadata, bands, input_scale)
+        if source.impossible_fill:
+            warnings.append(impossible_values_note(source.impossible_fill))
         if source.zero_fill:
             warnings.append(zero_fill_note(source.zero_fill))
         pixels = source.src.width * source.src.height
