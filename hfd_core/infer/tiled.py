@@ -17,9 +17,9 @@ Input: the model's bands (1-based ``bands``), dB detected or converted for SAR m
 features (``data.scene_context``: the water model) a first streaming pass gathers the raster's histograms,
 then each window's features are computed from them (with a speckle-filter halo), so every tile sees the same
 scene context. NaN, the raster's nodata value, SAR pixels 0 in every band (``data.sar.mask_zero_fill``) and
-SAR values below -100, which no backscatter takes (``data.sar.mask_impossible_values``: -9999 and the like) are
-nodata and zero after normalisation (the band mean), so they do not pull neighbours toward any class; beyond
-the raster edge the tile is mirrored (reflection padding: zeros there changed the context of edge tiles
+SAR values below -100, which no backscatter takes (``data.sar.mask_impossible_values``: -9999 and the like)
+are nodata and zero after normalisation (the band mean), so they do not pull neighbours toward any class;
+beyond the raster edge the tile is mirrored (reflection padding: zeros there changed the context of edge tiles
 enough to flip classes of a trained CNN) and those pixels are never written.
 Output: tiled DEFLATE GeoTIFF, uint8 class ids, nodata 255, colour table, class names (``CLASS_NAMES`` tag),
 a ``.qml`` style beside it; optional confidence GeoTIFF (max probability in percent, uint8 0..100, nodata
@@ -121,7 +121,8 @@ class SegmentResult:
         return (
             f"{self.output_path}: {self.pixels / 1e6:.2f} MP ({self.valid_pixels / 1e6:.2f} MP valid) in "
             f"{format_duration(self.seconds)} ({self.megapixels_per_s:.2f} MP/s) on {self.device}, "
-            f"{self.tiles} tiles, input {self.input_scale}, {self.bands}; {share}{recipe}"
+            f"{self.tiles} tile{'s' * (self.tiles != 1)}, input {self.input_scale}, {self.bands}; "
+            f"{share}{recipe}"
         )
 
     @property
