@@ -11,6 +11,7 @@ from rasterio.transform import Affine
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 from test_finetune_fixtures import FAST, india_paths, tiny_models
 
+from hfd_core.data.raster import read_float
 from hfd_core.errors import Canceled, InputError
 from hfd_core.modelfile import load_model, read_metadata
 from hfd_core.train.config import TrainCallbacks
@@ -172,21 +173,29 @@ def test_validation_blocks_are_held_out_squares(india, models):
     assert np.isfinite(train[0].sar).all(axis=0).mean() > 0.7
 
 
-def test_sar_zero_border_without_nodata_value_is_nodata(india, models, tmp_path):
-    """A Sentinel-1 export in linear power whose border is 0 and declares no nodata value: the border is
-    nodata (it would read -60 dB and have the raster refused as not dB), and the warning says so."""
+def _prepared_without_nodata_value(sar: np.ndarray, india, models, tmp_path) -> tuple[list, list[str]]:
+    """``prepare_scenes`` of ``sar`` written on India's grid with no nodata value, and what it warned of."""
     from hfd_core.train.finetune import prepare_scenes
 
     with rasterio.open(india["S1Hand"]) as src:
-        profile, db = src.profile, src.read().astype(np.float32)
-    power = np.where(np.isfinite(db), 10 ** (db / 10), 0).astype(np.float32)
-    power[:, :, :64] = 0
-    sar = tmp_path / "power_zero_border.tif"
-    with rasterio.open(sar, "w", **{**profile, "nodata": None, "dtype": "float32"}) as dst:
-        dst.write(power)
+        profile = {**src.profile, "nodata": None, "dtype": "float32"}
+    with rasterio.open(tmp_path / "sar.tif", "w", **profile) as dst:
+        dst.write(sar)
     student, teacher = read_metadata(models["student"]), read_metadata(models["teacher"])
     said: list[str] = []
-    train, _, _ = prepare_scenes(sar, india["S2Hand"], student, teacher, tile_size=128, warn=said.append)
+    train, _, _ = prepare_scenes(
+        tmp_path / "sar.tif", india["S2Hand"], student, teacher, tile_size=128, warn=said.append
+    )
+    return train, said
+
+
+def test_sar_zero_border_without_nodata_value_is_nodata(india, models, tmp_path):
+    """A Sentinel-1 export in linear power whose border is 0 and declares no nodata value: the border is
+    nodata (it would read -60 dB and have the raster refused as not dB), and the warning says so."""
+    db = read_float(india["S1Hand"])
+    power = np.where(np.isfinite(db), 10 ** (db / 10), 0).astype(np.float32)
+    power[:, :, :64] = 0
+    train, said = _prepared_without_nodata_value(power, india, models, tmp_path)
     assert any("of the raster is 0 in every band" in line for line in said), said
     assert np.isnan(train[0].sar[:, :, :64]).all()
     assert np.nanmedian(train[0].sar[0]) == pytest.approx(np.nanmedian(db[0, :, 64:]), abs=1.0)  # as dB
@@ -196,17 +205,10 @@ def test_sar_fill_value_without_nodata_value_is_nodata(india, models, tmp_path):
     """A dB export whose border holds -9999 and declares no nodata value: the border is nodata, not
     backscatter, and the warning says so."""
     from hfd_core.data.sar import impossible_values_note
-    from hfd_core.train.finetune import prepare_scenes
 
-    with rasterio.open(india["S1Hand"]) as src:
-        profile, db = src.profile, src.read().astype(np.float32)
+    db = read_float(india["S1Hand"])
     db[:, :, :4] = -9999.0
-    sar = tmp_path / "db_fill_border.tif"
-    with rasterio.open(sar, "w", **{**profile, "nodata": None, "dtype": "float32"}) as dst:
-        dst.write(db)
-    student, teacher = read_metadata(models["student"]), read_metadata(models["teacher"])
-    said: list[str] = []
-    train, _, _ = prepare_scenes(sar, india["S2Hand"], student, teacher, tile_size=128, warn=said.append)
+    train, said = _prepared_without_nodata_value(db, india, models, tmp_path)
     assert impossible_values_note(4 / db.shape[2]) in said
     assert np.isnan(train[0].sar[:, :, :4]).all() and np.nanmin(train[0].sar) > -100
 

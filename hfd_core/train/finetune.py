@@ -44,15 +44,7 @@ from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
 from hfd_core.data.bands import band_indices, find_bands
 from hfd_core.data.raster import read_float, warp_to_grid
-from hfd_core.data.sar import (
-    check_polarisation_order,
-    impossible_values_note,
-    mask_impossible_values,
-    mask_zero_fill,
-    sar_scale,
-    to_db,
-    zero_fill_note,
-)
+from hfd_core.data.sar import check_polarisation_order, mask_fills, sar_scale, to_db
 from hfd_core.data.scene_context import SCENE_KIND
 from hfd_core.data.spectral_labels import LAND_COVER_CLASSES, RULE_BANDS, product_level, rule_labels
 from hfd_core.errors import InputError
@@ -151,10 +143,8 @@ def prepare_scenes(
     sar_choice = find_bands(sar_path, student.bands, sar_bands)
     eo_index = band_indices(eo_path, teacher.bands, eo_bands)
     sar = read_float(sar_path, sar_choice.indices)
-    impossible_share, zero_share = mask_impossible_values(sar), mask_zero_fill(sar)
-    for share, note in ((impossible_share, impossible_values_note), (zero_share, zero_fill_note)):
-        if share:
-            (warn or log.warning)(note(share))
+    for note in mask_fills(sar):
+        (warn or log.warning)(note)
     if student.input_kind == "sar_db":
         # before the scale: swapped bands mislead its detection
         check_polarisation_order(sar, student.bands, sar_choice, Path(sar_path).name)
