@@ -191,6 +191,52 @@ def test_binary_water_against_the_rest_with_a_mapping(tmp_path):
     assert "predicted_1" in rows[0] and "predicted_rest" in rows[0]
 
 
+def _water_label(tmp_path, reference: np.ndarray, prediction: np.ndarray, nodata=None):
+    transform = from_origin(500000, 4000040, 10, 10)
+    predicted = _write(tmp_path / "pred.tif", prediction, transform, nodata=255)
+    return predicted, _write(tmp_path / "label.tif", reference, transform, nodata=nodata)
+
+
+def test_one_class_with_an_undeclared_ignore_value(tmp_path):
+    """A label of 1 water, 0 not water and 255 ignored, 255 not declared as nodata (STAC Overflow's way):
+    compared one class against the rest, 255 was scored as not water without a word. Listing the rest's
+    values leaves it out, as a mapping does without a class compared; listing water alone names it."""
+    names = ["not water", "water"]
+    reference = np.array([[1, 1, 0, 0]] * 4, np.uint8)
+    reference[::2] = 255  # every other row unlabelled
+    prediction = np.array([[1, 1, 1, 0]] * 4, np.uint8)
+    predicted, label = _water_label(tmp_path, reference, prediction)
+    listed = compare_rasters(predicted, label, names, parse_class_mapping("1: water, 0: not water", names), 1)
+    assert listed.pixels == 8 and listed.iou[0] == pytest.approx(4 / 6) and not listed.warnings
+    water_only = compare_rasters(predicted, label, names, parse_class_mapping("1: water", names), 1)
+    assert water_only.pixels == 16
+    (warning,) = water_only.warnings
+    assert "not water is every other reference value: 0 (33%), 255 (67%)" in warning
+
+
+def test_a_reference_of_water_alone_says_its_iou_is_recall(tmp_path):
+    """Flood outlines drawn as water polygons only: the ground outside them is unlabelled, so false water
+    there is not measured; the report says so."""
+    names = ["not water", "water"]
+    reference = np.full((4, 4), -1, np.int16)
+    reference[:, :2] = 1
+    predicted, label = _water_label(tmp_path, reference, np.ones((4, 4), np.uint8), nodata=-1)
+    report = compare_rasters(predicted, label, names, parse_class_mapping("1: water", names), 1)
+    assert report.iou[0] == 1.0
+    assert len(report.warnings) == 1 and "the reference labels water only" in report.warnings[0]
+
+
+def test_a_negative_reference_value_in_the_mapping_is_refused(tmp_path):
+    """-1 is nodata in Sen1Floods11's labels, and ground outside the reference reads the same: mapping it
+    counted pixels beyond the reference's extent as that class."""
+    names = ["water", "vegetation", "built-up"]
+    predicted, label = _sen1floods11_like(tmp_path, np.array([[0, 0, 1, 2]] * 4, np.uint8))
+    with pytest.raises(InputError, match="reference value -1: negative reference values are read as nodata"):
+        compare_rasters(
+            predicted, label, names, parse_class_mapping("1: water, 0: vegetation, -1: vegetation", names)
+        )
+
+
 def test_mapping_translates_reference_values_and_drops_unlisted_ones(tmp_path):
     prediction = np.array([[0, 0, 1, 2]] * 4, np.uint8)
     predicted, label = _sen1floods11_like(tmp_path, prediction)

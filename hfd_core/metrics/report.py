@@ -236,16 +236,44 @@ def _most_telling_pair(ref: np.ndarray, pred: np.ndarray, num_classes: int) -> t
     return value, c
 
 
-def _binary(prediction: np.ndarray, reference: np.ndarray, positive: int, mapping: dict[int, int] | None):
-    """Prediction and reference as 0 (the ``positive`` class) / 1 (the rest), nodata kept out."""
+def _binary(
+    prediction: np.ndarray, reference: np.ndarray, positive: int, mapping: dict[int, int] | None, name: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Prediction and reference as 0 (the ``positive`` class) / 1 (the rest), nodata kept out, and warnings.
+    The rest is the reference values the mapping gives other classes, unlisted ones not counted, as without
+    a class compared; where it gives none, every other value, named in a warning when there are several (an
+    ignore value the file does not declare, such as 255, then counts as the rest)."""
     values = [v for v, c in mapping.items() if c == positive] if mapping else [positive]
     if not values:
         raise InputError("the class mapping gives no reference value for the class compared against the rest")
+    listed_rest = [v for v, c in mapping.items() if c != positive] if mapping else []
     binary_prediction = np.where(prediction == positive, 0, 1)
     binary_prediction[prediction == IGNORE_INDEX] = IGNORE_INDEX
     binary_reference = np.where(np.isin(reference, values), 0, 1)
-    binary_reference[reference < 0] = _OUTSIDE
-    return binary_prediction, binary_reference
+    outside = reference < 0
+    if listed_rest:
+        outside |= ~np.isin(reference, values + listed_rest)
+    binary_reference[outside] = _OUTSIDE
+    counted = (binary_reference >= 0) & (binary_prediction != IGNORE_INDEX)
+    rest, counts = np.unique(reference[counted & (binary_reference == 1)], return_counts=True)
+    warnings = []
+    if len(rest) > 1 and not listed_rest:
+        shares = ", ".join(
+            f"{v} ({c / counts.sum():.0%})" for v, c in zip(rest[:10], counts[:10], strict=True)
+        )
+        warnings.append(
+            f"not {name} is every other reference value: {shares}. If one of them marks unlabelled pixels "
+            "(such as 255), declare it as the reference's nodata value, or give the class mapping the values "
+            f"of the rest too (e.g. '{values[0]}: {name}, {rest[0]}: <another class>'): unlisted values are "
+            "then not counted"
+        )
+    if counted.any() and not len(rest):
+        warnings.append(
+            f"the reference labels {name} only: the pixels it leaves unlabelled are not counted, so {name} "
+            f"mapped outside its {name} is not measured and the IoU is the share of its {name} found (the "
+            "recall). Label the rest too (e.g. polygons of the other ground, or a raster with 0 there)"
+        )
+    return binary_prediction, binary_reference, warnings
 
 
 def _mapped(reference: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
@@ -300,16 +328,20 @@ def compare_rasters(
         class_names = [f"class {i}" for i in range(max(highest + 1, 2))]
     if mapping and max(mapping.values()) >= len(class_names):
         raise InputError(f"the class mapping names classes beyond the prediction's {len(class_names)}")
+    if mapping and min(mapping) < 0:
+        raise InputError(
+            f"the class mapping lists the reference value {min(mapping)}: negative reference values are "
+            "read as nodata, as is ground outside the reference, and never counted; leave it out"
+        )
     warnings = [] if mapping else _agreement_warnings(prediction, reference, class_names)
     comparison = "class ids as they are"
     class_ids = []
     if positive is not None:
         name = class_names[positive]
-        prediction, reference = _binary(prediction, reference, positive, mapping)
+        prediction, reference, warnings = _binary(prediction, reference, positive, mapping, name)
         class_names = [name, f"not {name}"]
         class_ids = [str(positive), ""]
         comparison = f"{name} against the rest"
-        warnings = []
     elif mapping:
         reference = _mapped(reference, mapping)
         comparison = "reference values mapped to classes: " + ", ".join(
