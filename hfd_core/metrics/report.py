@@ -10,8 +10,10 @@ by segmentation, or the paletted ``.qml`` style beside it), else the highest cla
 References rarely share the model's class ids (Sen1Floods11: 1 water, 0 not water; the bundled model:
 0 water). A ``mapping`` {reference value: model class} translates them; reference values it does not list are
 not counted. A binary comparison (``positive``: one model class against the rest) scores e.g. water against
-not water: the reference values mapped to that class (or, without a mapping, equal to its id) are the class,
-every other valid reference value is the rest. Without a mapping, ``warnings`` says when the reference's
+not water: the reference values mapped to that class (or, without a mapping, equal to its id) are the class;
+the rest is the values the mapping gives other classes (others not counted), or, where it gives none, every
+other valid reference value (``_binary``: its warnings name them when there are several, and say when the
+reference labels the class alone). Without a mapping, ``warnings`` says when the reference's
 values do not line up with the prediction's classes: values outside the classes, or a much better agreement
 when each reference value is paired with the class it most often meets (the suggested pairs are in it).
 """
