@@ -106,6 +106,7 @@ class EvaluateAlgorithm(ChoicesByLabel):
         from hfd_core.metrics.report import (
             class_id,
             compare_rasters,
+            format_score,
             parse_class_mapping,
             prediction_class_names,
             write_csv,
@@ -147,11 +148,11 @@ class EvaluateAlgorithm(ChoicesByLabel):
         for warning in report.warnings:
             feedback.pushWarning(warning)
         feedback.pushInfo(
-            f"{report.pixels} pixels compared: OA {report.oa:.4f}, mIoU {report.miou:.4f}, "
-            f"kappa {report.kappa:.4f}"
+            f"{report.pixels} pixels compared: OA {format_score(report.oa)}, "
+            f"mIoU {format_score(report.miou)}, kappa {format_score(report.kappa)}"
         )
         for name, iou in zip(report.class_names, report.iou, strict=True):
-            feedback.pushInfo(f"  IoU {name}: {iou:.4f}")
+            feedback.pushInfo(f"  IoU {name}: {format_score(iou)}")
         return {
             self.OUTPUT_HTML: html_path,
             self.OUTPUT_CSV: csv_path,

@@ -163,6 +163,18 @@ def test_one_class_against_the_rest_with_a_mapping(qgis_app, prediction, tmp_pat
     assert [r["class_name"] for r in rows] == ["water", "not water"]
 
 
+def test_a_class_in_neither_map_reads_n_a(qgis_app, tmp_path):
+    """A dry chip: no water in the map or the reference. Its water IoU is undefined: the log says "n/a", as
+    the HTML does, not "nan"."""
+    transform = from_origin(*ORIGIN, 10, 10)
+    dry = _write(tmp_path / "dry.tif", np.zeros((8, 8), np.uint8), transform, nodata=255)
+    label = _write(tmp_path / "label.tif", np.zeros((8, 8), np.uint8), transform)
+    feedback = Feedback()
+    parameters = {"PREDICTION": dry, "REFERENCE": label, "CLASS_NAMES": "not water, water"}
+    assert _run({**parameters, "ONE_CLASS": "water", "CLASS_MAPPING": "1: water, 0: not water"}, feedback)
+    assert "  IoU water: n/a" in feedback.lines and not any("nan" in line for line in feedback.lines)
+
+
 def test_an_unknown_class_in_the_mapping_is_refused(qgis_app, prediction, tmp_path):
     parameters = {"PREDICTION": prediction, "REFERENCE": prediction, "CLASS_NAMES": "land, water"}
     feedback = Feedback()

@@ -391,7 +391,8 @@ def write_csv(report: SegmentationReport, path: str | Path) -> None:
             writer.writerow([*row, int(report.matrix[i].sum()), *map(int, report.matrix[i])])
 
 
-def _number(value: float) -> str:
+def format_score(value: float) -> str:
+    """A score to 4 decimals; "n/a" where it is undefined (NaN: e.g. the IoU of a class in neither map)."""
     return "n/a" if np.isnan(value) else f"{value:.4f}"
 
 
@@ -400,9 +401,9 @@ def write_html(report: SegmentationReport, path: str | Path) -> None:
     names = [html.escape(name) for name in report.class_names]
     ids = report.ids()
     per_class = "".join(
-        f"<tr><td>{ids[i]}</td><td>{name}</td><td>{_number(report.iou[i])}</td>"
-        f"<td>{_number(report.f1[i])}</td><td>{_number(report.precision[i])}</td>"
-        f"<td>{_number(report.recall[i])}</td></tr>"
+        f"<tr><td>{ids[i]}</td><td>{name}</td><td>{format_score(report.iou[i])}</td>"
+        f"<td>{format_score(report.f1[i])}</td><td>{format_score(report.precision[i])}</td>"
+        f"<td>{format_score(report.recall[i])}</td></tr>"
         for i, name in enumerate(names)
     )
     warnings = "".join(f'<p style="color:#b35900">Warning: {html.escape(w)}</p>' for w in report.warnings)
@@ -418,9 +419,9 @@ td,th{{border:1px solid #999;padding:3px 8px;text-align:right}}</style></head><b
 <h1>Segmentation accuracy</h1>
 <p>Prediction: {html.escape(report.prediction_path)}<br>Reference: {html.escape(report.reference_path)}<br>
 Compared: {html.escape(report.comparison)}<br>Pixels compared: {report.pixels}</p>{warnings}
-<table><tr><th>Overall accuracy</th><td>{_number(report.oa)}</td></tr>
-<tr><th>Mean IoU</th><td>{_number(report.miou)}</td></tr>
-<tr><th>Cohen's kappa</th><td>{_number(report.kappa)}</td></tr></table>
+<table><tr><th>Overall accuracy</th><td>{format_score(report.oa)}</td></tr>
+<tr><th>Mean IoU</th><td>{format_score(report.miou)}</td></tr>
+<tr><th>Cohen's kappa</th><td>{format_score(report.kappa)}</td></tr></table>
 <h2>Per class</h2>
 <table><tr><th>id</th><th>class</th><th>IoU</th><th>F1</th><th>precision</th><th>recall</th></tr>{per_class}</table>
 <h2>Confusion matrix</h2><p>Rows: reference; columns: prediction (pixels).</p>
