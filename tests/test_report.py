@@ -177,7 +177,7 @@ def test_binary_water_against_the_rest_with_a_mapping(tmp_path):
     assert report.class_names == ["water", "not water"]
     assert report.matrix.tolist() == [[5, 1], [0, 6]]
     assert report.iou[0] == pytest.approx(5 / 6) and not report.warnings
-    assert report.comparison == "water against the rest"
+    assert report.comparison == "water against the rest (reference 1 as water; every other value as the rest)"
     write_csv(report, tmp_path / "water.csv")  # by the map's ids: water was row 0 of the comparison
     rows = list(csv.DictReader(open(tmp_path / "water.csv")))
     assert [(r["class_id"], r["class_name"]) for r in rows] == [("0", "water"), ("", "not water")]

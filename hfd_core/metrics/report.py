@@ -240,8 +240,9 @@ def _most_telling_pair(ref: np.ndarray, pred: np.ndarray, num_classes: int) -> t
 
 def _binary(
     prediction: np.ndarray, reference: np.ndarray, positive: int, mapping: dict[int, int] | None, name: str
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Prediction and reference as 0 (the ``positive`` class) / 1 (the rest), nodata kept out, and warnings.
+) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    """Prediction and reference as 0 (the ``positive`` class) / 1 (the rest), nodata kept out, warnings, and
+    the comparison in words (which reference values are the class and which the rest).
     The rest is the reference values the mapping gives other classes, unlisted ones not counted, as without
     a class compared; where it gives none, every other value, named in a warning when there are several (an
     ignore value the file does not declare, such as 255, then counts as the rest)."""
@@ -275,7 +276,12 @@ def _binary(
             f"mapped outside its {name} is not measured and the IoU is the share of its {name} found (the "
             "recall). Label the rest too (e.g. polygons of the other ground, or a raster with 0 there)"
         )
-    return binary_prediction, binary_reference, warnings
+    rest_values = ", ".join(map(str, listed_rest)) if listed_rest else "every other value"
+    comparison = (
+        f"{name} against the rest (reference {', '.join(map(str, values))} as {name}; {rest_values} as "
+        "the rest)"
+    )
+    return binary_prediction, binary_reference, warnings, comparison
 
 
 def _mapped(reference: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
@@ -340,10 +346,9 @@ def compare_rasters(
     class_ids = []
     if positive is not None:
         name = class_names[positive]
-        prediction, reference, warnings = _binary(prediction, reference, positive, mapping, name)
+        prediction, reference, warnings, comparison = _binary(prediction, reference, positive, mapping, name)
         class_names = [name, f"not {name}"]
         class_ids = [str(positive), ""]
-        comparison = f"{name} against the rest"
     elif mapping:
         reference = _mapped(reference, mapping)
         comparison = "reference values mapped to classes: " + ", ".join(
