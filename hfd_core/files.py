@@ -33,7 +33,7 @@ from hfd_core.errors import InputError
 
 PathLike = str | os.PathLike
 #: Message of a refused bundled model (the dialog and hfd:finetune show it as is).
-BUNDLED_REFUSED = "the bundled models are not overwritten: write to another file"
+BUNDLED_REFUSED = "the bundled models are not overwritten, nor copies of them: write to another file"
 _PID = re.compile(r"(?:\.partial|hfd-finetune)-(\d+)(?=[-.])")
 
 

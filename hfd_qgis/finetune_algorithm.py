@@ -72,6 +72,14 @@ def epoch_line(epoch: int, values: dict, score: str) -> str:
     return text
 
 
+#: Logged when no block was held out: no score compares the models, and the epoch kept is the one of the
+#: lowest training loss (``train.loop``).
+NOTHING_HELD_OUT = (
+    "no block was held out (Validation fraction 0, or no block with enough valid pixels): nothing scores the "
+    "fine-tuned model against the base model, and the epoch kept is the one with the lowest training loss"
+)
+
+
 def comparison(base: float, tuned: float, score: str) -> tuple[str, str | None]:
     """The base and fine-tuned models' scores on the held-out blocks side by side, and a warning when
     fine-tuning lowered the score (the base model is then the better choice on this area)."""
@@ -253,10 +261,13 @@ class FinetuneAlgorithm(ChoicesByLabel):
             )
         before = result.base_metrics.get("val_miou", math.nan)
         after = result.best_metrics.get("val_miou", math.nan)
-        line, warning = comparison(before, after, score)
-        feedback.pushInfo(line)
-        if warning:
-            feedback.pushWarning(warning)
+        if result.validation_blocks:
+            line, warning = comparison(before, after, score)
+            feedback.pushInfo(line)
+            if warning:
+                feedback.pushWarning(warning)
+        else:
+            feedback.pushWarning(NOTHING_HELD_OUT)
         if result.canceled:
             # a warning, not an error: the run ends well with a usable model (qgis_process printed "ERROR")
             feedback.pushWarning(f"Cancelled: kept the best epoch so far ({result.best_epoch}) in {output}")

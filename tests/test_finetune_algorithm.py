@@ -60,6 +60,16 @@ def test_label_free_run_logs_epochs_and_before_after(qgis_app, india, models, tm
     assert read_metadata(tmp_path / "tuned.pt").training["fine_tuning"][-1]["labels"] is None
 
 
+def test_nothing_held_out_says_so_instead_of_scoring_nan(qgis_app, india, models, tmp_path):
+    """VALIDATION_FRACTION 0: the log said "on the held-out blocks: base model nan, fine-tuned nan"."""
+    from hfd_qgis.finetune_algorithm import NOTHING_HELD_OUT
+
+    parameters = _parameters(india, models, tmp_path / "tuned.pt", EPOCHS=1, VALIDATION_FRACTION=0)
+    results, log = _run(parameters)
+    assert results["OUTPUT_MODEL"] == str(tmp_path / "tuned.pt")
+    assert NOTHING_HELD_OUT in log and not any("held-out blocks: base model" in line for line in log)
+
+
 def test_comparison_warns_when_fine_tuning_lowers_the_score(qgis_app):
     from hfd_qgis.finetune_algorithm import comparison
 
