@@ -213,6 +213,26 @@ def test_sar_fill_value_without_nodata_value_is_nodata(india, models, tmp_path):
     assert np.isnan(train[0].sar[:, :, :4]).all() and np.nanmin(train[0].sar) > -100
 
 
+def test_eo_fill_value_without_nodata_value_is_nodata(india, models, tmp_path):
+    """A Sentinel-2 export whose border holds -9999 without a declared nodata value: read as reflectance, it
+    went to the teacher and became validation targets without a word; now it is nodata (outside the overlap),
+    bilinear blending leaves no trace of it, and the warning says so."""
+    from hfd_core.train.finetune import prepare_scenes
+
+    with rasterio.open(india["S2Hand"]) as src:
+        profile, eo = {**src.profile, "nodata": None, "dtype": "float32"}, src.read().astype(np.float32)
+    eo[:, :, :16] = -9999.0
+    with rasterio.open(tmp_path / "eo.tif", "w", **profile) as dst:
+        dst.write(eo)
+    student, teacher = read_metadata(models["student"]), read_metadata(models["teacher"])
+    said: list[str] = []
+    train, _, _ = prepare_scenes(
+        india["S1Hand"], tmp_path / "eo.tif", student, teacher, tile_size=128, warn=said.append
+    )
+    assert any("of the EO raster (on the SAR grid) holds values below -1000" in line for line in said), said
+    assert np.nanmin(train[0].eo) >= 0 and train[0].eo.shape[2] == eo.shape[2] - 16
+
+
 def test_eo_that_does_not_overlap_is_refused(india, models, tmp_path):
     with rasterio.open(india["S2Hand"]) as src:
         moved = src.transform * Affine.translation(0, 0)

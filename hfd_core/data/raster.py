@@ -48,17 +48,22 @@ def map_labels(values: np.ndarray, mapping: dict[int, int] | None, nodata: float
 
 
 def warp_to_grid(
-    path: str | Path, grid: DatasetReader, bands: list[int], resampling: str = "bilinear"
+    path: str | Path,
+    grid: DatasetReader,
+    bands: list[int],
+    resampling: str = "bilinear",
+    src_nodata: float | None = None,
 ) -> np.ndarray:
     """Bands (1-based) of ``path`` reprojected onto the grid of the open dataset ``grid``: (C, H, W) float32,
-    NaN where the source has no data (outside its footprint or its nodata)."""
+    NaN where the source has no data (outside its footprint or its nodata: the file's, or ``src_nodata``
+    when given)."""
     out = np.full((len(bands), grid.height, grid.width), np.nan, np.float32)
     with rasterio.open(path) as src:
         for index, band in enumerate(bands):
             reproject(
                 rasterio.band(src, band),
                 out[index],
-                src_nodata=src.nodata,
+                src_nodata=src.nodata if src_nodata is None else src_nodata,
                 dst_transform=grid.transform,
                 dst_crs=grid.crs,
                 dst_nodata=np.nan,
