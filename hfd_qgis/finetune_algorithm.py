@@ -75,7 +75,8 @@ def epoch_line(epoch: int, values: dict, score: str) -> str:
 #: Logged when no block was held out: no score compares the models, and the epoch kept is the one of the
 #: lowest training loss (``train.loop``).
 NOTHING_HELD_OUT = (
-    "no block was held out (Validation fraction 0, or no block with enough valid pixels): nothing scores the "
+    "no block was held out (Validation fraction 0, or no block with enough valid pixels or any target): "
+    "nothing scores the "
     "fine-tuned model against the base model, and the epoch kept is the one with the lowest training loss"
 )
 

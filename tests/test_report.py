@@ -177,7 +177,10 @@ def test_binary_water_against_the_rest_with_a_mapping(tmp_path):
     assert report.class_names == ["water", "not water"]
     assert report.matrix.tolist() == [[5, 1], [0, 6]]
     assert report.iou[0] == pytest.approx(5 / 6) and not report.warnings
-    assert report.comparison == "water against the rest (reference 1 as water; every other value as the rest)"
+    assert (
+        report.comparison
+        == "water against the rest (reference 1 as water; every other valid value as the rest)"
+    )
     write_csv(report, tmp_path / "water.csv")  # by the map's ids: water was row 0 of the comparison
     rows = list(csv.DictReader(open(tmp_path / "water.csv")))
     assert [(r["class_id"], r["class_name"]) for r in rows] == [("0", "water"), ("", "not water")]
@@ -212,6 +215,10 @@ def test_one_class_with_an_undeclared_ignore_value(tmp_path):
     assert water_only.pixels == 16
     (warning,) = water_only.warnings
     assert "not water is every other reference value: 0 (33%), 255 (67%)" in warning
+    reference[reference == 0] = 255  # water and the undeclared 255 alone: still named
+    predicted, label = _water_label(tmp_path, reference, prediction)
+    (warning,) = compare_rasters(predicted, label, names, parse_class_mapping("1: water", names), 1).warnings
+    assert "not water is every other reference value: 255 (100%)" in warning
 
 
 def test_a_reference_of_water_alone_says_its_iou_is_recall(tmp_path):

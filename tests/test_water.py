@@ -286,6 +286,10 @@ def test_an_undeclared_fill_value_is_nodata_not_backscatter(demo_sample, tmp_pat
     assert (maps[-9999.0][:, :2] == IGNORE_INDEX).all()
     assert np.array_equal(maps[-9999.0], maps[np.nan])
     assert impossible_values_note(2 / sar.shape[2]) in result.warnings
+    with rasterio.open(path, "r+") as declared:  # declared, it is the file's nodata: nothing to report
+        declared.nodata = -9999.0
+    result = segment_raster(path, tmp_path / "declared.tif", bundled_model_path("water_student"))
+    assert not any("no SAR backscatter takes" in warning for warning in result.warnings)
 
 
 def test_bundled_water_model_from_the_algorithm_and_the_cli(processing_provider, demo_sample, tmp_path):

@@ -218,8 +218,8 @@ def mask_zero_fill(values: np.ndarray) -> float:
 
 
 def mask_impossible_values(values: np.ndarray) -> float:
-    """Set to NaN, in place, the pixels of raw SAR ``values`` (C, H, W) with a band below ``FILL_BELOW``, and
-    return their share (0 when there is none)."""
+    """Set to NaN, in place, the pixels of raw SAR ``values`` (C, H, W, float) with a band below
+    ``FILL_BELOW``, and return their share (0 when there is none)."""
     with np.errstate(invalid="ignore"):
         impossible = (values < FILL_BELOW).any(axis=0)
     if not impossible.any():

@@ -221,8 +221,8 @@ class _Input:
         src = self.src
         factor = max(1, math.ceil(max(src.height, src.width) / SAMPLE_SIDE))
         shape = (len(self.bands), max(1, src.height // factor), max(1, src.width // factor))
-        sample = self._read(out_shape=shape)
-        if self.is_sar:
+        sample = self._without_declared_nodata(self._read(out_shape=shape))
+        if self.is_sar:  # after the declared nodata: a fill the file declares is not reported
             self.impossible_fill = mask_impossible_values(sample)
         return self._mask(sample)
 
@@ -235,11 +235,15 @@ class _Input:
                 f"{self.path} cannot be read: the file is damaged or truncated ({error})"
             ) from None
 
-    def _mask(self, array: np.ndarray) -> np.ndarray:
-        if self.is_sar:
-            mask_impossible_values(array)
+    def _without_declared_nodata(self, array: np.ndarray) -> np.ndarray:
         if self.nodata is not None and not np.isnan(self.nodata):
             array[array == self.nodata] = np.nan
+        return array
+
+    def _mask(self, array: np.ndarray) -> np.ndarray:
+        self._without_declared_nodata(array)
+        if self.is_sar:
+            mask_impossible_values(array)
         if self.zero_fill:
             array[:, (array == 0).all(axis=0)] = np.nan
         array[:, ~np.isfinite(array).all(axis=0)] = np.nan

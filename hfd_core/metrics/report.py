@@ -244,8 +244,9 @@ def _binary(
     """Prediction and reference as 0 (the ``positive`` class) / 1 (the rest), nodata kept out, warnings, and
     the comparison in words (which reference values are the class and which the rest).
     The rest is the reference values the mapping gives other classes, unlisted ones not counted, as without
-    a class compared; where it gives none, every other value, named in a warning when there are several (an
-    ignore value the file does not declare, such as 255, then counts as the rest)."""
+    a class compared; where it gives none, every other valid value, named in a warning when there are several
+    or one is 255 or more (an ignore value the file does not declare, such as 255, then counts as the
+    rest)."""
     values = [v for v, c in mapping.items() if c == positive] if mapping else [positive]
     if not values:
         raise InputError("the class mapping gives no reference value for the class compared against the rest")
@@ -260,10 +261,10 @@ def _binary(
     counted = (binary_reference >= 0) & (binary_prediction != IGNORE_INDEX)
     rest, counts = np.unique(reference[counted & (binary_reference == 1)], return_counts=True)
     warnings = []
-    if len(rest) > 1 and not listed_rest:
+    if not listed_rest and (len(rest) > 1 or (rest >= IGNORE_INDEX).any()):
         shares = ", ".join(
             f"{v} ({c / counts.sum():.0%})" for v, c in zip(rest[:10], counts[:10], strict=True)
-        )
+        ) + (", ..." if len(rest) > 10 else "")
         warnings.append(
             f"not {name} is every other reference value: {shares}. If one of them marks unlabelled pixels "
             "(such as 255), declare it as the reference's nodata value, or give the class mapping the values "
@@ -276,7 +277,7 @@ def _binary(
             f"mapped outside its {name} is not measured and the IoU is the share of its {name} found (the "
             "recall). Label the rest too (e.g. polygons of the other ground, or a raster with 0 there)"
         )
-    rest_values = ", ".join(map(str, listed_rest)) if listed_rest else "every other value"
+    rest_values = ", ".join(map(str, listed_rest)) if listed_rest else "every other valid value"
     comparison = (
         f"{name} against the rest (reference {', '.join(map(str, values))} as {name}; {rest_values} as "
         "the rest)"
