@@ -229,7 +229,7 @@ def test_eo_fill_value_without_nodata_value_is_nodata(india, models, tmp_path):
     train, _, _ = prepare_scenes(
         india["S1Hand"], tmp_path / "eo.tif", student, teacher, tile_size=128, warn=said.append
     )
-    assert any("of the EO raster (on the SAR grid) holds values below -1000" in line for line in said), said
+    assert any("of the EO raster over the SAR raster holds values below -1000" in line for line in said), said
     assert np.nanmin(train[0].eo) >= 0 and train[0].eo.shape[2] == eo.shape[2] - 16
 
 

@@ -3,13 +3,16 @@ polygons onto a grid."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.errors import WindowError
 from rasterio.features import rasterize
 from rasterio.io import DatasetReader
-from rasterio.warp import Resampling, reproject
+from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
 
 from hfd_core import IGNORE_INDEX
 from hfd_core.errors import InputError
@@ -48,28 +51,62 @@ def map_labels(values: np.ndarray, mapping: dict[int, int] | None, nodata: float
 
 
 def warp_to_grid(
-    path: str | Path,
-    grid: DatasetReader,
-    bands: list[int],
-    resampling: str = "bilinear",
-    src_nodata: float | None = None,
+    path: str | Path, grid: DatasetReader, bands: list[int], resampling: str = "bilinear"
 ) -> np.ndarray:
     """Bands (1-based) of ``path`` reprojected onto the grid of the open dataset ``grid``: (C, H, W) float32,
-    NaN where the source has no data (outside its footprint or its nodata: the file's, or ``src_nodata``
-    when given)."""
+    NaN where the source has no data (outside its footprint or its nodata)."""
     out = np.full((len(bands), grid.height, grid.width), np.nan, np.float32)
     with rasterio.open(path) as src:
         for index, band in enumerate(bands):
             reproject(
                 rasterio.band(src, band),
                 out[index],
-                src_nodata=src.nodata if src_nodata is None else src_nodata,
+                src_nodata=src.nodata,
                 dst_transform=grid.transform,
                 dst_crs=grid.crs,
                 dst_nodata=np.nan,
                 resampling=getattr(Resampling, resampling),
             )
     return out
+
+
+def warp_to_grid_below(
+    path: str | Path, grid: DatasetReader, bands: list[int], below: float, resampling: str = "bilinear"
+) -> tuple[np.ndarray, float]:
+    """``warp_to_grid``, with source pixels that hold a value below ``below`` in any band (a fill the file
+    does not declare, such as -9999) nodata too, left out before resampling so no blend of them remains;
+    and their share of the source window read (the grid's extent, with a margin for the resampling kernel).
+    """
+    out = np.full((len(bands), grid.height, grid.width), np.nan, np.float32)
+    with rasterio.open(path) as src:
+        bounds = transform_bounds(grid.crs, src.crs, *grid.bounds)
+        exact = from_bounds(*bounds, transform=src.transform)  # fractional; 2 pixels of margin around it
+        col, row = math.floor(exact.col_off) - 2, math.floor(exact.row_off) - 2
+        width = math.ceil(exact.col_off + exact.width) + 2 - col
+        height = math.ceil(exact.row_off + exact.height) + 2 - row
+        try:
+            window = Window(col, row, width, height).intersection(Window(0, 0, src.width, src.height))
+        except WindowError:  # no overlap: all NaN, as warp_to_grid gives
+            return out, 0.0
+        data = src.read(bands, window=window).astype(np.float32)
+        if src.nodata is not None and not np.isnan(src.nodata):
+            data[data == src.nodata] = np.nan
+        with np.errstate(invalid="ignore"):
+            fill = (data < below).any(axis=0)
+        data[:, fill] = np.nan
+        for index in range(len(bands)):
+            reproject(
+                data[index],
+                out[index],
+                src_transform=src.window_transform(window),
+                src_crs=src.crs,
+                src_nodata=np.nan,
+                dst_transform=grid.transform,
+                dst_crs=grid.crs,
+                dst_nodata=np.nan,
+                resampling=getattr(Resampling, resampling),
+            )
+    return out, float(fill.mean())
 
 
 def same_grid(a: DatasetReader, b: DatasetReader) -> bool:

@@ -43,7 +43,7 @@ from scipy.optimize import linear_sum_assignment
 from hfd_core import IGNORE_INDEX
 from hfd_core.data import Scene
 from hfd_core.data.bands import band_indices, find_bands
-from hfd_core.data.raster import read_float, warp_to_grid
+from hfd_core.data.raster import read_float, warp_to_grid, warp_to_grid_below
 from hfd_core.data.sar import check_polarisation_order, mask_fills, sar_scale, to_db
 from hfd_core.data.scene_context import SCENE_KIND
 from hfd_core.data.spectral_labels import LAND_COVER_CLASSES, RULE_BANDS, product_level, rule_labels
@@ -197,26 +197,17 @@ def prepare_scenes(
 def _warp_eo(
     eo_path: str | Path, grid: rasterio.DatasetReader, bands: list[int], warn: Callable[[str], None]
 ) -> np.ndarray:
-    """The EO bands on the SAR grid (bilinear). A value below ``EO_FILL_BELOW`` that the file does not declare
-    as nodata (-9999 ...) is nodata too: found on a nearest-neighbour warp (bilinear blends it into its
-    neighbours), then left out of the bilinear one, and named to ``warn``. Taken for reflectance, it was given
-    to the teacher, and its pixels became validation targets (India_900498 with a -9999 border: held-out
-    scores 0.218 -> 0.248 instead of 0.270 -> 0.442), without a word."""
-    eo = warp_to_grid(eo_path, grid, bands=bands, resampling="bilinear")
-    low = (eo < EO_FILL_BELOW).any(axis=0)
-    if not low.any():
-        return eo
-    nearest = warp_to_grid(eo_path, grid, bands=bands, resampling="nearest")
-    values, counts = np.unique(nearest[nearest < EO_FILL_BELOW], return_counts=True)
-    if values.size:
-        fill = float(values[counts.argmax()])
-        eo = warp_to_grid(eo_path, grid, bands=bands, resampling="bilinear", src_nodata=fill)
-    eo[:, (eo < EO_FILL_BELOW).any(axis=0)] = np.nan
-    warn(
-        f"{low.mean():.1%} of the EO raster (on the SAR grid) holds values below {EO_FILL_BELOW:g}, which "
-        "no reflectance x 10000 takes (nodata the file does not declare, such as -9999): read as nodata; set "
-        "the raster's nodata value if that is wrong"
-    )
+    """The EO bands on the SAR grid (bilinear); a value below ``EO_FILL_BELOW`` that the file does not declare
+    as nodata (-9999 ...) is nodata too, named to ``warn``. Taken for reflectance, it was given to the
+    teacher, and its pixels became validation targets (India_900498 with a -9999 border: held-out scores
+    0.218 -> 0.248 instead of 0.270 -> 0.442), without a word."""
+    eo, fill = warp_to_grid_below(eo_path, grid, bands, EO_FILL_BELOW)
+    if fill:
+        warn(
+            f"{fill:.1%} of the EO raster over the SAR raster holds values below {EO_FILL_BELOW:g}, which "
+            "no reflectance x 10000 takes (nodata the file does not declare, such as -9999): read as nodata; "
+            "set the raster's nodata value if that is wrong"
+        )
     return eo
 
 
