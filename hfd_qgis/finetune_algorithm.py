@@ -76,8 +76,8 @@ def epoch_line(epoch: int, values: dict, score: str) -> str:
 #: lowest training loss (``train.loop``).
 NOTHING_HELD_OUT = (
     "no block was held out (Validation fraction 0, or no block with enough valid pixels or any target): "
-    "nothing scores the "
-    "fine-tuned model against the base model, and the epoch kept is the one with the lowest training loss"
+    "nothing scores the fine-tuned model against the base model, and the epoch kept is the one with the "
+    "lowest training loss"
 )
 
 

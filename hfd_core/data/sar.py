@@ -240,8 +240,12 @@ def impossible_values_note(share: float) -> str:
 def mask_fills(values: np.ndarray) -> list[str]:
     """``mask_impossible_values``, then ``mask_zero_fill``, on SAR ``values`` (C, H, W) read whole
     (fine-tuning; the tiled reader measures them on a sample and masks every window); the log lines for what
-    they masked."""
-    impossible, zero = mask_impossible_values(values), mask_zero_fill(values)
+    they masked (``fill_notes``)."""
+    return fill_notes(mask_impossible_values(values), mask_zero_fill(values))
+
+
+def fill_notes(impossible: float, zero: float) -> list[str]:
+    """The log lines for the shares read as nodata by ``mask_impossible_values`` and ``mask_zero_fill``."""
     notes = (impossible, impossible_values_note), (zero, zero_fill_note)
     return [note(share) for share, note in notes if share]
 

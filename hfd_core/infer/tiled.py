@@ -49,12 +49,11 @@ from hfd_core import IGNORE_INDEX
 from hfd_core.data.bands import find_bands
 from hfd_core.data.sar import (
     check_polarisation_order,
-    impossible_values_note,
+    fill_notes,
     mask_impossible_values,
     mask_zero_fill,
     sar_scale,
     to_db,
-    zero_fill_note,
 )
 from hfd_core.data.scene_context import SCENE_KIND, WATER_VH_LIMIT_DB, SceneContext, water_features
 from hfd_core.data.speckle import SPECKLE_HALO
@@ -445,10 +444,7 @@ def segment_raster(
     warnings: list[str] = []
     with rasterio.Env(GDAL_CACHEMAX=block_cache_bytes(input_path)):
         source = _Input(input_path, metadata, bands, input_scale)
-        if source.impossible_fill:
-            warnings.append(impossible_values_note(source.impossible_fill))
-        if source.zero_fill:
-            warnings.append(zero_fill_note(source.zero_fill))
+        warnings += fill_notes(source.impossible_fill, source.zero_fill)
         pixels = source.src.width * source.src.height
         try:
             source.gather_context(is_canceled)
